@@ -1,0 +1,219 @@
+//! WXBizMsgCrypt: signatures, the AES frame, and the envelopes, with key rotation.
+//!
+//! [`MsgCrypt`] is what the gateway holds per app: the token, the current EncodingAESKey (and
+//! optionally the previous one, during a rotation) and the receive id to expect.
+
+mod envelope;
+mod frame;
+mod key;
+mod signature;
+
+pub use envelope::{EncryptedEnvelope, render_reply_envelope};
+pub use frame::{DecryptedFrame, MAX_MESSAGE_LEN, PAD_BLOCK};
+pub use key::{ENCODING_AES_KEY_LEN, EncodingAesKey};
+pub use signature::{HexSignature, Signature, Token};
+
+use crate::error::ProtocolError;
+
+/// Which configured key decrypted a request; the reply must use the same one, because the
+/// platform side may not have switched yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeySlot {
+    /// The current key.
+    Current,
+    /// The previous key, accepted during a rotation.
+    Previous,
+}
+
+/// The result of opening a callback or an echostr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The decrypted frame, its receive id already checked.
+    pub frame: DecryptedFrame,
+    /// The key that worked.
+    pub key: KeySlot,
+}
+
+/// Crypto settings of one app: token, keys and receive id.
+#[derive(Debug, Clone)]
+pub struct MsgCrypt {
+    token: Token,
+    current: EncodingAesKey,
+    previous: Option<EncodingAesKey>,
+    receive_id: String,
+}
+
+/// Characters a generated nonce is drawn from; digits and letters survive every layer
+/// (query strings, XML, the official SDKs' own parsers).
+const NONCE_ALPHABET: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+/// Generated nonce length; the official SDKs use 10 to 16.
+pub const NONCE_LEN: usize = 16;
+
+/// A fresh random nonce for a reply.
+pub fn fresh_nonce() -> [u8; NONCE_LEN] {
+    let mut raw = [0u8; NONCE_LEN];
+    rand::fill(&mut raw);
+    // 256 % 62 leaves a small bias; a nonce needs uniqueness, not uniformity.
+    raw.map(|b| NONCE_ALPHABET[usize::from(b) % NONCE_ALPHABET.len()])
+}
+
+impl MsgCrypt {
+    /// Builds the settings from the console values.
+    ///
+    /// # Errors
+    /// -40003 for an unusable token, -40004 for an illegal EncodingAESKey.
+    pub fn new(
+        token: &str,
+        encoding_aes_key: &str,
+        receive_id: &str,
+    ) -> Result<Self, ProtocolError> {
+        Ok(Self {
+            token: Token::new(token)?,
+            current: EncodingAesKey::parse(encoding_aes_key)?,
+            previous: None,
+            receive_id: receive_id.to_owned(),
+        })
+    }
+
+    /// Also accepts `previous` during a key rotation; the current key is always tried first.
+    ///
+    /// # Errors
+    /// -40004 for an illegal EncodingAESKey.
+    pub fn with_previous_key(mut self, previous: &str) -> Result<Self, ProtocolError> {
+        self.previous = Some(EncodingAesKey::parse(previous)?);
+        Ok(self)
+    }
+
+    /// The token.
+    pub fn token(&self) -> &Token {
+        &self.token
+    }
+
+    /// The expected receive id.
+    pub fn receive_id(&self) -> &str {
+        &self.receive_id
+    }
+
+    /// The key in a slot; the current key when there is no previous one.
+    pub fn key(&self, slot: KeySlot) -> &EncodingAesKey {
+        match (slot, &self.previous) {
+            (KeySlot::Previous, Some(previous)) => previous,
+            _ => &self.current,
+        }
+    }
+
+    /// Checks `msg_signature` over `encrypt`, then decrypts it and checks the receive id,
+    /// trying the previous key when the current one does not fit.
+    ///
+    /// # Errors
+    /// -40001/-40003 for the signature (checked first, so junk costs no decryption), then
+    /// the decryption errors of the current key if no key fits.
+    pub fn open(
+        &self,
+        msg_signature: &str,
+        timestamp: &str,
+        nonce: &str,
+        encrypt: &str,
+    ) -> Result<Opened, ProtocolError> {
+        self.token
+            .verify_encrypted(msg_signature, timestamp, nonce, encrypt)?;
+        self.decrypt(encrypt)
+    }
+
+    /// Parses an encrypted callback body and opens it: see [`open`](Self::open).
+    ///
+    /// # Errors
+    /// -40002 for a malformed envelope, otherwise as [`open`](Self::open).
+    pub fn open_envelope(
+        &self,
+        msg_signature: &str,
+        timestamp: &str,
+        nonce: &str,
+        body: &str,
+    ) -> Result<Opened, ProtocolError> {
+        let envelope = EncryptedEnvelope::parse(body)?;
+        self.open(msg_signature, timestamp, nonce, &envelope.encrypt)
+    }
+
+    /// Decrypts without a signature check (callers must have checked it) and checks the
+    /// receive id.
+    ///
+    /// # Errors
+    /// As [`EncodingAesKey::decrypt`], or -40005 for another receive id.
+    pub fn decrypt(&self, encrypt: &str) -> Result<Opened, ProtocolError> {
+        let first = self.decrypt_with(&self.current, encrypt);
+        match (&first, &self.previous) {
+            (Err(e), Some(previous)) if e.is_wrong_key_symptom() => {
+                match self.decrypt_with(previous, encrypt) {
+                    Ok(frame) => Ok(Opened {
+                        frame,
+                        key: KeySlot::Previous,
+                    }),
+                    // Report what the current key said: that is the configuration to fix.
+                    Err(_) => first.map(|frame| Opened {
+                        frame,
+                        key: KeySlot::Current,
+                    }),
+                }
+            }
+            _ => first.map(|frame| Opened {
+                frame,
+                key: KeySlot::Current,
+            }),
+        }
+    }
+
+    fn decrypt_with(
+        &self,
+        key: &EncodingAesKey,
+        encrypt: &str,
+    ) -> Result<DecryptedFrame, ProtocolError> {
+        let frame = key.decrypt(encrypt)?;
+        frame.check_receive_id(&self.receive_id)?;
+        Ok(frame)
+    }
+
+    /// Encrypts a reply with the key in `slot`, signs it, and renders the reply envelope.
+    ///
+    /// # Errors
+    /// -40006 for a reply over [`MAX_MESSAGE_LEN`].
+    pub fn seal(
+        &self,
+        reply_xml: &str,
+        slot: KeySlot,
+        timestamp: u64,
+    ) -> Result<String, ProtocolError> {
+        let nonce = fresh_nonce();
+        // The alphabet is ASCII.
+        let nonce = std::str::from_utf8(&nonce).unwrap_or("0");
+        self.seal_with(reply_xml, slot, timestamp, nonce)
+    }
+
+    /// As [`seal`](Self::seal) with a given nonce.
+    ///
+    /// # Errors
+    /// -40006 for a reply over [`MAX_MESSAGE_LEN`], -40003 for an unsignable nonce.
+    pub fn seal_with(
+        &self,
+        reply_xml: &str,
+        slot: KeySlot,
+        timestamp: u64,
+        nonce: &str,
+    ) -> Result<String, ProtocolError> {
+        let encrypt = self
+            .key(slot)
+            .encrypt(reply_xml.as_bytes(), &self.receive_id)?;
+        let signature = self
+            .token
+            .sign_encrypted(&timestamp.to_string(), nonce, &encrypt)?;
+        let mut out = String::new();
+        render_reply_envelope(
+            &mut out,
+            &encrypt,
+            signature.to_hex().as_str(),
+            timestamp,
+            nonce,
+        );
+        Ok(out)
+    }
+}

@@ -1,0 +1,473 @@
+//! Flattens a callback document into `(path, value)` fields.
+//!
+//! `<xml><A>1</A><G><B>2</B><B>3</B></G></xml>` becomes `A=1, G.B=2, G.B=3`: the root
+//! name is dropped, nested names are joined with dots, repeats are kept in order. Values
+//! borrow from the input unless entities or several CDATA sections force a copy.
+
+use std::borrow::Cow;
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+use crate::error::ProtocolError;
+
+/// Largest document accepted, envelope or body; real callbacks are a few KiB.
+pub const MAX_XML_LEN: usize = 1 << 20;
+/// Deepest nesting accepted below the root; the deepest real payload uses 4.
+pub const MAX_DEPTH: usize = 16;
+/// Most fields accepted in one document.
+pub const MAX_FIELDS: usize = 4096;
+
+/// One leaf element: its dotted path below the root and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field<'a> {
+    /// Element names from below the root, joined with `.`.
+    pub name: Cow<'a, str>,
+    /// The text, entities resolved, CDATA unwrapped.
+    pub value: Cow<'a, str>,
+}
+
+/// The leaf fields of one document, in document order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields<'a> {
+    fields: Vec<Field<'a>>,
+    root: Cow<'a, str>,
+}
+
+/// Text collected for the element being read.
+#[derive(Default)]
+struct Pending<'a> {
+    value: Option<Cow<'a, str>>,
+    /// A CDATA section was seen: whitespace text around it is layout, not content.
+    saw_cdata: bool,
+    /// Only whitespace text has been collected so far.
+    only_space: bool,
+}
+
+impl<'a> Pending<'a> {
+    fn push(&mut self, piece: Cow<'a, str>) {
+        match &mut self.value {
+            None => self.value = Some(piece),
+            Some(v) => v.to_mut().push_str(&piece),
+        }
+    }
+
+    fn push_text(&mut self, piece: Cow<'a, str>) {
+        let space = piece.bytes().all(|b| b.is_ascii_whitespace());
+        if space && self.saw_cdata {
+            return;
+        }
+        if self.value.is_none() {
+            self.only_space = space;
+        } else {
+            self.only_space &= space;
+        }
+        self.push(piece);
+    }
+
+    fn push_cdata(&mut self, piece: Cow<'a, str>) {
+        if !self.saw_cdata && self.only_space {
+            self.value = None;
+        }
+        self.saw_cdata = true;
+        self.only_space = false;
+        self.push(piece);
+    }
+
+    fn take(&mut self) -> Cow<'a, str> {
+        let value = self.value.take().unwrap_or(Cow::Borrowed(""));
+        *self = Pending::default();
+        value
+    }
+}
+
+impl<'a> Fields<'a> {
+    /// Parses a document.
+    ///
+    /// # Errors
+    /// -40002 for malformed XML, a DOCTYPE, unknown entities, more than one root, input over
+    /// [`MAX_XML_LEN`], nesting over [`MAX_DEPTH`] or more than [`MAX_FIELDS`] fields.
+    pub fn parse(xml: &'a str) -> Result<Self, ProtocolError> {
+        if xml.len() > MAX_XML_LEN {
+            return Err(ProtocolError::XmlTooLarge {
+                len: xml.len(),
+                max: MAX_XML_LEN,
+            });
+        }
+        let mut reader = Reader::from_str(xml);
+        reader.config_mut().check_end_names = true;
+
+        let mut out = Fields {
+            fields: Vec::with_capacity(16),
+            root: Cow::Borrowed(""),
+        };
+        // Names of the open elements below the root, and whether each has child elements.
+        let mut path: Vec<(Cow<'a, str>, bool)> = Vec::with_capacity(4);
+        let mut in_root = false;
+        let mut root_done = false;
+        let mut pending = Pending::default();
+
+        loop {
+            let event = reader
+                .read_event()
+                .map_err(|e| ProtocolError::Xml(e.to_string()))?;
+            match event {
+                Event::Start(start) => {
+                    let name = reborrow(xml, start.name().into_inner());
+                    if root_done {
+                        return Err(ProtocolError::Xml("more than one root element".into()));
+                    }
+                    if !in_root {
+                        in_root = true;
+                        out.root = name;
+                        continue;
+                    }
+                    if path.len() >= MAX_DEPTH {
+                        return Err(ProtocolError::Xml(format!(
+                            "elements nest deeper than {MAX_DEPTH} levels"
+                        )));
+                    }
+                    if let Some(parent) = path.last_mut() {
+                        parent.1 = true;
+                    }
+                    pending = Pending::default();
+                    path.push((name, false));
+                }
+                Event::Empty(start) => {
+                    let name = reborrow(xml, start.name().into_inner());
+                    if root_done {
+                        return Err(ProtocolError::Xml("more than one root element".into()));
+                    }
+                    if !in_root {
+                        out.root = name;
+                        root_done = true;
+                        continue;
+                    }
+                    if let Some(parent) = path.last_mut() {
+                        parent.1 = true;
+                    }
+                    pending = Pending::default();
+                    out.push(joined(&path, name), Cow::Borrowed(""))?;
+                }
+                Event::End(_) => match path.pop() {
+                    Some((name, has_children)) => {
+                        let value = pending.take();
+                        if !has_children {
+                            out.push(joined(&path, name), value)?;
+                        }
+                    }
+                    None => {
+                        in_root = false;
+                        root_done = true;
+                    }
+                },
+                Event::Text(text) => {
+                    if !path.is_empty() {
+                        pending.push_text(text.xml10_content());
+                    } else if !text.xml10_content().trim_ascii().is_empty() {
+                        return Err(ProtocolError::Xml("text outside any field".into()));
+                    }
+                }
+                Event::CData(cdata) => {
+                    if path.is_empty() {
+                        return Err(ProtocolError::Xml("CDATA outside any field".into()));
+                    }
+                    pending.push_cdata(cdata.into_inner());
+                }
+                Event::GeneralRef(reference) => {
+                    if path.is_empty() {
+                        return Err(ProtocolError::Xml(
+                            "entity reference outside any field".into(),
+                        ));
+                    }
+                    let resolved = resolve_reference(&reference)?;
+                    pending.only_space = false;
+                    pending.push(Cow::Owned(resolved));
+                }
+                Event::DocType(_) => return Err(ProtocolError::XmlDoctype),
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+                Event::Eof => break,
+            }
+        }
+        if !root_done {
+            return Err(ProtocolError::Xml(if in_root {
+                "the document ends inside an element".into()
+            } else {
+                "no root element".into()
+            }));
+        }
+        Ok(out)
+    }
+
+    fn push(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) -> Result<(), ProtocolError> {
+        if self.fields.len() >= MAX_FIELDS {
+            return Err(ProtocolError::Xml(format!("more than {MAX_FIELDS} fields")));
+        }
+        self.fields.push(Field { name, value });
+        Ok(())
+    }
+
+    /// The root element's name (`xml` on every platform today).
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// The first field with this path.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| &*f.value)
+    }
+
+    /// Removes and returns the first field with this path.
+    pub fn take(&mut self, name: &str) -> Option<Cow<'a, str>> {
+        let at = self.fields.iter().position(|f| f.name == name)?;
+        Some(self.fields.remove(at).value)
+    }
+
+    /// Removes and returns every field with this path, in order.
+    pub fn take_all(&mut self, name: &str) -> Vec<String> {
+        let mut taken = Vec::new();
+        self.fields.retain_mut(|f| {
+            if f.name == name {
+                taken.push(std::mem::take(&mut f.value).into_owned());
+                false
+            } else {
+                true
+            }
+        });
+        taken
+    }
+
+    /// All fields, in document order.
+    pub fn iter(&self) -> impl Iterator<Item = &Field<'a>> {
+        self.fields.iter()
+    }
+
+    /// How many fields there are.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Converts what is left into owned `(name, value)` pairs.
+    pub fn into_owned_pairs(self) -> Vec<(String, String)> {
+        self.fields
+            .into_iter()
+            .map(|f| (f.name.into_owned(), f.value.into_owned()))
+            .collect()
+    }
+}
+
+/// The reader hands out names borrowed from its event, not from the input, though they lie
+/// in the input; find them there so that field names cost no allocation. Safe slicing: if the
+/// name is not found where expected, it is copied instead.
+fn reborrow<'a>(input: &'a str, name: &str) -> Cow<'a, str> {
+    let offset = (name.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
+    match input.get(offset..offset.saturating_add(name.len())) {
+        Some(same) if same == name => Cow::Borrowed(same),
+        _ => Cow::Owned(name.to_owned()),
+    }
+}
+
+/// `Parent.Child` below the root; a field directly under the root keeps its bare name
+/// without allocating.
+fn joined<'a>(path: &[(Cow<'a, str>, bool)], name: Cow<'a, str>) -> Cow<'a, str> {
+    if path.is_empty() {
+        return name;
+    }
+    let mut full = String::new();
+    for (segment, _) in path {
+        full.push_str(segment);
+        full.push('.');
+    }
+    full.push_str(&name);
+    Cow::Owned(full)
+}
+
+/// Only the five predefined entities and character references exist without a DTD, and
+/// DTDs are refused, so anything else is an error rather than an expansion.
+fn resolve_reference(reference: &quick_xml::events::BytesRef<'_>) -> Result<String, ProtocolError> {
+    if reference.is_char_ref() {
+        return match reference.resolve_char_ref() {
+            Ok(Some(c)) => Ok(c.to_string()),
+            _ => Err(ProtocolError::Xml("invalid character reference".into())),
+        };
+    }
+    let name = reference.xml10_content();
+    quick_xml::escape::resolve_predefined_entity(&name)
+        .map(str::to_owned)
+        .ok_or_else(|| ProtocolError::Xml(format!("unknown entity &{};", truncate(&name, 32))))
+}
+
+fn truncate(s: &str, max_chars: usize) -> &str {
+    match s.char_indices().nth(max_chars) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(xml: &str) -> Vec<(String, String)> {
+        Fields::parse(xml).unwrap().into_owned_pairs()
+    }
+
+    fn p(n: &str, v: &str) -> (String, String) {
+        (n.to_owned(), v.to_owned())
+    }
+
+    #[test]
+    fn flat_document_with_and_without_cdata() {
+        let xml = "<xml><ToUserName><![CDATA[toUser]]></ToUserName>\n <CreateTime>1348831860</CreateTime><Empty/><E2></E2></xml>";
+        let f = Fields::parse(xml).unwrap();
+        assert_eq!(f.root(), "xml");
+        assert_eq!(
+            f.into_owned_pairs(),
+            vec![
+                p("ToUserName", "toUser"),
+                p("CreateTime", "1348831860"),
+                p("Empty", ""),
+                p("E2", "")
+            ]
+        );
+    }
+
+    #[test]
+    fn values_borrow_from_the_input() {
+        let xml = String::from("<xml><A><![CDATA[x]]></A><B>y</B></xml>");
+        let f = Fields::parse(&xml).unwrap();
+        assert!(
+            f.iter()
+                .all(|f| matches!(f.value, Cow::Borrowed(_)) && matches!(f.name, Cow::Borrowed(_)))
+        );
+    }
+
+    #[test]
+    fn nested_groups_flatten_to_dotted_paths() {
+        let xml = "<xml><Event>pic_weixin</Event><SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum>a</PicMd5Sum></item><item><PicMd5Sum>b</PicMd5Sum></item></PicList></SendPicsInfo></xml>";
+        assert_eq!(
+            pairs(xml),
+            vec![
+                p("Event", "pic_weixin"),
+                p("SendPicsInfo.Count", "2"),
+                p("SendPicsInfo.PicList.item.PicMd5Sum", "a"),
+                p("SendPicsInfo.PicList.item.PicMd5Sum", "b"),
+            ]
+        );
+    }
+
+    #[test]
+    fn entities_and_char_refs_resolve() {
+        assert_eq!(
+            pairs("<xml><C>a &lt;b&gt; &amp; &#20320;&#x597d;</C></xml>"),
+            vec![p("C", "a <b> & 你好")]
+        );
+    }
+
+    #[test]
+    fn cdata_keeps_markup_and_split_sections_rejoin() {
+        assert_eq!(
+            pairs("<xml><C><![CDATA[a ]]]]><![CDATA[> <b>]]></C></xml>"),
+            vec![p("C", "a ]]> <b>")]
+        );
+    }
+
+    #[test]
+    fn layout_whitespace_around_cdata_is_dropped_but_plain_text_kept() {
+        assert_eq!(
+            pairs("<xml><C>\n  <![CDATA[hi]]>\n</C></xml>"),
+            vec![p("C", "hi")]
+        );
+        assert_eq!(
+            pairs("<xml><C>  two spaces </C></xml>"),
+            vec![p("C", "  two spaces ")]
+        );
+    }
+
+    #[test]
+    fn crlf_in_text_is_normalised_like_any_xml_parser() {
+        assert_eq!(pairs("<xml><C>a\r\nb</C></xml>"), vec![p("C", "a\nb")]);
+    }
+
+    #[test]
+    fn control_characters_parse_without_crashing() {
+        let f = pairs("<xml><C><![CDATA[a\u{1}b\u{0}]]></C></xml>");
+        assert_eq!(f, vec![p("C", "a\u{1}b\u{0}")]);
+    }
+
+    #[test]
+    fn doctype_is_refused() {
+        let xml = "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e \"boom\">]><xml><C>&e;</C></xml>";
+        assert_eq!(Fields::parse(xml).unwrap_err(), ProtocolError::XmlDoctype);
+    }
+
+    #[test]
+    fn unknown_entity_is_refused() {
+        let err = Fields::parse("<xml><C>&e;</C></xml>").unwrap_err();
+        assert!(
+            matches!(err, ProtocolError::Xml(ref m) if m.contains("&e;")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_documents_are_40002() {
+        for bad in [
+            "",
+            "   ",
+            "not xml",
+            "<xml>",
+            "<xml><A>1</B></xml>",
+            "<xml><A>1</A></xml><xml/>",
+            "<xml/><xml/>",
+            "<xml><A><![CDATA[x</A></xml>",
+            "<xml></xml>trailing",
+            "<xml><A>&#0;</A></xml>",
+            "<xml><A>&#xD800;</A></xml>",
+        ] {
+            let err = Fields::parse(bad).unwrap_err();
+            assert_eq!(err.code().as_i32(), -40002, "{bad:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn size_depth_and_count_are_bounded() {
+        let big = format!("<xml><A>{}</A></xml>", "x".repeat(MAX_XML_LEN));
+        assert!(matches!(
+            Fields::parse(&big),
+            Err(ProtocolError::XmlTooLarge { .. })
+        ));
+        let deep = format!(
+            "<xml>{}{}</xml>",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
+        assert!(matches!(Fields::parse(&deep), Err(ProtocolError::Xml(m)) if m.contains("deeper")));
+        let ok_deep = format!(
+            "<xml>{}{}</xml>",
+            "<a>".repeat(MAX_DEPTH),
+            "</a>".repeat(MAX_DEPTH)
+        );
+        assert_eq!(Fields::parse(&ok_deep).unwrap().len(), 1);
+        let many = format!("<xml>{}</xml>", "<a/>".repeat(MAX_FIELDS + 1));
+        assert!(matches!(Fields::parse(&many), Err(ProtocolError::Xml(m)) if m.contains("fields")));
+    }
+
+    #[test]
+    fn take_and_take_all_remove_fields() {
+        let mut f = Fields::parse("<xml><A>1</A><B>2</B><A>3</A></xml>").unwrap();
+        assert_eq!(f.get("A"), Some("1"));
+        assert_eq!(f.take_all("A"), vec!["1", "3"]);
+        assert_eq!(f.take("B").as_deref(), Some("2"));
+        assert!(f.is_empty());
+        assert_eq!(f.take("B"), None);
+    }
+}
