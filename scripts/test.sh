@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The project's test command (the README's, and what CI runs): formatting, lints, the peer
+# implementations the cross-implementation test needs, then every test.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "== peers (@wecom/crypto, wechatpy) into .cache/peers"
+scripts/peers.sh all
+echo "== cargo test"
+cargo test --locked

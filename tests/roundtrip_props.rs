@@ -1,0 +1,134 @@
+//! Property tests: what is encrypted decrypts, what is signed verifies, what is written parses,
+//! and no input panics.
+
+use proptest::prelude::*;
+use wxgate::crypto::{EncodingAesKey, KeySlot, MsgCrypt, PAD_BLOCK};
+use wxgate::message::{Callback, Message};
+use wxgate::platform::Platform;
+use wxgate::reply::Reply;
+use wxgate::xml::Fields;
+
+/// Any 43 characters of the base64 alphabet: canonical or not, every one is a usable key.
+fn key_text() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9+/]{43}"
+}
+
+fn receive_id() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9_]{0,40}"
+}
+
+/// Text like users send: Chinese, emoji, XML-significant characters, CDATA terminators,
+/// control characters, up to well past 2 KB.
+fn user_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just("]]>".to_owned()),
+        "[a-z ]{0,64}",
+        "[\\u{4e00}-\\u{9fa5}]{1,700}",
+        "(\\PC|]]>|&|<|\u{1f600}|\u{0}|\u{1b}){0,200}",
+        any::<String>(),
+        "[a-zA-Z0-9\u{4e2d}\u{1f600}]{2000,2100}",
+    ]
+}
+
+/// CDATA cannot carry C0 controls (other than tab/LF/CR) or U+FFFE/U+FFFF: the writer drops them.
+/// XML parsers also turn CR and CRLF into LF.
+fn as_xml_carries_it(text: &str) -> String {
+    text.chars()
+        .filter(|&c| {
+            !((c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r'))
+                || c == '\u{FFFE}'
+                || c == '\u{FFFF}')
+        })
+        .collect::<String>()
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn encrypt_then_decrypt_returns_message_and_receive_id(
+        key in key_text(), rid in receive_id(), text in user_text()
+    ) {
+        let key = EncodingAesKey::parse(&key).unwrap();
+        let ct = key.encrypt(text.as_bytes(), &rid).unwrap();
+        let frame = key.decrypt(&ct).unwrap();
+        prop_assert_eq!(frame.message(), text.as_bytes());
+        prop_assert_eq!(frame.receive_id(), rid.as_bytes());
+        frame.check_receive_id(&rid).unwrap();
+    }
+
+    #[test]
+    fn frames_ending_exactly_on_a_32_byte_boundary_get_a_full_pad_block(
+        key in key_text(), rid in receive_id(), blocks in 1usize..70
+    ) {
+        let total = blocks * PAD_BLOCK;
+        prop_assume!(total >= 20 + rid.len());
+        let msg = "x".repeat(total - 20 - rid.len());
+        let key = EncodingAesKey::parse(&key).unwrap();
+        let ct = key.encrypt(msg.as_bytes(), &rid).unwrap();
+        // A full extra block of padding: 32 bytes more than the frame.
+        let raw_len = ct.len() / 4 * 3 - ct.bytes().rev().take_while(|&b| b == b'=').count();
+        prop_assert_eq!(raw_len, total + PAD_BLOCK);
+        let frame = key.decrypt(&ct).unwrap();
+        prop_assert_eq!(frame.message(), msg.as_bytes());
+    }
+
+    #[test]
+    fn signatures_verify_and_any_change_breaks_them(
+        token in "[A-Za-z0-9]{3,32}", ts in "[0-9]{1,12}", nonce in "[0-9a-zA-Z]{1,16}",
+        encrypt in "[A-Za-z0-9+/=]{1,300}", flip in any::<prop::sample::Index>()
+    ) {
+        let crypt = MsgCrypt::new(&token, "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "r").unwrap();
+        let sig = crypt.token().sign_encrypted(&ts, &nonce, &encrypt).unwrap().to_string();
+        crypt.token().verify_encrypted(&sig, &ts, &nonce, &encrypt).unwrap();
+        let mut tampered = encrypt.clone().into_bytes();
+        let i = flip.index(tampered.len());
+        tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        prop_assert!(crypt.token().verify_encrypted(&sig, &ts, &nonce, &tampered).is_err());
+    }
+
+    #[test]
+    fn a_text_reply_survives_the_whole_trip(
+        key in key_text(), rid in "[a-z0-9]{1,20}", text in user_text(), ts in 0u64..4_000_000_000
+    ) {
+        let crypt = MsgCrypt::new("Tok3n", &key, &rid).unwrap();
+        let inbound = Message::parse("<xml><ToUserName>me</ToUserName><FromUserName>you</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>q</Content><MsgId>1</MsgId></xml>").unwrap();
+        let xml = Reply::text(text.clone()).render(&inbound, Platform::Mp, ts).unwrap();
+        let sealed = crypt.seal(&xml, KeySlot::Current, ts).unwrap();
+        let f = Fields::parse(&sealed).unwrap();
+        let opened = crypt.open(f.get("MsgSignature").unwrap(), f.get("TimeStamp").unwrap(), f.get("Nonce").unwrap(), f.get("Encrypt").unwrap()).unwrap();
+        let Callback::Message(back) = Callback::parse(opened.frame.message_str().unwrap()).unwrap() else { panic!() };
+        prop_assert_eq!(back.text().unwrap(), as_xml_carries_it(&text));
+        prop_assert_eq!(back.create_time, ts);
+        prop_assert_eq!(back.to_user_name, "you");
+    }
+
+    #[test]
+    fn arbitrary_ciphertext_never_panics(key in key_text(), junk in any::<String>()) {
+        let key = EncodingAesKey::parse(&key).unwrap();
+        let _ = key.decrypt(&junk);
+    }
+
+    #[test]
+    fn arbitrary_ciphertext_bytes_never_panic(key in key_text(), raw in prop::collection::vec(any::<u8>(), 0..200)) {
+        use base64::Engine;
+        let key = EncodingAesKey::parse(&key).unwrap();
+        let _ = key.decrypt(&base64::engine::general_purpose::STANDARD.encode(raw));
+    }
+
+    #[test]
+    fn arbitrary_xml_never_panics(xml in any::<String>()) {
+        let _ = Callback::parse(&xml);
+    }
+
+    #[test]
+    fn xml_shaped_input_never_panics(
+        xml in "<xml>(<[A-Za-z]{1,3}>|</[A-Za-z]{1,3}>|<!\\[CDATA\\[|\\]\\]>|&[a-z#0-9x]{0,5};|<[A-Za-z]{1,3}/>|[a-z0-9 ]{0,5}){0,30}</xml>"
+    ) {
+        let _ = Callback::parse(&xml);
+    }
+}
