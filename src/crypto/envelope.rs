@@ -38,8 +38,9 @@ impl<'a> EncryptedEnvelope<'a> {
 }
 
 /// Renders the encrypted reply envelope:
-/// `<xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>`.
-pub fn render_reply_envelope(
+/// `<xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>`. Crate-private because it
+/// trusts `encrypt` to be base64 and `msg_signature` hex, as [`super::MsgCrypt::seal`] makes them.
+pub(crate) fn render_reply_envelope(
     out: &mut String,
     encrypt: &str,
     msg_signature: &str,
@@ -49,8 +50,9 @@ pub fn render_reply_envelope(
     out.reserve(encrypt.len() + 160);
     XmlWriter::new(out)
         .open("xml")
-        .text("Encrypt", encrypt)
-        .text("MsgSignature", msg_signature)
+        // Our own base64 and hex digits: nothing in them needs escaping.
+        .safe_text("Encrypt", encrypt)
+        .safe_text("MsgSignature", msg_signature)
         .number("TimeStamp", timestamp)
         .text("Nonce", nonce)
         .close("xml");

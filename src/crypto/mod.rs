@@ -8,7 +8,8 @@ mod frame;
 mod key;
 mod signature;
 
-pub use envelope::{EncryptedEnvelope, render_reply_envelope};
+pub use envelope::EncryptedEnvelope;
+use envelope::render_reply_envelope;
 pub use frame::{DecryptedFrame, MAX_MESSAGE_LEN, PAD_BLOCK};
 pub use key::{ENCODING_AES_KEY_LEN, EncodingAesKey};
 pub use signature::{HexSignature, Signature, Token};
@@ -203,9 +204,9 @@ impl MsgCrypt {
         let encrypt = self
             .key(slot)
             .encrypt(reply_xml.as_bytes(), &self.receive_id)?;
-        let signature = self
-            .token
-            .sign_encrypted(&timestamp.to_string(), nonce, &encrypt)?;
+        let signature =
+            self.token
+                .sign_encrypted(itoa::Buffer::new().format(timestamp), nonce, &encrypt)?;
         let mut out = String::new();
         render_reply_envelope(
             &mut out,

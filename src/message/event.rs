@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use super::take::{optional, optional_num, required, text};
+use super::take::{lowercase, optional, optional_num, required, text};
 use crate::error::ProtocolError;
 use crate::xml::Fields;
 
@@ -178,7 +178,7 @@ impl Event {
     /// Reads the event fields, consuming them.
     pub(crate) fn from_fields(f: &mut Fields<'_>) -> Result<Self, ProtocolError> {
         let name = required(f, "Event")?;
-        let event = match name.to_ascii_lowercase().as_str() {
+        let event = match lowercase(&name, &mut [0; super::take::MAX_KNOWN_NAME]) {
             "subscribe" => Self::Subscribe {
                 event_key: optional(f, "EventKey"),
                 ticket: optional(f, "Ticket"),

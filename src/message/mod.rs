@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::error::ProtocolError;
 use crate::xml::Fields;
-use take::{optional, optional_num, required, required_num, text};
+use take::{lowercase, optional, optional_num, required, required_num, text};
 
 /// A decrypted callback body.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -171,7 +171,7 @@ impl Message {
         let msg_id = optional_num(&mut f, "MsgId")?;
         let agent_id = optional_num(&mut f, "AgentID")?;
         let f = &mut f;
-        let content = match msg_type.to_ascii_lowercase().as_str() {
+        let content = match lowercase(&msg_type, &mut [0; take::MAX_KNOWN_NAME]) {
             "text" => Content::Text {
                 content: text(f, "Content"),
             },

@@ -3,6 +3,21 @@
 use crate::error::ProtocolError;
 use crate::xml::Fields;
 
+/// Longest type or event name matched against the known ones; longer ones are unknown.
+pub(crate) const MAX_KNOWN_NAME: usize = 32;
+
+/// `name` in ASCII lowercase, in `buf`, for matching known names without allocating. Names
+/// too long to be known ones come back empty and so match nothing.
+pub(crate) fn lowercase<'b>(name: &str, buf: &'b mut [u8; MAX_KNOWN_NAME]) -> &'b str {
+    let Some(dst) = buf.get_mut(..name.len()) else {
+        return "";
+    };
+    dst.copy_from_slice(name.as_bytes());
+    dst.make_ascii_lowercase();
+    // Lowercasing ASCII bytes keeps UTF-8 valid.
+    std::str::from_utf8(dst).unwrap_or("")
+}
+
 /// A field the platform always sends; absent or empty is an error.
 pub(crate) fn required(f: &mut Fields<'_>, name: &'static str) -> Result<String, ProtocolError> {
     match f.take(name) {
@@ -72,6 +87,17 @@ mod tests {
             required_num::<u64>(&mut f, "D").unwrap_err(),
             ProtocolError::XmlMissingField("D")
         );
+    }
+
+    #[test]
+    fn lowercase_matches_without_allocating_and_refuses_long_names() {
+        let mut buf = [0u8; MAX_KNOWN_NAME];
+        assert_eq!(
+            lowercase("TEMPLATESENDJOBFINISH", &mut buf),
+            "templatesendjobfinish"
+        );
+        assert_eq!(lowercase("Ünïcode", &mut buf), "Ünïcode");
+        assert_eq!(lowercase(&"x".repeat(33), &mut buf), "");
     }
 
     #[test]

@@ -95,7 +95,9 @@ impl<'a> Fields<'a> {
             });
         }
         let mut reader = Reader::from_str(xml);
-        reader.config_mut().check_end_names = true;
+        // End names are checked below against `path`, which holds them anyway; the reader's
+        // own check would keep a second copy of every open name.
+        reader.config_mut().check_end_names = false;
 
         let mut out = Fields {
             fields: Vec::with_capacity(16),
@@ -113,7 +115,7 @@ impl<'a> Fields<'a> {
                 .map_err(|e| ProtocolError::Xml(e.to_string()))?;
             match event {
                 Event::Start(start) => {
-                    let name = reborrow(xml, start.name().into_inner());
+                    let name = reborrow(xml, Cow::Borrowed(start.name().into_inner()))?;
                     if root_done {
                         return Err(ProtocolError::Xml("more than one root element".into()));
                     }
@@ -134,7 +136,7 @@ impl<'a> Fields<'a> {
                     path.push((name, false));
                 }
                 Event::Empty(start) => {
-                    let name = reborrow(xml, start.name().into_inner());
+                    let name = reborrow(xml, Cow::Borrowed(start.name().into_inner()))?;
                     if root_done {
                         return Err(ProtocolError::Xml("more than one root element".into()));
                     }
@@ -149,22 +151,42 @@ impl<'a> Fields<'a> {
                     pending = Pending::default();
                     out.push(joined(&path, name), Cow::Borrowed(""))?;
                 }
-                Event::End(_) => match path.pop() {
-                    Some((name, has_children)) => {
-                        let value = pending.take();
-                        if !has_children {
-                            out.push(joined(&path, name), value)?;
+                Event::End(end) => {
+                    let closing = end.name().into_inner();
+                    let open = match path.last() {
+                        Some((name, _)) => name.as_bytes(),
+                        None if in_root => out.root.as_bytes(),
+                        None => {
+                            return Err(ProtocolError::Xml(
+                                "a closing tag without an opening one".into(),
+                            ));
+                        }
+                    };
+                    if open != closing {
+                        return Err(ProtocolError::Xml(format!(
+                            "<{}> is closed by </{}>",
+                            truncate(&String::from_utf8_lossy(open), 32),
+                            truncate(&String::from_utf8_lossy(closing), 32)
+                        )));
+                    }
+                    match path.pop() {
+                        Some((name, has_children)) => {
+                            let value = pending.take();
+                            if !has_children {
+                                out.push(joined(&path, name), value)?;
+                            }
+                        }
+                        None => {
+                            in_root = false;
+                            root_done = true;
                         }
                     }
-                    None => {
-                        in_root = false;
-                        root_done = true;
-                    }
-                },
+                }
                 Event::Text(text) => {
+                    let text = normalize_eol(reborrow(xml, text.into_inner())?);
                     if !path.is_empty() {
-                        pending.push_text(text.xml10_content());
-                    } else if !text.xml10_content().trim_ascii().is_empty() {
+                        pending.push_text(text);
+                    } else if !text.trim_ascii().is_empty() {
                         return Err(ProtocolError::Xml("text outside any field".into()));
                     }
                 }
@@ -172,7 +194,7 @@ impl<'a> Fields<'a> {
                     if path.is_empty() {
                         return Err(ProtocolError::Xml("CDATA outside any field".into()));
                     }
-                    pending.push_cdata(cdata.into_inner());
+                    pending.push_cdata(normalize_eol(reborrow(xml, cdata.into_inner())?));
                 }
                 Event::GeneralRef(reference) => {
                     if path.is_empty() {
@@ -264,15 +286,29 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The reader hands out names borrowed from its event, not from the input, though they lie
-/// in the input; find them there so that field names cost no allocation. Safe slicing: if the
-/// name is not found where expected, it is copied instead.
-fn reborrow<'a>(input: &'a str, name: &str) -> Cow<'a, str> {
-    let offset = (name.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
-    match input.get(offset..offset.saturating_add(name.len())) {
-        Some(same) if same == name => Cow::Borrowed(same),
-        _ => Cow::Owned(name.to_owned()),
+/// Every slice the reader hands out lies inside the `&str` input, but it hands them out as
+/// bytes tied to its event. Finding them in the input again gives `&'a str` without copying
+/// or re-validating UTF-8: `str::get` checks only that both ends are character boundaries.
+/// A slice that is not found there (an owned buffer) is validated and copied instead.
+fn reborrow<'a>(input: &'a str, piece: Cow<'_, [u8]>) -> Result<Cow<'a, str>, ProtocolError> {
+    let offset = (piece.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
+    if let Some(found) = input.get(offset..offset.saturating_add(piece.len())) {
+        // Same address and length: the very same bytes.
+        if found.as_ptr() == piece.as_ptr() {
+            return Ok(Cow::Borrowed(found));
+        }
     }
+    String::from_utf8(piece.into_owned())
+        .map(Cow::Owned)
+        .map_err(|_| ProtocolError::Xml("text is not UTF-8".into()))
+}
+
+/// XML parsers report every CR LF and lone CR as LF (XML 1.0 §2.11).
+fn normalize_eol(text: Cow<'_, str>) -> Cow<'_, str> {
+    if !text.contains('\r') {
+        return text;
+    }
+    Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 /// `Parent.Child` below the root; a field directly under the root keeps its bare name
@@ -299,7 +335,9 @@ fn resolve_reference(reference: &quick_xml::events::BytesRef<'_>) -> Result<Stri
             _ => Err(ProtocolError::Xml("invalid character reference".into())),
         };
     }
-    let name = reference.xml10_content();
+    let name = reference
+        .decode()
+        .map_err(|_| ProtocolError::Xml("entity name is not UTF-8".into()))?;
     quick_xml::escape::resolve_predefined_entity(&name)
         .map(str::to_owned)
         .ok_or_else(|| ProtocolError::Xml(format!("unknown entity &{};", truncate(&name, 32))))
