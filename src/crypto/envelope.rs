@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use crate::error::ProtocolError;
-use crate::xml::{Fields, XmlWriter};
+use crate::xml::{self, XmlWriter};
 
 /// The outer document of an encrypted callback:
 /// `<xml><ToUserName/><AgentID/><Encrypt/></xml>` (WeCom), `<xml><ToUserName/><Encrypt/></xml>`
@@ -25,14 +25,22 @@ impl<'a> EncryptedEnvelope<'a> {
     /// # Errors
     /// -40002 for malformed XML or a missing or empty `Encrypt`.
     pub fn parse(xml: &'a str) -> Result<Self, ProtocolError> {
-        let mut fields = Fields::parse(xml)?;
-        let encrypt = fields
-            .take("Encrypt")
+        // Keep the two fields wanted as they stream past; no field list is built.
+        let (mut encrypt, mut to_user_name_hint) = (None, None);
+        xml::scan(xml, |name, value| {
+            match &*name {
+                "Encrypt" if encrypt.is_none() => encrypt = Some(value),
+                "ToUserName" if to_user_name_hint.is_none() => to_user_name_hint = Some(value),
+                _ => {}
+            }
+            Ok(())
+        })?;
+        let encrypt = encrypt
             .filter(|e| !e.is_empty())
             .ok_or(ProtocolError::XmlMissingField("Encrypt"))?;
         Ok(Self {
             encrypt,
-            to_user_name_hint: fields.take("ToUserName"),
+            to_user_name_hint,
         })
     }
 }

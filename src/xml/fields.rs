@@ -82,151 +82,17 @@ impl<'a> Pending<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// Parses a document.
+    /// Parses a document into its fields.
     ///
     /// # Errors
-    /// -40002 for malformed XML, a DOCTYPE, unknown entities, more than one root, input over
-    /// [`MAX_XML_LEN`], nesting over [`MAX_DEPTH`] or more than [`MAX_FIELDS`] fields.
+    /// As [`scan`].
     pub fn parse(xml: &'a str) -> Result<Self, ProtocolError> {
-        if xml.len() > MAX_XML_LEN {
-            return Err(ProtocolError::XmlTooLarge {
-                len: xml.len(),
-                max: MAX_XML_LEN,
-            });
-        }
-        let mut reader = Reader::from_str(xml);
-        // End names are checked below against `path`, which holds them anyway; the reader's
-        // own check would keep a second copy of every open name.
-        reader.config_mut().check_end_names = false;
-
-        let mut out = Fields {
-            fields: Vec::with_capacity(16),
-            root: Cow::Borrowed(""),
-        };
-        // Names of the open elements below the root, and whether each has child elements.
-        let mut path: Vec<(Cow<'a, str>, bool)> = Vec::with_capacity(4);
-        let mut in_root = false;
-        let mut root_done = false;
-        let mut pending = Pending::default();
-
-        loop {
-            let event = reader
-                .read_event()
-                .map_err(|e| ProtocolError::Xml(e.to_string()))?;
-            match event {
-                Event::Start(start) => {
-                    let name = reborrow(xml, Cow::Borrowed(start.name().into_inner()))?;
-                    if root_done {
-                        return Err(ProtocolError::Xml("more than one root element".into()));
-                    }
-                    if !in_root {
-                        in_root = true;
-                        out.root = name;
-                        continue;
-                    }
-                    if path.len() >= MAX_DEPTH {
-                        return Err(ProtocolError::Xml(format!(
-                            "elements nest deeper than {MAX_DEPTH} levels"
-                        )));
-                    }
-                    if let Some(parent) = path.last_mut() {
-                        parent.1 = true;
-                    }
-                    pending = Pending::default();
-                    path.push((name, false));
-                }
-                Event::Empty(start) => {
-                    let name = reborrow(xml, Cow::Borrowed(start.name().into_inner()))?;
-                    if root_done {
-                        return Err(ProtocolError::Xml("more than one root element".into()));
-                    }
-                    if !in_root {
-                        out.root = name;
-                        root_done = true;
-                        continue;
-                    }
-                    if let Some(parent) = path.last_mut() {
-                        parent.1 = true;
-                    }
-                    pending = Pending::default();
-                    out.push(joined(&path, name), Cow::Borrowed(""))?;
-                }
-                Event::End(end) => {
-                    let closing = end.name().into_inner();
-                    let open = match path.last() {
-                        Some((name, _)) => name.as_bytes(),
-                        None if in_root => out.root.as_bytes(),
-                        None => {
-                            return Err(ProtocolError::Xml(
-                                "a closing tag without an opening one".into(),
-                            ));
-                        }
-                    };
-                    if open != closing {
-                        return Err(ProtocolError::Xml(format!(
-                            "<{}> is closed by </{}>",
-                            truncate(&String::from_utf8_lossy(open), 32),
-                            truncate(&String::from_utf8_lossy(closing), 32)
-                        )));
-                    }
-                    match path.pop() {
-                        Some((name, has_children)) => {
-                            let value = pending.take();
-                            if !has_children {
-                                out.push(joined(&path, name), value)?;
-                            }
-                        }
-                        None => {
-                            in_root = false;
-                            root_done = true;
-                        }
-                    }
-                }
-                Event::Text(text) => {
-                    let text = normalize_eol(reborrow(xml, text.into_inner())?);
-                    if !path.is_empty() {
-                        pending.push_text(text);
-                    } else if !text.trim_ascii().is_empty() {
-                        return Err(ProtocolError::Xml("text outside any field".into()));
-                    }
-                }
-                Event::CData(cdata) => {
-                    if path.is_empty() {
-                        return Err(ProtocolError::Xml("CDATA outside any field".into()));
-                    }
-                    pending.push_cdata(normalize_eol(reborrow(xml, cdata.into_inner())?));
-                }
-                Event::GeneralRef(reference) => {
-                    if path.is_empty() {
-                        return Err(ProtocolError::Xml(
-                            "entity reference outside any field".into(),
-                        ));
-                    }
-                    let resolved = resolve_reference(&reference)?;
-                    pending.only_space = false;
-                    pending.push(Cow::Owned(resolved));
-                }
-                Event::DocType(_) => return Err(ProtocolError::XmlDoctype),
-                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-                Event::Eof => break,
-            }
-        }
-        if !root_done {
-            return Err(ProtocolError::Xml(if in_root {
-                "the document ends inside an element".into()
-            } else {
-                "no root element".into()
-            }));
-        }
-        Ok(out)
-    }
-
-    fn push(&mut self, name: Cow<'a, str>, value: Cow<'a, str>) -> Result<(), ProtocolError> {
-        if self.fields.len() >= MAX_FIELDS {
-            return Err(ProtocolError::Xml(format!("more than {MAX_FIELDS} fields")));
-        }
-        self.fields.push(Field { name, value });
-        Ok(())
+        let mut fields = Vec::with_capacity(16);
+        let root = scan(xml, |name, value| {
+            fields.push(Field { name, value });
+            Ok(())
+        })?;
+        Ok(Self { fields, root })
     }
 
     /// The root element's name (`xml` on every platform today).
@@ -286,6 +152,160 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Reads a document and calls `on_field` with the dotted path and value of each leaf field,
+/// in document order; returns the root element's name. Values borrow from `xml` unless
+/// entities, split CDATA sections or line-end normalisation force a copy.
+///
+/// # Errors
+/// -40002 for malformed XML, a DOCTYPE, unknown entities, more than one root, input over
+/// [`MAX_XML_LEN`], nesting over [`MAX_DEPTH`] or more than [`MAX_FIELDS`] fields; and
+/// whatever `on_field` returns.
+pub fn scan<'a>(
+    xml: &'a str,
+    mut on_field: impl FnMut(Cow<'a, str>, Cow<'a, str>) -> Result<(), ProtocolError>,
+) -> Result<Cow<'a, str>, ProtocolError> {
+    if xml.len() > MAX_XML_LEN {
+        return Err(ProtocolError::XmlTooLarge {
+            len: xml.len(),
+            max: MAX_XML_LEN,
+        });
+    }
+    let mut reader = Reader::from_str(xml);
+    // End names are checked below against `path`, which holds them anyway; the reader's
+    // own check would keep a second copy of every open name.
+    reader.config_mut().check_end_names = false;
+
+    let mut root: Cow<'a, str> = Cow::Borrowed("");
+    let mut count = 0usize;
+    let mut emit = |name: Cow<'a, str>, value: Cow<'a, str>| {
+        count += 1;
+        if count > MAX_FIELDS {
+            return Err(ProtocolError::Xml(format!("more than {MAX_FIELDS} fields")));
+        }
+        on_field(name, value)
+    };
+    // XML reports CR LF and lone CR as LF; one scan of the whole input decides whether any
+    // value can need that, so the usual document pays nothing per value.
+    let has_cr = memchr::memchr(b'\r', xml.as_bytes()).is_some();
+    let eol = |text: Cow<'a, str>| if has_cr { normalize_eol(text) } else { text };
+    // Names of the open elements below the root, and whether each has child elements.
+    let mut path: Vec<(Cow<'a, str>, bool)> = Vec::with_capacity(4);
+    let mut in_root = false;
+    let mut root_done = false;
+    let mut pending = Pending::default();
+
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| ProtocolError::Xml(e.to_string()))?;
+        match event {
+            Event::Start(start) => {
+                let name = reborrow(xml, Cow::Borrowed(start.name().into_inner()))?;
+                if root_done {
+                    return Err(ProtocolError::Xml("more than one root element".into()));
+                }
+                if !in_root {
+                    in_root = true;
+                    root = name;
+                    continue;
+                }
+                if path.len() >= MAX_DEPTH {
+                    return Err(ProtocolError::Xml(format!(
+                        "elements nest deeper than {MAX_DEPTH} levels"
+                    )));
+                }
+                if let Some(parent) = path.last_mut() {
+                    parent.1 = true;
+                }
+                pending = Pending::default();
+                path.push((name, false));
+            }
+            Event::Empty(start) => {
+                let name = reborrow(xml, Cow::Borrowed(start.name().into_inner()))?;
+                if root_done {
+                    return Err(ProtocolError::Xml("more than one root element".into()));
+                }
+                if !in_root {
+                    root = name;
+                    root_done = true;
+                    continue;
+                }
+                if let Some(parent) = path.last_mut() {
+                    parent.1 = true;
+                }
+                pending = Pending::default();
+                emit(joined(&path, name), Cow::Borrowed(""))?;
+            }
+            Event::End(end) => {
+                let closing = end.name().into_inner();
+                let open = match path.last() {
+                    Some((name, _)) => name.as_bytes(),
+                    None if in_root => root.as_bytes(),
+                    None => {
+                        return Err(ProtocolError::Xml(
+                            "a closing tag without an opening one".into(),
+                        ));
+                    }
+                };
+                if open != closing {
+                    return Err(ProtocolError::Xml(format!(
+                        "<{}> is closed by </{}>",
+                        truncate(&String::from_utf8_lossy(open), 32),
+                        truncate(&String::from_utf8_lossy(closing), 32)
+                    )));
+                }
+                match path.pop() {
+                    Some((name, has_children)) => {
+                        let value = pending.take();
+                        if !has_children {
+                            emit(joined(&path, name), value)?;
+                        }
+                    }
+                    None => {
+                        in_root = false;
+                        root_done = true;
+                    }
+                }
+            }
+            Event::Text(text) => {
+                let text = eol(reborrow(xml, text.into_inner())?);
+                if !path.is_empty() {
+                    pending.push_text(text);
+                } else if !text.trim_ascii().is_empty() {
+                    return Err(ProtocolError::Xml("text outside any field".into()));
+                }
+            }
+            Event::CData(cdata) => {
+                if path.is_empty() {
+                    return Err(ProtocolError::Xml("CDATA outside any field".into()));
+                }
+                pending.push_cdata(eol(reborrow(xml, cdata.into_inner())?));
+            }
+            Event::GeneralRef(reference) => {
+                if path.is_empty() {
+                    return Err(ProtocolError::Xml(
+                        "entity reference outside any field".into(),
+                    ));
+                }
+                let resolved = resolve_reference(&reference)?;
+                pending.only_space = false;
+                pending.push(Cow::Owned(resolved));
+            }
+            Event::DocType(_) => return Err(ProtocolError::XmlDoctype),
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::Eof => break,
+        }
+    }
+    if !root_done {
+        return Err(ProtocolError::Xml(if in_root {
+            "the document ends inside an element".into()
+        } else {
+            "no root element".into()
+        }));
+    }
+    Ok(root)
+}
+
 /// Every slice the reader hands out lies inside the `&str` input, but it hands them out as
 /// bytes tied to its event. Finding them in the input again gives `&'a str` without copying
 /// or re-validating UTF-8: `str::get` checks only that both ends are character boundaries.
@@ -305,7 +325,8 @@ fn reborrow<'a>(input: &'a str, piece: Cow<'_, [u8]>) -> Result<Cow<'a, str>, Pr
 
 /// XML parsers report every CR LF and lone CR as LF (XML 1.0 §2.11).
 fn normalize_eol(text: Cow<'_, str>) -> Cow<'_, str> {
-    if !text.contains('\r') {
+    // SIMD search: this runs over every value, the long Encrypt one included.
+    if memchr::memchr(b'\r', text.as_bytes()).is_none() {
         return text;
     }
     Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))

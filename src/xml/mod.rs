@@ -4,5 +4,5 @@
 mod fields;
 mod writer;
 
-pub use fields::{Field, Fields, MAX_DEPTH, MAX_FIELDS, MAX_XML_LEN};
+pub use fields::{Field, Fields, MAX_DEPTH, MAX_FIELDS, MAX_XML_LEN, scan};
 pub use writer::XmlWriter;
