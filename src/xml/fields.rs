@@ -198,43 +198,33 @@ pub fn scan<'a>(
         let event = reader
             .read_event()
             .map_err(|e| ProtocolError::Xml(e.to_string()))?;
+        let self_closing = matches!(event, Event::Empty(_));
         match event {
-            Event::Start(start) => {
+            Event::Start(start) | Event::Empty(start) => {
+                // `<a/>` is `<a></a>`: the same bookkeeping, closed at once.
                 let name = reborrow(xml, Cow::Borrowed(start.name().into_inner()))?;
                 if root_done {
                     return Err(ProtocolError::Xml("more than one root element".into()));
                 }
                 if !in_root {
-                    in_root = true;
                     root = name;
+                    in_root = !self_closing;
+                    root_done = self_closing;
                     continue;
                 }
-                if path.len() >= MAX_DEPTH {
+                if let Some(parent) = path.last_mut() {
+                    parent.1 = true;
+                }
+                pending = Pending::default();
+                if self_closing {
+                    emit(joined(&path, name), Cow::Borrowed(""))?;
+                } else if path.len() >= MAX_DEPTH {
                     return Err(ProtocolError::Xml(format!(
                         "elements nest deeper than {MAX_DEPTH} levels"
                     )));
+                } else {
+                    path.push((name, false));
                 }
-                if let Some(parent) = path.last_mut() {
-                    parent.1 = true;
-                }
-                pending = Pending::default();
-                path.push((name, false));
-            }
-            Event::Empty(start) => {
-                let name = reborrow(xml, Cow::Borrowed(start.name().into_inner()))?;
-                if root_done {
-                    return Err(ProtocolError::Xml("more than one root element".into()));
-                }
-                if !in_root {
-                    root = name;
-                    root_done = true;
-                    continue;
-                }
-                if let Some(parent) = path.last_mut() {
-                    parent.1 = true;
-                }
-                pending = Pending::default();
-                emit(joined(&path, name), Cow::Borrowed(""))?;
             }
             Event::End(end) => {
                 let closing = end.name().into_inner();
