@@ -21,7 +21,9 @@ fn parse_and_answer(crypt: &MsgCrypt, plaintext: &str) {
         let reply = Reply::text(msg.text().unwrap_or("x"));
         for platform in [Platform::Wecom, Platform::Mp] {
             if let Ok(xml) = reply.render(&msg, platform, msg.create_time) {
-                let sealed = crypt.seal(&xml, KeySlot::Current, 1).expect("a rendered reply seals");
+                let sealed = crypt
+                    .seal(&xml, KeySlot::Current, 1)
+                    .expect("a rendered reply seals");
                 assert!(sealed.starts_with("<xml><Encrypt>"));
             }
         }
@@ -34,8 +36,12 @@ fuzz_target!(|data: &[u8]| {
 
     // 1. The body as sent.
     if let Ok(envelope) = EncryptedEnvelope::parse(&text) {
-        let sig = crypt.token().sign_encrypted("1409659813", "1372623149", &envelope.encrypt).expect("fixed inputs sign");
-        if let Ok(opened) = crypt.open_envelope(&sig.to_string(), "1409659813", "1372623149", &text) {
+        let sig = crypt
+            .token()
+            .sign_encrypted("1409659813", "1372623149", &envelope.encrypt)
+            .expect("fixed inputs sign");
+        if let Ok(opened) = crypt.open_envelope(&sig.to_string(), "1409659813", "1372623149", &text)
+        {
             if let Ok(plain) = opened.frame.message_str() {
                 parse_and_answer(&crypt, plain);
             }
@@ -52,7 +58,10 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // 3. The bytes as a well-formed frame's message.
-    let ct = crypt.key(KeySlot::Current).encrypt(data, RID).expect("fuzz inputs are small");
+    let ct = crypt
+        .key(KeySlot::Current)
+        .encrypt(data, RID)
+        .expect("fuzz inputs are small");
     let opened = crypt.decrypt(&ct).expect("our own frame decrypts");
     assert_eq!(opened.frame.message(), data);
     if let Ok(plain) = opened.frame.message_str() {
