@@ -212,16 +212,17 @@ pub fn scan<'a>(
                     root_done = self_closing;
                     continue;
                 }
+                if path.len() >= MAX_DEPTH {
+                    return Err(ProtocolError::Xml(format!(
+                        "elements nest deeper than {MAX_DEPTH} levels"
+                    )));
+                }
                 if let Some(parent) = path.last_mut() {
                     parent.1 = true;
                 }
                 pending = Pending::default();
                 if self_closing {
                     emit(joined(&path, name), Cow::Borrowed(""))?;
-                } else if path.len() >= MAX_DEPTH {
-                    return Err(ProtocolError::Xml(format!(
-                        "elements nest deeper than {MAX_DEPTH} levels"
-                    )));
                 } else {
                     path.push((name, false));
                 }
@@ -508,6 +509,29 @@ mod tests {
         assert_eq!(Fields::parse(&ok_deep).unwrap().len(), 1);
         let many = format!("<xml>{}</xml>", "<a/>".repeat(MAX_FIELDS + 1));
         assert!(matches!(Fields::parse(&many), Err(ProtocolError::Xml(m)) if m.contains("fields")));
+    }
+
+    #[test]
+    fn self_closing_elements_follow_the_same_rules_as_empty_pairs() {
+        let root = Fields::parse("<xml/>").unwrap();
+        assert_eq!((root.root(), root.len()), ("xml", 0));
+        for leaf in ["<a/>", "<a></a>"] {
+            let at_limit = format!(
+                "<xml>{}{leaf}{}</xml>",
+                "<g>".repeat(MAX_DEPTH - 1),
+                "</g>".repeat(MAX_DEPTH - 1)
+            );
+            assert_eq!(Fields::parse(&at_limit).unwrap().len(), 1, "{leaf}");
+            let too_deep = format!(
+                "<xml>{}{leaf}{}</xml>",
+                "<g>".repeat(MAX_DEPTH),
+                "</g>".repeat(MAX_DEPTH)
+            );
+            assert!(
+                matches!(Fields::parse(&too_deep), Err(ProtocolError::Xml(m)) if m.contains("deeper")),
+                "{leaf}"
+            );
+        }
     }
 
     #[test]
