@@ -66,13 +66,14 @@ impl EncodingAesKey {
         Ok(Self { key, cipher })
     }
 
-    /// The 32 key bytes.
-    pub fn bytes(&self) -> &[u8; 32] {
+    /// The 32 key bytes; crate-private so key material does not leak into callers' code.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.key
     }
 
     /// The CBC initialisation vector: the first 16 bytes of the key, by the protocol.
-    pub fn iv(&self) -> [u8; 16] {
+    pub(crate) fn iv(&self) -> [u8; 16] {
         let mut iv = [0u8; 16];
         iv.copy_from_slice(&self.key[..16]);
         iv
