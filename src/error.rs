@@ -169,10 +169,11 @@ impl ProtocolError {
     }
 
     /// True when the error says the key did not fit the ciphertext, so an older key may.
+    /// Base64 and length errors come before any key is used: another key fails the same way.
     pub(crate) fn is_wrong_key_symptom(&self) -> bool {
         matches!(
             self,
-            Self::IllegalBuffer(_) | Self::ReceiveIdMismatch { .. } | Self::CiphertextLength(_)
+            Self::IllegalBuffer(_) | Self::ReceiveIdMismatch { .. }
         )
     }
 }

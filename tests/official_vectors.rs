@@ -162,6 +162,15 @@ fn rotation_failure_reports_the_current_keys_error() {
         rotated.decrypt(ECHOSTR).unwrap_err(),
         direct.decrypt(ECHOSTR).unwrap_err()
     );
+    // Errors that come before any key is used are reported as they are.
+    assert_eq!(
+        rotated.decrypt("AAAA").unwrap_err(),
+        ProtocolError::CiphertextLength(3)
+    );
+    assert_eq!(
+        rotated.decrypt("not base64!").unwrap_err().code().as_i32(),
+        -40010
+    );
 }
 
 #[test]

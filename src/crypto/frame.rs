@@ -164,11 +164,13 @@ impl EncodingAesKey {
         if buf.is_empty() || buf.len() % PAD_BLOCK != 0 {
             return Err(ProtocolError::CiphertextLength(buf.len()));
         }
+        let ciphertext_len = buf.len();
         let decryptor =
             cbc::Decryptor::<Aes256>::inner_iv_init(self.cipher().clone(), &self.iv().into());
+        // Cannot fail after the length check above; mapped rather than unwrapped all the same.
         let plain_len = decryptor
             .decrypt_padded::<NoPadding>(&mut buf)
-            .map_err(|_| ProtocolError::CiphertextLength(0))?
+            .map_err(|_| ProtocolError::CiphertextLength(ciphertext_len))?
             .len();
         let (message, receive_id) = unframe(&buf[..plain_len])?;
         Ok(DecryptedFrame {
