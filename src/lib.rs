@@ -23,11 +23,19 @@
 //! # Ok::<(), wxgate::ProtocolError>(())
 //! ```
 
+pub mod bot;
+pub mod cli;
+pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod gateway;
+pub mod lambda;
+pub mod logging;
 pub mod message;
 pub mod platform;
 pub mod reply;
+pub mod server;
+pub mod simulate;
 pub mod xml;
 
 pub use error::{ErrorCode, ProtocolError};

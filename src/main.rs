@@ -1,10 +1,12 @@
-//! The `wxgate` binary. The gateway adapters (`serve`, `send`, Lambda) build on the protocol
-//! core in the library; until they land this prints what it is.
+//! The `wxgate` binary: the Lambda function when started by the Lambda runtime, the command
+//! line (`serve`, `send`, `check`) otherwise.
 
-fn main() {
-    println!(
-        "wxgate {}: WeChat Work / Official Account / Open Platform callback gateway.\n\
-         The protocol core is in the library; `serve`, `send` and the Lambda handler are not built yet.",
-        env!("CARGO_PKG_VERSION")
-    );
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        wxgate::cli::lambda_main()
+    } else {
+        wxgate::cli::main()
+    }
 }

@@ -63,6 +63,14 @@ impl<'o> XmlWriter<'o> {
         let _ = write!(self.out, "{n}");
         self.close(name)
     }
+
+    /// `<name>x</name>` for a decimal (coordinates), which needs no CDATA.
+    pub fn decimal(&mut self, name: &str, x: f64) -> &mut Self {
+        use std::fmt::Write;
+        self.open(name);
+        let _ = write!(self.out, "{x}");
+        self.close(name)
+    }
 }
 
 /// True for characters XML 1.0 cannot represent, even escaped.

@@ -1,0 +1,342 @@
+//! Replies from configuration: keywords, echo, welcome messages, menu clicks, a default.
+//!
+//! ```toml
+//! [apps.reply]
+//! echo = true                          # text in → same text out
+//! subscribe = "欢迎关注"               # a follow (MP and WeCom)
+//! enter_agent = "有什么可以帮您？"     # WeCom: a member opened the app
+//! default = "收到"                     # any other user message
+//! keywords = [
+//!   { equals = ["help", "帮助"], reply = "发送 价格 查看价目表" },
+//!   { contains = "价格", reply = { type = "news", articles = [{ title = "价目表", url = "https://example.com" }] } },
+//! ]
+//! [apps.reply.click]                   # menu CLICK keys
+//! V1001_TODAY = "今日歌曲"
+//! ```
+//!
+//! Order for a text message: keywords (first match), then echo, then default. A reply is a
+//! string (a text reply) or a table with a `type` (any [`Reply`]).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::message::{Content, Event, Message};
+use crate::platform::Platform;
+use crate::reply::{Reply, WECOM_TEXT_MAX_BYTES, truncate_utf8};
+
+/// A reply as written in the config: a string for text, or a full [`Reply`] table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ReplySpec {
+    /// `"text"`.
+    Text(String),
+    /// `{ type = "news", articles = [...] }` and the other reply types.
+    Full(Reply),
+}
+
+impl ReplySpec {
+    fn to_reply(&self) -> Reply {
+        match self {
+            Self::Text(text) => Reply::text(text.clone()),
+            Self::Full(reply) => reply.clone(),
+        }
+    }
+}
+
+/// One string or a list of them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// No entries.
+    #[default]
+    #[serde(skip)]
+    None,
+    /// `"word"`.
+    One(String),
+    /// `["a", "b"]`.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn lowercased(&self) -> Vec<String> {
+        match self {
+            Self::None => Vec::new(),
+            Self::One(s) => vec![s.trim().to_lowercase()],
+            Self::Many(v) => v.iter().map(|s| s.trim().to_lowercase()).collect(),
+        }
+    }
+}
+
+/// A keyword rule: the message text equals (after trimming, ignoring case) or contains one
+/// of the words.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeywordRule {
+    /// Whole-message matches.
+    #[serde(default)]
+    pub equals: OneOrMany,
+    /// Substring matches.
+    #[serde(default)]
+    pub contains: OneOrMany,
+    /// What to answer.
+    pub reply: ReplySpec,
+}
+
+/// `[apps.reply]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyRules {
+    /// Answer a text message with its own text.
+    #[serde(default)]
+    pub echo: bool,
+    /// Keyword rules, first match wins.
+    #[serde(default)]
+    pub keywords: Vec<KeywordRule>,
+    /// Answer to a follow.
+    #[serde(default)]
+    pub subscribe: Option<ReplySpec>,
+    /// WeCom: answer when a member opens the app.
+    #[serde(default)]
+    pub enter_agent: Option<ReplySpec>,
+    /// Menu CLICK keys and their answers.
+    #[serde(default)]
+    pub click: BTreeMap<String, ReplySpec>,
+    /// Answer to any user message nothing else matched.
+    #[serde(default)]
+    pub default: Option<ReplySpec>,
+}
+
+impl ReplyRules {
+    /// Checks every configured reply against the platform's rules, so a reply the platform
+    /// would refuse is a start-up error instead of a silent failure per message.
+    ///
+    /// # Errors
+    /// A description of the first bad rule.
+    pub fn check(&self, platform: Platform) -> Result<(), String> {
+        let check = |what: &str, spec: &ReplySpec, to_event: bool| {
+            spec.to_reply()
+                .validate(platform, to_event)
+                .map_err(|e| format!("reply.{what}: {e}"))
+        };
+        for (i, rule) in self.keywords.iter().enumerate() {
+            if rule.equals.lowercased().is_empty() && rule.contains.lowercased().is_empty() {
+                return Err(format!("reply.keywords[{i}] needs `equals` or `contains`"));
+            }
+            check(&format!("keywords[{i}]"), &rule.reply, false)?;
+        }
+        if let Some(spec) = &self.subscribe {
+            check("subscribe", spec, true)?;
+        }
+        if let Some(spec) = &self.enter_agent {
+            if !platform.is_wecom() {
+                return Err("reply.enter_agent is a WeCom event".into());
+            }
+            check("enter_agent", spec, true)?;
+        }
+        for (key, spec) in &self.click {
+            check(&format!("click.{key}"), spec, true)?;
+        }
+        if let Some(spec) = &self.default {
+            check("default", spec, false)?;
+        }
+        Ok(())
+    }
+}
+
+/// Compiled rules of one app: keywords lowercased once, replies built once.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    platform: Platform,
+    echo: bool,
+    keywords: Vec<(Vec<String>, Vec<String>, Reply)>,
+    subscribe: Option<Reply>,
+    enter_agent: Option<Reply>,
+    click: BTreeMap<String, Reply>,
+    default: Option<Reply>,
+}
+
+impl Rules {
+    /// Compiles checked rules.
+    pub fn compile(rules: &ReplyRules, platform: Platform) -> Self {
+        Self {
+            platform,
+            echo: rules.echo,
+            keywords: rules
+                .keywords
+                .iter()
+                .map(|k| {
+                    (
+                        k.equals.lowercased(),
+                        k.contains.lowercased(),
+                        k.reply.to_reply(),
+                    )
+                })
+                .collect(),
+            subscribe: rules.subscribe.as_ref().map(ReplySpec::to_reply),
+            enter_agent: rules.enter_agent.as_ref().map(ReplySpec::to_reply),
+            click: rules
+                .click
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_reply()))
+                .collect(),
+            default: rules.default.as_ref().map(ReplySpec::to_reply),
+        }
+    }
+
+    /// The reply the rules give to `message`, if any.
+    pub fn answer(&self, message: &Message) -> Option<Reply> {
+        match &message.content {
+            Content::Text { content } => self
+                .keyword_reply(content)
+                .or_else(|| self.echo.then(|| self.echo_reply(content)))
+                .or_else(|| self.default.clone()),
+            Content::Event(event) => match event {
+                Event::Subscribe { .. } => self.subscribe.clone(),
+                Event::EnterAgent { .. } => self.enter_agent.clone(),
+                Event::Click { event_key } => self.click.get(event_key.as_str()).cloned(),
+                _ => None,
+            },
+            _ => self.default.clone(),
+        }
+    }
+
+    fn keyword_reply(&self, text: &str) -> Option<Reply> {
+        if self.keywords.is_empty() {
+            return None;
+        }
+        let text = text.trim().to_lowercase();
+        self.keywords
+            .iter()
+            .find(|(equals, contains, _)| {
+                equals.contains(&text) || contains.iter().any(|w| text.contains(w))
+            })
+            .map(|(_, _, reply)| reply.clone())
+    }
+
+    fn echo_reply(&self, text: &str) -> Reply {
+        // A WeCom member can send more than a reply may carry; cut on a character boundary
+        // rather than fail the reply.
+        if self.platform.is_wecom() {
+            Reply::text(truncate_utf8(text, WECOM_TEXT_MAX_BYTES))
+        } else {
+            Reply::text(text)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Callback;
+
+    fn rules(toml_text: &str, platform: Platform) -> Rules {
+        let parsed: ReplyRules = toml::from_str(toml_text).unwrap();
+        parsed.check(platform).unwrap();
+        Rules::compile(&parsed, platform)
+    }
+
+    fn message(body: &str) -> Message {
+        let xml = format!(
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>u</FromUserName>\
+             <CreateTime>1</CreateTime>{body}</xml>"
+        );
+        match Callback::parse(&xml).unwrap() {
+            Callback::Message(m) => m,
+            Callback::Info(_) => unreachable!(),
+        }
+    }
+
+    fn text(t: &str) -> Message {
+        message(&format!(
+            "<MsgType>text</MsgType><Content><![CDATA[{t}]]></Content><MsgId>1</MsgId>"
+        ))
+    }
+
+    fn event(name: &str, key: &str) -> Message {
+        message(&format!(
+            "<MsgType>event</MsgType><Event>{name}</Event><EventKey>{key}</EventKey>"
+        ))
+    }
+
+    const ALL: &str = r#"
+        echo = true
+        subscribe = "welcome"
+        default = "fallback"
+        keywords = [
+            { equals = ["help", "帮助"], reply = "help text" },
+            { contains = "价格", reply = { type = "news", articles = [{ title = "prices", url = "https://e.x" }] } },
+        ]
+        [click]
+        V1001 = "clicked"
+    "#;
+
+    #[test]
+    fn keywords_come_before_echo_and_ignore_case_and_spaces() {
+        let r = rules(ALL, Platform::Mp);
+        assert_eq!(r.answer(&text("  HELP ")), Some(Reply::text("help text")));
+        assert_eq!(r.answer(&text("帮助")), Some(Reply::text("help text")));
+        assert!(matches!(
+            r.answer(&text("今天价格多少")),
+            Some(Reply::News { .. })
+        ));
+        assert_eq!(r.answer(&text("helpme")), Some(Reply::text("helpme")));
+    }
+
+    #[test]
+    fn events_get_their_configured_answers_and_nothing_else() {
+        let r = rules(ALL, Platform::Mp);
+        assert_eq!(
+            r.answer(&event("subscribe", "qrscene_1")),
+            Some(Reply::text("welcome"))
+        );
+        assert_eq!(
+            r.answer(&event("CLICK", "V1001")),
+            Some(Reply::text("clicked"))
+        );
+        assert_eq!(r.answer(&event("CLICK", "OTHER")), None);
+        assert_eq!(r.answer(&event("SCAN", "1")), None);
+    }
+
+    #[test]
+    fn the_default_answers_other_user_messages() {
+        let r = rules(r#"default = "fallback""#, Platform::Mp);
+        assert_eq!(r.answer(&text("x")), Some(Reply::text("fallback")));
+        let image = message(
+            "<MsgType>image</MsgType><PicUrl>u</PicUrl><MediaId>m</MediaId><MsgId>2</MsgId>",
+        );
+        assert_eq!(r.answer(&image), Some(Reply::text("fallback")));
+        assert_eq!(rules("", Platform::Mp).answer(&text("x")), None);
+    }
+
+    #[test]
+    fn wecom_echo_is_cut_to_the_byte_limit_on_a_char_boundary() {
+        let r = rules("echo = true", Platform::Wecom);
+        let long = "汉".repeat(1000); // 3000 bytes
+        let Some(Reply::Text { content }) = r.answer(&text(&long)) else {
+            panic!("no echo")
+        };
+        assert_eq!(content.len(), 2046);
+    }
+
+    #[test]
+    fn replies_the_platform_would_refuse_are_config_errors() {
+        let parse = |t: &str| toml::from_str::<ReplyRules>(t).unwrap();
+        let e = parse(r#"enter_agent = "hi""#)
+            .check(Platform::Mp)
+            .unwrap_err();
+        assert!(e.contains("WeCom"), "{e}");
+        let e = parse(&format!("default = \"{}\"", "a".repeat(2049)))
+            .check(Platform::Wecom)
+            .unwrap_err();
+        assert!(e.contains("reply.default") && e.contains("-40011"), "{e}");
+        let e = parse(r#"keywords = [{ reply = "x" }]"#)
+            .check(Platform::Mp)
+            .unwrap_err();
+        assert!(e.contains("equals"), "{e}");
+        let e = parse(r#"subscribe = { type = "transfer_customer_service" }"#)
+            .check(Platform::Wecom)
+            .unwrap_err();
+        assert!(e.contains("Official Account"), "{e}");
+    }
+}

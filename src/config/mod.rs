@@ -1,0 +1,460 @@
+//! The configuration file: which apps exist, their secrets, how the gateway behaves.
+//!
+//! TOML, read from a file (`wxgate serve --config`) or from `WXGATE_CONFIG` (inline TOML or
+//! a path) in Lambda. Unknown keys are errors, so a typo never silently disables a setting.
+//! Secrets may be written `env:NAME`; they are held in [`SecretString`]s and never printed.
+
+pub mod secret;
+
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::bot::rules::ReplyRules;
+use crate::platform::Platform;
+
+/// The environment variable Lambda reads its configuration from.
+pub const CONFIG_ENV: &str = "WXGATE_CONFIG";
+
+/// A configuration problem, reported at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path given.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax or a key of the wrong type or name.
+    #[error("invalid config: {0}")]
+    Syntax(String),
+    /// A gateway-wide setting is out of range.
+    #[error("invalid config: {0}")]
+    Setting(String),
+    /// One app's settings are wrong.
+    #[error("invalid config for app \"{app}\": {reason}")]
+    App {
+        /// The app's name.
+        app: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No configuration was given.
+    #[error(
+        "no configuration: pass --config FILE, set {CONFIG_ENV} (inline TOML or a path), or create ./wxgate.toml"
+    )]
+    Missing,
+}
+
+/// The whole configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Gateway-wide behaviour.
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    /// Where dedup records and tokens are kept.
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// The apps served.
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+}
+
+/// Gateway-wide behaviour (`[gateway]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySettings {
+    /// How long a callback may take before it is answered empty, in milliseconds. The
+    /// platform gives up after 5000 ms and retries; the default leaves a second of margin
+    /// for API Gateway, cold starts and the network.
+    pub budget_ms: u64,
+    /// How far a request's `timestamp` may be from the clock, in seconds; 0 turns the check
+    /// off (only for replaying recorded events).
+    pub replay_window_secs: u64,
+    /// The largest request body accepted, in bytes. Real callbacks are a few KB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            budget_ms: 4000,
+            replay_window_secs: 300,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl GatewaySettings {
+    /// The longest budget accepted: anything later than this risks the platform's 5 s cut-off.
+    pub const MAX_BUDGET_MS: u64 = 4800;
+
+    /// The budget as a duration.
+    pub fn budget(&self) -> Duration {
+        Duration::from_millis(self.budget_ms)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.budget_ms == 0 || self.budget_ms > Self::MAX_BUDGET_MS {
+            return Err(ConfigError::Setting(format!(
+                "gateway.budget_ms must be 1..={} (the platform waits 5000 ms), not {}",
+                Self::MAX_BUDGET_MS,
+                self.budget_ms
+            )));
+        }
+        if self.max_body_bytes < 1024 || self.max_body_bytes > crate::xml::MAX_XML_LEN {
+            return Err(ConfigError::Setting(format!(
+                "gateway.max_body_bytes must be 1024..={}, not {}",
+                crate::xml::MAX_XML_LEN,
+                self.max_body_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Which store backs dedup and token caching (`[store]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `memory` (the default) or `dynamodb`.
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// The DynamoDB table.
+    #[serde(default)]
+    pub table: Option<String>,
+}
+
+/// The store backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In-process, for `wxgate serve` and single-instance use.
+    #[default]
+    Memory,
+    /// One DynamoDB table shared by every instance.
+    Dynamodb,
+}
+
+/// One app as written in the file (`[[apps]]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The route segment: `/wecom/{name}`, `/mp/{name}`, `/open/{name}`.
+    pub name: String,
+    /// Which platform calls this route.
+    pub platform: Platform,
+    /// WeCom: the corp id (企业ID), which is also the receive id.
+    #[serde(default)]
+    pub corp_id: Option<String>,
+    /// MP / Open Platform: the AppID (component AppID for `open`), the receive id.
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// WeCom: the app's AgentId.
+    #[serde(default)]
+    pub agent_id: Option<u64>,
+    /// The callback token (`env:NAME` allowed).
+    pub token: String,
+    /// The 43-character EncodingAESKey (`env:NAME` allowed); optional only for MP
+    /// plaintext mode.
+    #[serde(default)]
+    pub encoding_aes_key: Option<String>,
+    /// The previous EncodingAESKey, still accepted during a key rotation.
+    #[serde(default)]
+    pub previous_encoding_aes_key: Option<String>,
+    /// The app secret, for calling platform APIs (`env:NAME` allowed).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// What to answer.
+    #[serde(default)]
+    pub reply: ReplyRules,
+}
+
+/// An app's secrets, resolved (env references read) and redacted.
+#[derive(Debug)]
+pub struct AppSecrets {
+    /// The callback token.
+    pub token: SecretString,
+    /// The current EncodingAESKey.
+    pub encoding_aes_key: Option<SecretString>,
+    /// The previous EncodingAESKey.
+    pub previous_encoding_aes_key: Option<SecretString>,
+    /// The app secret.
+    pub secret: Option<SecretString>,
+}
+
+impl AppConfig {
+    /// The receive id the platform puts in every frame: corp id (WeCom) or AppID.
+    pub fn receive_id(&self) -> Option<&str> {
+        match self.platform {
+            Platform::Wecom => self.corp_id.as_deref(),
+            Platform::Mp | Platform::Open => self.app_id.as_deref(),
+        }
+    }
+
+    /// The route path of this app, e.g. `/wecom/demo`.
+    pub fn route(&self) -> String {
+        format!("/{}/{}", self.platform, self.name)
+    }
+
+    /// Reads the secrets, following `env:NAME` references.
+    ///
+    /// # Errors
+    /// A referenced variable is unset or a value is empty.
+    pub fn secrets(&self) -> Result<AppSecrets, ConfigError> {
+        let optional = |field, raw: &Option<String>| {
+            raw.as_deref()
+                .map(|r| secret::resolve(&self.name, field, r))
+                .transpose()
+        };
+        Ok(AppSecrets {
+            token: secret::resolve(&self.name, "token", &self.token)?,
+            encoding_aes_key: optional("encoding_aes_key", &self.encoding_aes_key)?,
+            previous_encoding_aes_key: optional(
+                "previous_encoding_aes_key",
+                &self.previous_encoding_aes_key,
+            )?,
+            secret: optional("secret", &self.secret)?,
+        })
+    }
+
+    fn error(&self, reason: impl Into<String>) -> ConfigError {
+        ConfigError::App {
+            app: self.name.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Checks what can be checked without reading secrets.
+    fn check_shape(&self) -> Result<(), ConfigError> {
+        let valid_name = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_name {
+            return Err(self.error(
+                "name must be 1 to 64 characters of A-Z, a-z, 0-9, '-' and '_' (it is a URL path segment)",
+            ));
+        }
+        match self.platform {
+            Platform::Wecom => {
+                if self.app_id.is_some() {
+                    return Err(self.error("wecom apps take corp_id, not app_id"));
+                }
+                if self.corp_id.as_deref().is_none_or(str::is_empty) {
+                    return Err(self.error("wecom apps need corp_id (企业ID)"));
+                }
+                if self.encoding_aes_key.is_none() {
+                    return Err(self.error(
+                        "wecom apps need encoding_aes_key: WeCom callbacks are always encrypted",
+                    ));
+                }
+            }
+            Platform::Mp | Platform::Open => {
+                if self.corp_id.is_some() {
+                    return Err(
+                        self.error(format!("{} apps take app_id, not corp_id", self.platform))
+                    );
+                }
+                if self.agent_id.is_some() {
+                    return Err(self.error("agent_id is a WeCom setting"));
+                }
+                let needs_app_id =
+                    self.platform == Platform::Open || self.encoding_aes_key.is_some();
+                if needs_app_id && self.app_id.as_deref().is_none_or(str::is_empty) {
+                    return Err(self.error(format!(
+                        "{} apps need app_id (the AppID is the receive id of encrypted callbacks)",
+                        self.platform
+                    )));
+                }
+                if self.platform == Platform::Open && self.encoding_aes_key.is_none() {
+                    return Err(self.error(
+                        "open apps need encoding_aes_key: Open Platform callbacks are always encrypted",
+                    ));
+                }
+            }
+        }
+        if self.previous_encoding_aes_key.is_some() && self.encoding_aes_key.is_none() {
+            return Err(self.error("previous_encoding_aes_key needs encoding_aes_key"));
+        }
+        self.reply
+            .check(self.platform)
+            .map_err(|reason| self.error(reason))
+    }
+}
+
+impl Config {
+    /// Parses and checks a TOML document.
+    ///
+    /// # Errors
+    /// Syntax errors (with line and column), unknown keys, out-of-range settings, duplicate or
+    /// malformed app names, missing platform fields and replies the platform would refuse.
+    pub fn parse(toml_text: &str) -> Result<Self, ConfigError> {
+        let config: Self =
+            toml::from_str(toml_text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Reads and checks a file.
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse), or the file cannot be read.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Reads the config from a `WXGATE_CONFIG` value: inline TOML when it looks like TOML
+    /// (it has a `=` or a `[`), otherwise a path.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load) or [`parse`](Self::parse).
+    pub fn from_env_value(value: &str) -> Result<Self, ConfigError> {
+        if value.contains('=') || value.contains('[') || value.contains('\n') {
+            Self::parse(value)
+        } else {
+            Self::load(Path::new(value.trim()))
+        }
+    }
+
+    /// Finds the config the way the CLI does: an explicit path, else `WXGATE_CONFIG`, else
+    /// `./wxgate.toml`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] when none exists, or as [`load`](Self::load).
+    pub fn discover(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        if let Some(path) = explicit {
+            return Self::load(path);
+        }
+        if let Ok(value) = std::env::var(CONFIG_ENV) {
+            return Self::from_env_value(&value);
+        }
+        let default = Path::new("wxgate.toml");
+        if default.exists() {
+            return Self::load(default);
+        }
+        Err(ConfigError::Missing)
+    }
+
+    /// The app with this name.
+    pub fn app(&self, name: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        self.gateway.check()?;
+        if self.store.kind == StoreKind::Dynamodb && self.store.table.is_none() {
+            return Err(ConfigError::Setting(
+                "store.kind = \"dynamodb\" needs store.table".into(),
+            ));
+        }
+        if self.apps.is_empty() {
+            return Err(ConfigError::Setting(
+                "no [[apps]]: configure at least one app".into(),
+            ));
+        }
+        for (i, app) in self.apps.iter().enumerate() {
+            app.check_shape()?;
+            if self.apps[..i].iter().any(|a| a.name == app.name) {
+                return Err(app.error("two apps have this name; names must be unique"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEMO: &str = r#"
+        [[apps]]
+        name = "demo"
+        platform = "wecom"
+        corp_id = "wx5823bf96d3bd56c7"
+        agent_id = 218
+        token = "QDG6eK"
+        encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+        [apps.reply]
+        echo = true
+    "#;
+
+    #[test]
+    fn the_design_example_parses_with_defaults() {
+        let c = Config::parse(DEMO).unwrap();
+        assert_eq!(c.gateway.budget_ms, 4000);
+        assert_eq!(c.gateway.replay_window_secs, 300);
+        assert_eq!(c.store.kind, StoreKind::Memory);
+        let app = c.app("demo").unwrap();
+        assert_eq!(app.receive_id(), Some("wx5823bf96d3bd56c7"));
+        assert_eq!(app.route(), "/wecom/demo");
+        assert!(app.reply.echo);
+    }
+
+    #[test]
+    fn one_line_toml_from_the_environment_parses() {
+        let c = Config::from_env_value(r#"apps = [{ name = "m", platform = "mp", token = "t" }]"#)
+            .unwrap();
+        assert_eq!(c.apps[0].platform, Platform::Mp);
+    }
+
+    fn error_of(toml_text: &str) -> String {
+        Config::parse(toml_text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn typos_are_errors_not_silently_ignored() {
+        let e = error_of(&DEMO.replace("echo = true", "ecko = true"));
+        assert!(e.contains("ecko"), "{e}");
+    }
+
+    #[test]
+    fn platform_fields_are_checked() {
+        let e = error_of(&DEMO.replace("corp_id", "app_id"));
+        assert!(e.contains("corp_id, not app_id"), "{e}");
+        let e =
+            error_of(r#"apps = [{ name = "o", platform = "open", app_id = "wx1", token = "t" }]"#);
+        assert!(e.contains("encoding_aes_key"), "{e}");
+        let e = error_of(
+            r#"apps = [{ name = "m", platform = "mp", token = "t", encoding_aes_key = "k" }]"#,
+        );
+        assert!(e.contains("app_id"), "{e}");
+    }
+
+    #[test]
+    fn names_must_be_path_segments_and_unique() {
+        assert!(error_of(&DEMO.replace("\"demo\"", "\"a/b\"")).contains("URL path segment"));
+        let twice = format!(
+            "{DEMO}\n{}",
+            DEMO.replace("[apps.reply]\n        echo = true", "")
+        );
+        assert!(error_of(&twice).contains("unique"));
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused() {
+        let e = error_of(&format!("[gateway]\nbudget_ms = 5000\n{DEMO}"));
+        assert!(e.contains("budget_ms"), "{e}");
+        let e = error_of("apps = []");
+        assert!(e.contains("at least one app"), "{e}");
+        let e = error_of(&format!("[store]\nkind = \"dynamodb\"\n{DEMO}"));
+        assert!(e.contains("store.table"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let e = error_of("[[apps]\nname = 1");
+        assert!(e.contains("line 1"), "{e}");
+    }
+}

@@ -1,0 +1,48 @@
+//! One configured app, ready to serve: its crypto state built once at start-up.
+
+use crate::config::secret::expose;
+use crate::config::{AppConfig, ConfigError};
+use crate::crypto::{MsgCrypt, Token};
+use crate::platform::Platform;
+
+/// A served app.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub name: String,
+    pub platform: Platform,
+    /// For plain `signature` checks (MP verification and plaintext mode).
+    pub token: Token,
+    /// Token, keys and receive id, when the app has an EncodingAESKey.
+    pub crypt: Option<MsgCrypt>,
+}
+
+impl App {
+    /// Builds the crypto state: keys are parsed and their AES schedules computed here, so a
+    /// bad key is a start-up error, not a failure on the first callback.
+    pub fn from_config(config: &AppConfig) -> Result<Self, ConfigError> {
+        let secrets = config.secrets()?;
+        let invalid = |e: crate::ProtocolError| ConfigError::App {
+            app: config.name.clone(),
+            reason: e.to_string(),
+        };
+        let token = Token::new(expose(&secrets.token)).map_err(invalid)?;
+        let crypt = match &secrets.encoding_aes_key {
+            None => None,
+            Some(key) => {
+                let receive_id = config.receive_id().unwrap_or_default();
+                let crypt = MsgCrypt::new(expose(&secrets.token), expose(key), receive_id)
+                    .map_err(invalid)?;
+                Some(match &secrets.previous_encoding_aes_key {
+                    Some(previous) => crypt.with_previous_key(expose(previous)).map_err(invalid)?,
+                    None => crypt,
+                })
+            }
+        };
+        Ok(Self {
+            name: config.name.clone(),
+            platform: config.platform,
+            token,
+            crypt,
+        })
+    }
+}

@@ -1,0 +1,363 @@
+//! The pipeline of one callback, independent of how the request arrived.
+//!
+//! ```text
+//! route → method → size → query → signature → replay window → decrypt → parse → bot → seal
+//! ```
+//!
+//! Everything before the bot is synchronous and costs microseconds. The order matters:
+//! unsigned junk is refused by the signature check before any decryption, and nothing that
+//! fails a check reaches the bot. The bot runs under the time budget; a late bot is
+//! abandoned and the callback answered empty, because a late answer is worse than none (the
+//! platform retries it and shows the user an error).
+
+mod app;
+mod rejection;
+mod request;
+mod route;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::Method;
+use tokio::time::Instant;
+
+use crate::bot::{Bot, ConfigBot, Inbound};
+use crate::config::{Config, ConfigError, GatewaySettings, StoreKind};
+use crate::crypto::EncryptedEnvelope;
+use crate::error::ProtocolError;
+use crate::message::{Callback, Message};
+use crate::platform::Platform;
+use app::App;
+pub use rejection::Rejection;
+use request::{CallbackQuery, TEXT_PLAIN, TEXT_XML, restore_base64_plus};
+pub use request::{CallbackRequest, CallbackResponse};
+pub use route::Route;
+
+/// The gateway: the configured apps, the settings, and the bot that decides replies.
+#[derive(Debug)]
+pub struct Gateway<B = ConfigBot> {
+    apps: HashMap<String, App>,
+    settings: GatewaySettings,
+    bot: B,
+}
+
+impl Gateway<ConfigBot> {
+    /// A gateway answering with each app's `[apps.reply]` rules.
+    ///
+    /// # Errors
+    /// Secrets that cannot be read or keys that are not valid.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        Self::with_bot(config, ConfigBot::from_config(config))
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl<B: Bot> Gateway<B> {
+    /// A gateway whose replies come from `bot`.
+    ///
+    /// # Errors
+    /// Secrets that cannot be read or keys that are not valid.
+    pub fn with_bot(config: &Config, bot: B) -> Result<Self, ConfigError> {
+        if config.store.kind == StoreKind::Dynamodb {
+            return Err(ConfigError::Setting(
+                "store.kind = \"dynamodb\" is not available in this version; remove [store] to use the embedded store".into(),
+            ));
+        }
+        let apps = config
+            .apps
+            .iter()
+            .map(|c| Ok((c.name.clone(), App::from_config(c)?)))
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(Self {
+            apps,
+            settings: config.gateway.clone(),
+            bot,
+        })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &GatewaySettings {
+        &self.settings
+    }
+
+    /// Answers one request. Never fails: refusals become their HTTP status, and are logged.
+    pub async fn handle(&self, request: CallbackRequest<'_>) -> CallbackResponse {
+        let deadline = Instant::now() + self.settings.budget();
+        let Some((route, app)) = Route::parse(request.path).and_then(|route| {
+            let app = self.apps.get(route.app())?;
+            (app.platform == route.platform()).then_some((route, app))
+        }) else {
+            let rejection = Rejection::NotFound;
+            rejection.log(None);
+            return rejection.response();
+        };
+        match self.process(route, app, request, deadline).await {
+            Ok(response) => response,
+            Err(rejection) => {
+                rejection.log(Some(&app.name));
+                rejection.response()
+            }
+        }
+    }
+
+    async fn process(
+        &self,
+        route: Route<'_>,
+        app: &App,
+        request: CallbackRequest<'_>,
+        deadline: Instant,
+    ) -> Result<CallbackResponse, Rejection> {
+        let is_get = *request.method == Method::GET;
+        let is_post = *request.method == Method::POST;
+        let get_allowed = !matches!(route, Route::OpenAuthorization { .. });
+        if !(is_post || is_get && get_allowed) {
+            return Err(Rejection::MethodNotAllowed {
+                allow: route.allowed_methods(),
+            });
+        }
+        let max = self.settings.max_body_bytes;
+        if request.body.len() > max {
+            return Err(Rejection::PayloadTooLarge {
+                len: request.body.len(),
+                max,
+            });
+        }
+        let query = CallbackQuery::parse(request.query)?;
+        match (is_get, app.platform) {
+            (true, Platform::Wecom) => self.verify_encrypted_url(app, &query),
+            (true, _) => self.verify_plain_url(app, &query),
+            (false, _) => {
+                let authorizer_app_id = match route {
+                    Route::OpenMessage {
+                        authorizer_app_id, ..
+                    } => Some(authorizer_app_id),
+                    _ => None,
+                };
+                self.callback(app, authorizer_app_id, &query, request.body, deadline)
+                    .await
+            }
+        }
+    }
+
+    /// WeCom URL verification: the echostr is encrypted; answer its plaintext exactly.
+    fn verify_encrypted_url(
+        &self,
+        app: &App,
+        query: &CallbackQuery<'_>,
+    ) -> Result<CallbackResponse, Rejection> {
+        let crypt = encrypted_crypt(app)?;
+        let signature = CallbackQuery::require(&query.msg_signature, "msg_signature")?;
+        let (timestamp, nonce) = timestamp_and_nonce(query)?;
+        let echostr = restore_base64_plus(CallbackQuery::require(&query.echostr, "echostr")?);
+        crypt
+            .token()
+            .verify_encrypted(signature, timestamp, nonce, &echostr)?;
+        self.check_replay(timestamp)?;
+        let opened = crypt.decrypt(&echostr)?;
+        tracing::info!(app = %app.name, "URL verification answered");
+        Ok(CallbackResponse::ok(
+            TEXT_PLAIN,
+            Bytes::copy_from_slice(opened.frame.message()),
+        ))
+    }
+
+    /// Official Account (and Open Platform message URL) verification: always the plain
+    /// `signature`, even in safe mode, and the echostr goes back unchanged.
+    fn verify_plain_url(
+        &self,
+        app: &App,
+        query: &CallbackQuery<'_>,
+    ) -> Result<CallbackResponse, Rejection> {
+        let signature = CallbackQuery::require(&query.signature, "signature")?;
+        let (timestamp, nonce) = timestamp_and_nonce(query)?;
+        let echostr = CallbackQuery::require(&query.echostr, "echostr")?;
+        app.token.verify(signature, timestamp, nonce)?;
+        self.check_replay(timestamp)?;
+        tracing::info!(app = %app.name, "URL verification answered");
+        Ok(CallbackResponse::ok(TEXT_PLAIN, echostr.to_owned()))
+    }
+
+    /// A POSTed message or event.
+    async fn callback(
+        &self,
+        app: &App,
+        authorizer_app_id: Option<&str>,
+        query: &CallbackQuery<'_>,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<CallbackResponse, Rejection> {
+        let encrypted = match (app.platform, query.encrypt_type.as_deref()) {
+            (Platform::Wecom | Platform::Open, _) | (Platform::Mp, Some("aes")) => true,
+            (Platform::Mp, None | Some("raw")) => false,
+            (Platform::Mp, Some(other)) => {
+                return Err(Rejection::bad_request(format!(
+                    "unsupported encrypt_type `{other}` (expected `aes`, or none for plaintext)"
+                )));
+            }
+        };
+        let (timestamp, nonce) = timestamp_and_nonce(query)?;
+        let body = std::str::from_utf8(body)
+            .map_err(|_| ProtocolError::Xml("the body is not UTF-8".into()))?;
+        if encrypted {
+            let crypt = encrypted_crypt(app)?;
+            let signature = CallbackQuery::require(&query.msg_signature, "msg_signature")?;
+            let envelope = EncryptedEnvelope::parse(body)?;
+            crypt
+                .token()
+                .verify_encrypted(signature, timestamp, nonce, &envelope.encrypt)?;
+            self.check_replay(timestamp)?;
+            let opened = crypt.decrypt(&envelope.encrypt)?;
+            let callback = Callback::parse(opened.frame.message_str()?)?;
+            let Some(reply) = self
+                .decide(app, authorizer_app_id, callback, deadline)
+                .await
+            else {
+                return Ok(CallbackResponse::success());
+            };
+            match crypt.seal(&reply, opened.key, unix_now()) {
+                Ok(envelope) => Ok(CallbackResponse::ok(TEXT_XML, envelope)),
+                Err(e) => {
+                    tracing::error!(app = %app.name, code = e.code() as i32, cause = %e, "cannot encrypt the reply; answering empty");
+                    Ok(CallbackResponse::success())
+                }
+            }
+        } else {
+            if app.crypt.is_some() {
+                // The plain signature does not cover the body: accepting plaintext here would
+                // let anyone holding one signed URL forge messages to a safe-mode app.
+                return Err(Rejection::bad_request(
+                    "plaintext POST to an app configured with encoding_aes_key; set the console to safe mode (安全模式) or remove the key",
+                ));
+            }
+            let signature = CallbackQuery::require(&query.signature, "signature")?;
+            app.token.verify(signature, timestamp, nonce)?;
+            self.check_replay(timestamp)?;
+            let callback = Callback::parse(body)?;
+            Ok(
+                match self
+                    .decide(app, authorizer_app_id, callback, deadline)
+                    .await
+                {
+                    Some(reply) => CallbackResponse::ok(TEXT_XML, reply),
+                    None => CallbackResponse::success(),
+                },
+            )
+        }
+    }
+
+    /// The reply XML to a parsed callback, or `None` for the empty answer.
+    async fn decide(
+        &self,
+        app: &App,
+        authorizer_app_id: Option<&str>,
+        callback: Callback,
+        deadline: Instant,
+    ) -> Option<String> {
+        let message = match callback {
+            Callback::Info(info) => {
+                tracing::info!(app = %app.name, info_type = %info.info_type(), "platform notice received");
+                return None;
+            }
+            Callback::Message(message) => message,
+        };
+        if message.event().is_some_and(|e| e.is_report_only()) {
+            // LOCATION can arrive every few seconds per user: no bot, no info-level line.
+            tracing::debug!(app = %app.name, event = %message.msg_type(), "report-only event");
+            return None;
+        }
+        let started = Instant::now();
+        let reply = self
+            .ask_bot(app, authorizer_app_id, &message, deadline)
+            .await;
+        let xml = reply.as_ref().and_then(|reply| {
+            reply
+                .render(&message, app.platform, unix_now())
+                .map_err(|e| {
+                    tracing::error!(app = %app.name, code = e.code() as i32, cause = %e, "the bot's reply breaks the platform's rules; answering empty");
+                })
+                .ok()
+        });
+        tracing::info!(
+            app = %app.name,
+            msg_type = %message.msg_type(),
+            reply = xml.as_ref().and(reply.as_ref()).map_or("none", |r| r.msg_type()),
+            bot_us = started.elapsed().as_micros() as u64,
+            "callback answered"
+        );
+        xml
+    }
+
+    async fn ask_bot(
+        &self,
+        app: &App,
+        authorizer_app_id: Option<&str>,
+        message: &Message,
+        deadline: Instant,
+    ) -> Option<crate::reply::Reply> {
+        let inbound = Inbound {
+            app: &app.name,
+            platform: app.platform,
+            authorizer_app_id,
+            message,
+        };
+        match tokio::time::timeout_at(deadline, self.bot.reply(&inbound)).await {
+            Ok(reply) => reply,
+            Err(_) => {
+                tracing::warn!(
+                    app = %app.name,
+                    budget_ms = self.settings.budget_ms,
+                    "the bot missed the time budget; answering empty"
+                );
+                None
+            }
+        }
+    }
+
+    /// Refuses a correctly signed request whose timestamp is too far from the clock.
+    fn check_replay(&self, timestamp: &str) -> Result<(), Rejection> {
+        let window = self.settings.replay_window_secs;
+        if window == 0 {
+            return Ok(());
+        }
+        // The signature check already made this 1 to 20 digits; 20 digits can still
+        // overflow, and such a timestamp is as stale as any.
+        let timestamp = timestamp.parse::<u64>().unwrap_or(u64::MAX);
+        let skew = unix_now().abs_diff(timestamp);
+        if skew > window {
+            return Err(Rejection::Stale {
+                timestamp,
+                skew,
+                window,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn encrypted_crypt(app: &App) -> Result<&crate::crypto::MsgCrypt, Rejection> {
+    app.crypt.as_ref().ok_or_else(|| {
+        Rejection::bad_request(
+            "an encrypted request, but this app has no encoding_aes_key configured",
+        )
+    })
+}
+
+fn timestamp_and_nonce<'q>(query: &'q CallbackQuery<'q>) -> Result<(&'q str, &'q str), Rejection> {
+    Ok((
+        CallbackQuery::require(&query.timestamp, "timestamp")?,
+        CallbackQuery::require(&query.nonce, "nonce")?,
+    ))
+}
+
+/// Shorthand for tests and adapters: a response body as text.
+pub fn body_text(response: &CallbackResponse) -> Cow<'_, str> {
+    String::from_utf8_lossy(&response.body)
+}

@@ -1,0 +1,425 @@
+//! Playing the platform: signed (and encrypted) callbacks for a configured app, and a strict
+//! check of the gateway's answers, the way WeChat itself would check them.
+//!
+//! Used by `wxgate send`, by the sample-event generator and by the integration tests, so the
+//! requests they make are the ones the platform makes.
+
+use std::fmt::Write as _;
+
+use http::Method;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::config::secret::expose;
+use crate::config::{AppConfig, ConfigError};
+use crate::crypto::{KeySlot, MsgCrypt, Token};
+use crate::error::ProtocolError;
+use crate::message::Callback;
+use crate::platform::Platform;
+use crate::xml::{Fields, XmlWriter};
+
+/// What a query value keeps unescaped: RFC 3986's unreserved characters. `+`, `/` and `=`
+/// are escaped, as the platforms do.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A request as the platform would send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// GET (URL verification) or POST.
+    pub method: Method,
+    /// The route, e.g. `/wecom/demo`.
+    pub path: String,
+    /// The query string, percent-encoded, without `?`.
+    pub query: String,
+    /// The body (empty for GET).
+    pub body: String,
+    /// For URL verification: the exact answer expected.
+    pub expected_echo: Option<String>,
+}
+
+impl SignedRequest {
+    /// Path and query, for a URL.
+    pub fn path_and_query(&self) -> String {
+        format!("{}?{}", self.path, self.query)
+    }
+}
+
+/// What the gateway answered, once checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// URL verification answered with exactly the expected echostr.
+    Verified(String),
+    /// The empty answer (`success` or an empty body).
+    Empty,
+    /// A passive reply: the inner XML, decrypted and verified if it came encrypted.
+    Reply(String),
+}
+
+/// Why an answer would be refused by the platform.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// Any status but 200 is a failure to the platform.
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// The status.
+        status: u16,
+        /// The body, for the reason.
+        body: String,
+    },
+    /// URL verification answered with something other than the plaintext echostr.
+    #[error(
+        "URL verification answered {got:?}, expected exactly {expected:?} (this is \"token验证失败\")"
+    )]
+    WrongEcho {
+        /// Expected.
+        expected: String,
+        /// Got.
+        got: String,
+    },
+    /// The reply's envelope, signature, encryption or XML is wrong.
+    #[error("the reply does not verify: {0}")]
+    Protocol(#[from] ProtocolError),
+}
+
+/// Builds callbacks for one app.
+#[derive(Debug)]
+pub struct PlatformSim {
+    app: String,
+    platform: Platform,
+    token: Token,
+    crypt: Option<MsgCrypt>,
+    receive_id: String,
+    agent_id: Option<u64>,
+    plaintext: bool,
+    authorizer_app_id: Option<String>,
+}
+
+impl PlatformSim {
+    /// Plays the platform for `app`, with its own token and key. MP apps without a key are
+    /// played in plaintext mode.
+    ///
+    /// # Errors
+    /// The app's secrets cannot be read or are invalid.
+    pub fn new(app: &AppConfig) -> Result<Self, ConfigError> {
+        let secrets = app.secrets()?;
+        let invalid = |e: ProtocolError| ConfigError::App {
+            app: app.name.clone(),
+            reason: e.to_string(),
+        };
+        let receive_id = app.receive_id().unwrap_or_default().to_owned();
+        let crypt = secrets
+            .encoding_aes_key
+            .as_ref()
+            .map(|key| MsgCrypt::new(expose(&secrets.token), expose(key), &receive_id))
+            .transpose()
+            .map_err(invalid)?;
+        Ok(Self {
+            app: app.name.clone(),
+            platform: app.platform,
+            token: Token::new(expose(&secrets.token)).map_err(invalid)?,
+            plaintext: crypt.is_none(),
+            crypt,
+            receive_id,
+            agent_id: app.agent_id,
+            authorizer_app_id: None,
+        })
+    }
+
+    /// MP: send in plaintext mode even though a key is configured (the gateway should refuse).
+    pub fn plaintext(mut self, plaintext: bool) -> Self {
+        self.plaintext = plaintext || self.crypt.is_none();
+        self
+    }
+
+    /// Open Platform: send to the message URL of this authorized account.
+    pub fn authorizer(mut self, app_id: Option<String>) -> Self {
+        self.authorizer_app_id = app_id;
+        self
+    }
+
+    /// The receive id (corp id / AppID): the `ToUserName` of WeCom messages.
+    pub fn receive_id(&self) -> &str {
+        &self.receive_id
+    }
+
+    /// The app's agent id (WeCom).
+    pub fn agent_id(&self) -> Option<u64> {
+        self.agent_id
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    fn path(&self, authorization_events: bool) -> String {
+        match (&self.authorizer_app_id, authorization_events) {
+            (Some(authorizer), false) if self.platform == Platform::Open => {
+                format!("/open/{}/{authorizer}", self.app)
+            }
+            _ => format!("/{}/{}", self.platform, self.app),
+        }
+    }
+
+    fn crypt(&self) -> Result<&MsgCrypt, ProtocolError> {
+        self.crypt.as_ref().ok_or(ProtocolError::IllegalAesKey(
+            "the app has no encoding_aes_key",
+        ))
+    }
+
+    /// URL verification carrying `echo` (WeCom: encrypted; MP and Open: plain).
+    ///
+    /// # Errors
+    /// Signing or encryption failed (no key for WeCom, an unsignable nonce).
+    pub fn verify_url(
+        &self,
+        echo: &str,
+        timestamp: u64,
+        nonce: &str,
+    ) -> Result<SignedRequest, ProtocolError> {
+        let ts = timestamp.to_string();
+        let mut query = String::new();
+        if self.platform == Platform::Wecom {
+            let echostr = self
+                .crypt()?
+                .key(KeySlot::Current)
+                .encrypt(echo.as_bytes(), &self.receive_id)?;
+            let signature = self.token.sign_encrypted(&ts, nonce, &echostr)?;
+            push_param(&mut query, "msg_signature", signature.to_hex().as_str());
+            push_param(&mut query, "timestamp", &ts);
+            push_param(&mut query, "nonce", nonce);
+            push_param(&mut query, "echostr", &echostr);
+        } else {
+            let signature = self.token.sign(&ts, nonce)?;
+            push_param(&mut query, "signature", signature.to_hex().as_str());
+            push_param(&mut query, "timestamp", &ts);
+            push_param(&mut query, "nonce", nonce);
+            push_param(&mut query, "echostr", echo);
+        }
+        Ok(SignedRequest {
+            method: Method::GET,
+            path: self.path(false),
+            query,
+            body: String::new(),
+            expected_echo: Some(echo.to_owned()),
+        })
+    }
+
+    /// A POSTed callback carrying `message_xml` (build it with [`text_xml`], [`event_xml`],
+    /// [`verify_ticket_xml`]). Authorization events (`InfoType`) of an Open Platform app go
+    /// to `/open/{app}`, everything else to the app's message URL.
+    ///
+    /// # Errors
+    /// Signing or encryption failed.
+    pub fn post(
+        &self,
+        message_xml: &str,
+        timestamp: u64,
+        nonce: &str,
+    ) -> Result<SignedRequest, ProtocolError> {
+        let ts = timestamp.to_string();
+        let plain_signature = self.token.sign(&ts, nonce)?;
+        let mut query = String::new();
+        let body = if self.plaintext && self.platform == Platform::Mp {
+            push_param(&mut query, "signature", plain_signature.to_hex().as_str());
+            push_param(&mut query, "timestamp", &ts);
+            push_param(&mut query, "nonce", nonce);
+            message_xml.to_owned()
+        } else {
+            let encrypt = self
+                .crypt()?
+                .key(KeySlot::Current)
+                .encrypt(message_xml.as_bytes(), &self.receive_id)?;
+            let signature = self.token.sign_encrypted(&ts, nonce, &encrypt)?;
+            if self.platform != Platform::Wecom {
+                push_param(&mut query, "signature", plain_signature.to_hex().as_str());
+            }
+            push_param(&mut query, "timestamp", &ts);
+            push_param(&mut query, "nonce", nonce);
+            if self.platform != Platform::Wecom {
+                push_param(&mut query, "encrypt_type", "aes");
+            }
+            push_param(&mut query, "msg_signature", signature.to_hex().as_str());
+            self.envelope(message_xml, &encrypt)
+        };
+        let authorization_event = message_xml.contains("<InfoType>");
+        Ok(SignedRequest {
+            method: Method::POST,
+            path: self.path(authorization_event),
+            query,
+            body,
+            expected_echo: None,
+        })
+    }
+
+    /// The outer document: only `Encrypt` is signed; the rest is what the platforms add.
+    fn envelope(&self, message_xml: &str, encrypt: &str) -> String {
+        let mut out = String::new();
+        let mut w = XmlWriter::new(&mut out);
+        w.open("xml");
+        match self.platform {
+            Platform::Wecom => {
+                w.text("ToUserName", &self.receive_id);
+                if let Some(agent_id) = self.agent_id {
+                    w.number("AgentID", agent_id);
+                }
+            }
+            Platform::Open if message_xml.contains("<InfoType>") => {
+                w.text("AppId", &self.receive_id);
+            }
+            Platform::Mp | Platform::Open => {
+                let to = Fields::parse(message_xml)
+                    .ok()
+                    .and_then(|f| f.get("ToUserName").map(str::to_owned))
+                    .unwrap_or_default();
+                w.text("ToUserName", &to);
+            }
+        }
+        w.safe_text("Encrypt", encrypt).close("xml");
+        out
+    }
+
+    /// Checks an answer as the platform would: status 200; for URL verification exactly the
+    /// echostr; for a POST `success`/empty, or a reply whose envelope, signature, encryption,
+    /// receive id and XML all verify.
+    ///
+    /// # Errors
+    /// What the platform would object to.
+    pub fn check(
+        &self,
+        request: &SignedRequest,
+        status: u16,
+        body: &str,
+    ) -> Result<Answer, AnswerError> {
+        if status != 200 {
+            return Err(AnswerError::Status {
+                status,
+                body: body.trim_end().to_owned(),
+            });
+        }
+        if let Some(expected) = &request.expected_echo {
+            return if body == expected {
+                Ok(Answer::Verified(body.to_owned()))
+            } else {
+                Err(AnswerError::WrongEcho {
+                    expected: expected.clone(),
+                    got: body.to_owned(),
+                })
+            };
+        }
+        if body.is_empty() || body == "success" {
+            return Ok(Answer::Empty);
+        }
+        let encrypted = request.query.contains("msg_signature=");
+        let inner = if encrypted {
+            self.open_reply(body)?
+        } else {
+            body.to_owned()
+        };
+        Callback::parse(&inner)?;
+        Ok(Answer::Reply(inner))
+    }
+
+    fn open_reply(&self, body: &str) -> Result<String, ProtocolError> {
+        let fields = Fields::parse(body)?;
+        let field = |name: &'static str| {
+            fields
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(ProtocolError::XmlMissingField(name))
+        };
+        let (encrypt, signature) = (field("Encrypt")?, field("MsgSignature")?);
+        let (timestamp, nonce) = (field("TimeStamp")?, field("Nonce")?);
+        let opened = self.crypt()?.open(signature, timestamp, nonce, encrypt)?;
+        Ok(opened.frame.message_str()?.to_owned())
+    }
+}
+
+fn push_param(query: &mut String, name: &str, value: &str) {
+    if !query.is_empty() {
+        query.push('&');
+    }
+    let _ = write!(query, "{name}={}", utf8_percent_encode(value, QUERY_VALUE));
+}
+
+/// Common header fields of a user message or event.
+#[derive(Debug, Clone)]
+pub struct Header<'a> {
+    /// Our account: corp id (WeCom) or the original id `gh_…` (MP).
+    pub to: &'a str,
+    /// The sender: UserID or OpenID.
+    pub from: &'a str,
+    /// Unix seconds.
+    pub create_time: u64,
+    /// WeCom: the app's agent id.
+    pub agent_id: Option<u64>,
+}
+
+impl Header<'_> {
+    fn write<'o, 'b>(&self, w: &'o mut XmlWriter<'b>, msg_type: &str) -> &'o mut XmlWriter<'b> {
+        w.open("xml")
+            .text("ToUserName", self.to)
+            .text("FromUserName", self.from)
+            .number("CreateTime", self.create_time)
+            .text("MsgType", msg_type)
+    }
+
+    fn finish(&self, w: &mut XmlWriter<'_>) {
+        if let Some(agent_id) = self.agent_id {
+            w.number("AgentID", agent_id);
+        }
+        w.close("xml");
+    }
+}
+
+/// A text message.
+pub fn text_xml(header: &Header<'_>, content: &str, msg_id: u64) -> String {
+    let mut out = String::new();
+    let mut w = XmlWriter::new(&mut out);
+    header
+        .write(&mut w, "text")
+        .text("Content", content)
+        .number("MsgId", msg_id);
+    header.finish(&mut w);
+    out
+}
+
+/// An event, with an optional EventKey.
+pub fn event_xml(header: &Header<'_>, event: &str, event_key: Option<&str>) -> String {
+    let mut out = String::new();
+    let mut w = XmlWriter::new(&mut out);
+    header.write(&mut w, "event").text("Event", event);
+    if let Some(key) = event_key {
+        w.text("EventKey", key);
+    }
+    header.finish(&mut w);
+    out
+}
+
+/// A LOCATION report.
+pub fn location_xml(header: &Header<'_>, latitude: f64, longitude: f64) -> String {
+    let mut out = String::new();
+    let mut w = XmlWriter::new(&mut out);
+    header.write(&mut w, "event").text("Event", "LOCATION");
+    w.decimal("Latitude", latitude)
+        .decimal("Longitude", longitude)
+        .decimal("Precision", 30.0);
+    header.finish(&mut w);
+    out
+}
+
+/// An Open Platform `component_verify_ticket` push.
+pub fn verify_ticket_xml(component_app_id: &str, create_time: u64, ticket: &str) -> String {
+    let mut out = String::new();
+    XmlWriter::new(&mut out)
+        .open("xml")
+        .text("AppId", component_app_id)
+        .number("CreateTime", create_time)
+        .text("InfoType", "component_verify_ticket")
+        .text("ComponentVerifyTicket", ticket)
+        .close("xml");
+    out
+}
