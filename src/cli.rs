@@ -172,22 +172,26 @@ fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
             }
         };
         let bound = listener.local_addr().unwrap_or(addr);
-        // The first stdout line is the base URL; scripts and tests read it.
-        println!("wxgate serving http://{bound} (embedded store)");
+        // The first stdout line is the base URL; scripts and tests read it. Write errors
+        // (a reader that went away) must not stop the server.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "wxgate serving http://{bound} (embedded store)");
         for app in &config.apps {
             let suffix = if app.platform == Platform::Open {
                 "  (+ /{authorizer_appid} for messages)"
             } else {
                 ""
             };
-            println!(
+            let _ = writeln!(
+                out,
                 "  {:<6} {:<16} http://{bound}{}{suffix}",
                 app.platform.as_str(),
                 app.name,
                 app.route()
             );
         }
-        let _ = std::io::stdout().flush();
+        let _ = out.flush();
+        drop(out);
         match crate::server::serve(Arc::new(gateway), listener, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -83,6 +83,11 @@ impl<B: Bot> Gateway<B> {
         })
     }
 
+    /// The bot.
+    pub fn bot(&self) -> &B {
+        &self.bot
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &GatewaySettings {
         &self.settings
@@ -203,12 +208,12 @@ impl<B: Bot> Gateway<B> {
                 )));
             }
         };
-        let (timestamp, nonce) = timestamp_and_nonce(query)?;
         let body = std::str::from_utf8(body)
             .map_err(|_| ProtocolError::Xml("the body is not UTF-8".into()))?;
         if encrypted {
             let crypt = encrypted_crypt(app)?;
             let signature = CallbackQuery::require(&query.msg_signature, "msg_signature")?;
+            let (timestamp, nonce) = timestamp_and_nonce(query)?;
             let envelope = EncryptedEnvelope::parse(body)?;
             crypt
                 .token()
@@ -238,6 +243,7 @@ impl<B: Bot> Gateway<B> {
                 ));
             }
             let signature = CallbackQuery::require(&query.signature, "signature")?;
+            let (timestamp, nonce) = timestamp_and_nonce(query)?;
             app.token.verify(signature, timestamp, nonce)?;
             self.check_replay(timestamp)?;
             let callback = Callback::parse(body)?;

@@ -1,0 +1,4 @@
+//! Shared helpers for integration tests (`mod support;`). Benches include the files directly
+//! with `#[path = "../tests/support/runtime_api.rs"] mod runtime_api;`.
+pub mod runtime_api;
+pub mod serve;

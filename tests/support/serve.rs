@@ -1,0 +1,185 @@
+//! `wxgate serve` as a child process on a free loopback port, and the platform played
+//! against it over real HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use wxgate::config::Config;
+use wxgate::simulate::{PlatformSim, SignedRequest};
+
+/// The public test values of the official sample code (protocol.md §8).
+pub const TOKEN: &str = "QDG6eK";
+pub const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+pub const CORP_ID: &str = "wx5823bf96d3bd56c7";
+
+/// One app per platform mode, all on the public test values.
+pub fn test_config(gateway_table: &str) -> String {
+    format!(
+        r#"
+[gateway]
+{gateway_table}
+
+[[apps]]
+name = "demo"
+platform = "wecom"
+corp_id = "{CORP_ID}"
+agent_id = 218
+token = "{TOKEN}"
+encoding_aes_key = "{KEY}"
+[apps.reply]
+echo = true
+subscribe = "welcome"
+enter_agent = "hello again"
+[apps.reply.click]
+V1001 = "clicked"
+
+[[apps]]
+name = "shop"
+platform = "mp"
+app_id = "wxshop0000000001"
+token = "shoptoken"
+encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+[apps.reply]
+echo = true
+subscribe = "thanks for following"
+
+[[apps]]
+name = "blog"
+platform = "mp"
+token = "blogtoken"
+[apps.reply]
+echo = true
+
+[[apps]]
+name = "comp"
+platform = "open"
+app_id = "wxcomponent00001"
+token = "comptoken"
+encoding_aes_key = "ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqponmlk0"
+[apps.reply]
+echo = true
+"#
+    )
+}
+
+/// A running `wxgate serve`; killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub config: Config,
+    _dir: TempDir,
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "wxgate-test-{tag}-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        .into()
+}
+
+impl Server {
+    /// Starts `wxgate serve` with this config text and waits for its address line.
+    pub fn start(config_text: &str) -> Self {
+        let dir = TempDir::new("serve");
+        let path = dir.0.join("wxgate.toml");
+        std::fs::write(&path, config_text).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wxgate"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "warn")
+            .env_remove("WXGATE_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("wxgate serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut reader = BufReader::new(stdout);
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        // Keep draining, so the server never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .to_owned();
+        Self {
+            child,
+            base,
+            config: Config::parse(config_text).unwrap(),
+            _dir: dir,
+        }
+    }
+
+    /// The platform, played for one of the configured apps.
+    pub fn sim(&self, app: &str) -> PlatformSim {
+        PlatformSim::new(self.config.app(app).unwrap()).unwrap()
+    }
+
+    /// Sends a signed request; status and body.
+    pub async fn send(&self, request: &SignedRequest) -> (u16, String) {
+        self.raw(
+            request.method.clone(),
+            &request.path_and_query(),
+            request.body.clone(),
+        )
+        .await
+    }
+
+    /// Sends anything; status and body.
+    pub async fn raw(&self, method: http::Method, path_and_query: &str, body: String) -> (u16, String) {
+        let response = client()
+            .request(method, format!("{}{path_and_query}", self.base))
+            .body(body)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
