@@ -1,0 +1,155 @@
+//! Writes the sample API Gateway events in `events/` (run `scripts/gen-events.sh`).
+//!
+//! The WeCom verification and text events are the official test vectors verbatim; the others
+//! are signed and encrypted for `events/wxgate.toml` at the official vectors' timestamp.
+//! `events/expected.json` records what the gateway must answer to each, and the test
+//! `tests/lambda_events.rs` invokes every event through the Lambda runtime API and checks it.
+
+#[path = "../tests/support/runtime_api.rs"]
+#[allow(dead_code, unused_imports)]
+mod runtime_api;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use wxgate::config::Config;
+use wxgate::simulate::{Header, PlatformSim, SignedRequest, event_xml, location_xml, text_xml};
+
+/// The official vectors' message timestamp; every generated event uses it.
+const TIMESTAMP: u64 = 1_409_659_813;
+
+const OFFICIAL_VERIFY_QUERY: &str = "msg_signature=5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3&timestamp=1409659589&nonce=263014780&echostr=P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO%2BFZXvnaqQ%3D%3D";
+const OFFICIAL_MESSAGE_QUERY: &str =
+    "msg_signature=477715d11cdb4164915debcba66cb864d751f3e6&timestamp=1409659813&nonce=1372623149";
+const OFFICIAL_MESSAGE_BODY: &str = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Encrypt><![CDATA[RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>";
+
+struct Sample {
+    file: &'static str,
+    about: &'static str,
+    event: Value,
+    /// `echo:<text>`, `empty`, or `text:<reply content>`.
+    expect: String,
+    /// The app whose keys check the answer.
+    app: &'static str,
+}
+
+fn v2(method: &str, path: &str, query: &str, body: Option<&str>) -> Value {
+    runtime_api::apigw_v2_event(method, path, query, body, false)
+}
+
+fn signed_v2(request: &SignedRequest) -> Value {
+    let body = (!request.body.is_empty()).then_some(request.body.as_str());
+    v2(request.method.as_str(), &request.path, &request.query, body)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = std::env::args()
+        .nth(1)
+        .map_or_else(|| PathBuf::from("events"), PathBuf::from);
+    let config = Config::load(&out.join("wxgate.toml"))?;
+    let sim = |app: &str| PlatformSim::new(config.app(app).expect("app in events/wxgate.toml"));
+    let (demo, shop, blog) = (sim("demo")?, sim("shop")?, sim("blog")?);
+    let wecom = Header {
+        to: "wx5823bf96d3bd56c7",
+        from: "zhangsan",
+        create_time: TIMESTAMP,
+        agent_id: Some(218),
+    };
+    let mp = Header {
+        to: "gh_7f083739789a",
+        from: "oia2TjjewbmiOUlr6X-1crbLOvLw",
+        create_time: TIMESTAMP,
+        agent_id: None,
+    };
+
+    let samples = vec![
+        Sample {
+            file: "wecom-verify.json",
+            about: "WeCom URL verification: the official vector, echostr percent-encoded",
+            event: v2("GET", "/wecom/demo", OFFICIAL_VERIFY_QUERY, None),
+            expect: "echo:1616140317555161061".into(),
+            app: "demo",
+        },
+        Sample {
+            file: "wecom-text.json",
+            about: "WeCom text message: the official vector (Content hello)",
+            event: v2("POST", "/wecom/demo", OFFICIAL_MESSAGE_QUERY, Some(OFFICIAL_MESSAGE_BODY)),
+            expect: "text:hello".into(),
+            app: "demo",
+        },
+        Sample {
+            file: "wecom-text-rest-v1.json",
+            about: "The official WeCom text message as a REST API (payload v1) event with a base64 body",
+            event: runtime_api::apigw_v1_event(
+                "POST",
+                "/wecom/demo",
+                OFFICIAL_MESSAGE_QUERY,
+                Some(OFFICIAL_MESSAGE_BODY),
+                true,
+            ),
+            expect: "text:hello".into(),
+            app: "demo",
+        },
+        Sample {
+            file: "wecom-subscribe.json",
+            about: "WeCom subscribe event, answered with the configured welcome",
+            event: signed_v2(&demo.post(&event_xml(&wecom, "subscribe", None), TIMESTAMP, "1372623150")?),
+            expect: "text:欢迎使用 wxgate".into(),
+            app: "demo",
+        },
+        Sample {
+            file: "wecom-location.json",
+            about: "WeCom LOCATION report: answered empty, no bot",
+            event: signed_v2(&demo.post(&location_xml(&wecom, 23.137466, 113.352425), TIMESTAMP, "1372623151")?),
+            expect: "empty".into(),
+            app: "demo",
+        },
+        Sample {
+            file: "mp-verify.json",
+            about: "Official Account URL verification: plain signature, echostr returned as is",
+            event: signed_v2(&shop.verify_url("5837397520665436492", TIMESTAMP, "1372623152")?),
+            expect: "echo:5837397520665436492".into(),
+            app: "shop",
+        },
+        Sample {
+            file: "mp-safe-text.json",
+            about: "Official Account text message in safe mode (encrypt_type=aes)",
+            event: signed_v2(&shop.post(&text_xml(&mp, "你好，安全模式", 6_054_768_590_064_713_728), TIMESTAMP, "1372623153")?),
+            expect: "text:你好，安全模式".into(),
+            app: "shop",
+        },
+        Sample {
+            file: "mp-plaintext-text.json",
+            about: "Official Account text message in plaintext mode",
+            event: signed_v2(&blog.post(&text_xml(&mp, "hello, plaintext", 6_054_768_590_064_713_729), TIMESTAMP, "1372623154")?),
+            expect: "text:hello, plaintext".into(),
+            app: "blog",
+        },
+    ];
+
+    let mut manifest = Vec::new();
+    for sample in &samples {
+        write_json(&out.join(sample.file), &sample.event)?;
+        manifest.push(json!({
+            "file": sample.file,
+            "about": sample.about,
+            "app": sample.app,
+            "expect": sample.expect,
+        }));
+    }
+    write_json(&out.join("expected.json"), &Value::Array(manifest))?;
+    // `sam local invoke --env-vars events/env.json`: the config above, inline.
+    let config_text = std::fs::read_to_string(out.join("wxgate.toml"))?;
+    write_json(
+        &out.join("env.json"),
+        &json!({ "Function": { "WXGATE_CONFIG": config_text } }),
+    )?;
+    println!("wrote {} events to {}", samples.len(), out.display());
+    Ok(())
+}
+
+fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    text.push('\n');
+    std::fs::write(path, text)
+}
