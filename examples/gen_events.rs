@@ -6,7 +6,7 @@
 //! `tests/lambda_events.rs` invokes every event through the Lambda runtime API and checks it.
 
 #[path = "../tests/support/runtime_api.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod runtime_api;
 
 use std::path::{Path, PathBuf};
@@ -73,7 +73,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Sample {
             file: "wecom-text.json",
             about: "WeCom text message: the official vector (Content hello)",
-            event: v2("POST", "/wecom/demo", OFFICIAL_MESSAGE_QUERY, Some(OFFICIAL_MESSAGE_BODY)),
+            event: v2(
+                "POST",
+                "/wecom/demo",
+                OFFICIAL_MESSAGE_QUERY,
+                Some(OFFICIAL_MESSAGE_BODY),
+            ),
             expect: "text:hello".into(),
             app: "demo",
         },
@@ -93,14 +98,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Sample {
             file: "wecom-subscribe.json",
             about: "WeCom subscribe event, answered with the configured welcome",
-            event: signed_v2(&demo.post(&event_xml(&wecom, "subscribe", None), TIMESTAMP, "1372623150")?),
+            event: signed_v2(&demo.post(
+                &event_xml(&wecom, "subscribe", None),
+                TIMESTAMP,
+                "1372623150",
+            )?),
             expect: "text:欢迎使用 wxgate".into(),
             app: "demo",
         },
         Sample {
             file: "wecom-location.json",
             about: "WeCom LOCATION report: answered empty, no bot",
-            event: signed_v2(&demo.post(&location_xml(&wecom, 23.137466, 113.352425), TIMESTAMP, "1372623151")?),
+            event: signed_v2(&demo.post(
+                &location_xml(&wecom, 23.137466, 113.352425),
+                TIMESTAMP,
+                "1372623151",
+            )?),
             expect: "empty".into(),
             app: "demo",
         },
@@ -114,14 +127,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Sample {
             file: "mp-safe-text.json",
             about: "Official Account text message in safe mode (encrypt_type=aes)",
-            event: signed_v2(&shop.post(&text_xml(&mp, "你好，安全模式", 6_054_768_590_064_713_728), TIMESTAMP, "1372623153")?),
+            event: signed_v2(&shop.post(
+                &text_xml(&mp, "你好，安全模式", 6_054_768_590_064_713_728),
+                TIMESTAMP,
+                "1372623153",
+            )?),
             expect: "text:你好，安全模式".into(),
             app: "shop",
         },
         Sample {
             file: "mp-plaintext-text.json",
             about: "Official Account text message in plaintext mode",
-            event: signed_v2(&blog.post(&text_xml(&mp, "hello, plaintext", 6_054_768_590_064_713_729), TIMESTAMP, "1372623154")?),
+            event: signed_v2(&blog.post(
+                &text_xml(&mp, "hello, plaintext", 6_054_768_590_064_713_729),
+                TIMESTAMP,
+                "1372623154",
+            )?),
             expect: "text:hello, plaintext".into(),
             app: "blog",
         },

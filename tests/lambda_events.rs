@@ -26,9 +26,13 @@ fn read_json(name: &str) -> Value {
 }
 
 async fn start(config: &str) -> FunctionProcess {
-    FunctionProcess::spawn(env!("CARGO_BIN_EXE_wxgate"), &[], &[("WXGATE_CONFIG", config)])
-        .await
-        .unwrap()
+    FunctionProcess::spawn(
+        env!("CARGO_BIN_EXE_wxgate"),
+        &[],
+        &[("WXGATE_CONFIG", config)],
+    )
+    .await
+    .unwrap()
 }
 
 /// What the platform would need to check an answer to `event`: its mode and, for URL
@@ -38,7 +42,12 @@ fn request_of(event: &Value, expected_echo: Option<String>) -> SignedRequest {
         Some(raw) => raw.to_owned(),
         None => event["queryStringParameters"]
             .as_object()
-            .map(|m| m.keys().map(|k| format!("{k}=")).collect::<Vec<_>>().join("&"))
+            .map(|m| {
+                m.keys()
+                    .map(|k| format!("{k}="))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            })
             .unwrap_or_default(),
     };
     SignedRequest {
@@ -132,7 +141,9 @@ async fn query_and_body_encodings_of_both_payload_versions_work() {
     let sim = live_sim();
 
     // Verification with `+`, `/`, `=` raw in rawQueryString, as some clients send them.
-    let verify = sim.verify_url("31415926535", unix_now(), "27182818").unwrap();
+    let verify = sim
+        .verify_url("31415926535", unix_now(), "27182818")
+        .unwrap();
     let raw = verify
         .query
         .replace("%2B", "+")
@@ -141,25 +152,46 @@ async fn query_and_body_encodings_of_both_payload_versions_work() {
     for query in [verify.query.clone(), raw] {
         let event = apigw_v2_event("GET", &verify.path, &query, None, false);
         let response = function.invoke(event).await.unwrap().response().unwrap();
-        assert_eq!((response.status, response.text().as_str()), (200, "31415926535"), "{query}");
+        assert_eq!(
+            (response.status, response.text().as_str()),
+            (200, "31415926535"),
+            "{query}"
+        );
     }
 
     // REST API v1: parameters arrive decoded, and API Gateway may have turned `+` into a space.
     let v1_spaced = verify.query.replace("%2B", "%20");
     let event = apigw_v1_event("GET", &verify.path, &v1_spaced, None, false);
     let response = function.invoke(event).await.unwrap().response().unwrap();
-    assert_eq!((response.status, response.text().as_str()), (200, "31415926535"));
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "31415926535")
+    );
 
     // A text message with a base64-encoded body, in both payload versions.
     for v1 in [false, true] {
         let request = live_text(&sim, "base64 body");
         let event = if v1 {
-            apigw_v1_event("POST", &request.path, &request.query, Some(&request.body), true)
+            apigw_v1_event(
+                "POST",
+                &request.path,
+                &request.query,
+                Some(&request.body),
+                true,
+            )
         } else {
-            apigw_v2_event("POST", &request.path, &request.query, Some(&request.body), true)
+            apigw_v2_event(
+                "POST",
+                &request.path,
+                &request.query,
+                Some(&request.body),
+                true,
+            )
         };
         let response = function.invoke(event).await.unwrap().response().unwrap();
-        let answer = sim.check(&request, response.status, &response.text()).unwrap();
+        let answer = sim
+            .check(&request, response.status, &response.text())
+            .unwrap();
         assert_eq!(text_of(answer), "base64 body", "v1={v1}");
     }
 }
@@ -171,12 +203,54 @@ async fn refusals_have_their_status_and_the_function_keeps_serving() {
     let good = live_text(&sim, "still here");
     let forged_query = good.query.replace("nonce=8675309", "nonce=8675308");
     let cases = [
-        ("unknown route", apigw_v2_event("GET", "/.env", "", None, false), 404),
-        ("wrong method", apigw_v2_event("DELETE", "/wecom/demo", &good.query, None, false), 405),
-        ("missing parameters", apigw_v2_event("POST", "/wecom/demo", "", Some(&good.body), false), 400),
-        ("wrong signature", apigw_v2_event("POST", "/wecom/demo", &forged_query, Some(&good.body), false), 401),
-        ("body over the limit", apigw_v2_event("POST", "/wecom/demo", &good.query, Some(&"x".repeat(5000)), false), 413),
-        ("not XML", apigw_v2_event("POST", "/wecom/demo", &good.query, Some("\u{0}\u{1}junk"), false), 400),
+        (
+            "unknown route",
+            apigw_v2_event("GET", "/.env", "", None, false),
+            404,
+        ),
+        (
+            "wrong method",
+            apigw_v2_event("DELETE", "/wecom/demo", &good.query, None, false),
+            405,
+        ),
+        (
+            "missing parameters",
+            apigw_v2_event("POST", "/wecom/demo", "", Some(&good.body), false),
+            400,
+        ),
+        (
+            "wrong signature",
+            apigw_v2_event(
+                "POST",
+                "/wecom/demo",
+                &forged_query,
+                Some(&good.body),
+                false,
+            ),
+            401,
+        ),
+        (
+            "body over the limit",
+            apigw_v2_event(
+                "POST",
+                "/wecom/demo",
+                &good.query,
+                Some(&"x".repeat(5000)),
+                false,
+            ),
+            413,
+        ),
+        (
+            "not XML",
+            apigw_v2_event(
+                "POST",
+                "/wecom/demo",
+                &good.query,
+                Some("\u{0}\u{1}junk"),
+                false,
+            ),
+            400,
+        ),
     ];
     for (name, event, status) in cases {
         let response = function.invoke(event).await.unwrap().response().unwrap();
@@ -187,7 +261,10 @@ async fn refusals_have_their_status_and_the_function_keeps_serving() {
         assert_eq!(text_of(answer), "still here", "after {name}");
     }
     let logs = function.logs();
-    assert!(logs.contains("\"code\":-40001"), "the refusal names its code: {logs}");
+    assert!(
+        logs.contains("\"code\":-40001"),
+        "the refusal names its code: {logs}"
+    );
 }
 
 #[tokio::test]
@@ -195,10 +272,20 @@ async fn logs_are_json_and_carry_no_secrets_or_message_contents() {
     let mut function = start(LIVE_CONFIG).await;
     let sim = live_sim();
     let request = live_text(&sim, "a private message");
-    let event = apigw_v2_event("POST", &request.path, &request.query, Some(&request.body), false);
+    let event = apigw_v2_event(
+        "POST",
+        &request.path,
+        &request.query,
+        Some(&request.body),
+        false,
+    );
     function.invoke(event).await.unwrap().response().unwrap();
     let stopped = function.stop();
-    let lines: Vec<&str> = stopped.logs.lines().filter(|l| l.starts_with('{')).collect();
+    let lines: Vec<&str> = stopped
+        .logs
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .collect();
     assert!(
         lines.iter().any(|l| l.contains("callback answered")),
         "{}",
@@ -207,8 +294,16 @@ async fn logs_are_json_and_carry_no_secrets_or_message_contents() {
     for line in &lines {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
-    for secret in ["QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "a private message"] {
-        assert!(!stopped.logs.contains(secret), "{secret} leaked: {}", stopped.logs);
+    for secret in [
+        "QDG6eK",
+        "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        "a private message",
+    ] {
+        assert!(
+            !stopped.logs.contains(secret),
+            "{secret} leaked: {}",
+            stopped.logs
+        );
     }
 }
 

@@ -43,8 +43,14 @@ fn reply_text(answer: Answer) -> String {
 async fn official_vectors_verify_and_decrypt_over_http() {
     // The vectors are from 2014: replaying them needs the replay window off.
     let server = Server::start(&test_config("replay_window_secs = 0"));
-    let (status, body) = server.raw(Method::GET, OFFICIAL_VERIFY, String::new()).await;
-    assert_eq!((status, body.as_str()), (200, OFFICIAL_ECHO), "exactly, no newline");
+    let (status, body) = server
+        .raw(Method::GET, OFFICIAL_VERIFY, String::new())
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, OFFICIAL_ECHO),
+        "exactly, no newline"
+    );
 
     // Escaped the way a browser or SDK would, and with `+` form-decoded to a space.
     let escaped = OFFICIAL_VERIFY
@@ -58,19 +64,33 @@ async fn official_vectors_verify_and_decrypt_over_http() {
     }
 
     let (status, body) = server
-        .raw(Method::POST, OFFICIAL_MESSAGE_QUERY, OFFICIAL_MESSAGE_BODY.into())
+        .raw(
+            Method::POST,
+            OFFICIAL_MESSAGE_QUERY,
+            OFFICIAL_MESSAGE_BODY.into(),
+        )
         .await;
     assert_eq!(status, 200);
     // The echo rule answers "hello"; check the reply the way the platform would.
     let sim = server.sim("demo");
     let probe = sim
-        .post(&text_xml(&header(CORP_ID, Some(218)), "x", 1), 1409659813, "1")
+        .post(
+            &text_xml(&header(CORP_ID, Some(218)), "x", 1),
+            1409659813,
+            "1",
+        )
         .unwrap();
     let Answer::Reply(xml) = sim.check(&probe, status, &body).unwrap() else {
         panic!("no reply: {body}")
     };
-    assert!(xml.contains("<Content><![CDATA[hello]]></Content>"), "{xml}");
-    assert!(xml.contains("<ToUserName><![CDATA[mycreate]]></ToUserName>"), "{xml}");
+    assert!(
+        xml.contains("<Content><![CDATA[hello]]></Content>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<ToUserName><![CDATA[mycreate]]></ToUserName>"),
+        "{xml}"
+    );
 }
 
 #[tokio::test]
@@ -125,27 +145,48 @@ async fn official_account_plain_verification_safe_compatible_and_plaintext_modes
     let h = header("gh_shop", None);
     let request = shop.post(&text_xml(&h, "safe mode", 7), now, "n").unwrap();
     let (status, body) = server.send(&request).await;
-    assert_eq!(reply_text(shop.check(&request, status, &body).unwrap()), "safe mode");
+    assert_eq!(
+        reply_text(shop.check(&request, status, &body).unwrap()),
+        "safe mode"
+    );
 
     // Compatible mode: the plaintext fields beside Encrypt are ignored (not signed); the
     // encrypted message is what counts, and the reply is encrypted.
-    let mut compat = shop.post(&text_xml(&h, "the real one", 8), now, "n").unwrap();
+    let mut compat = shop
+        .post(&text_xml(&h, "the real one", 8), now, "n")
+        .unwrap();
     compat.body = compat.body.replace(
         "<Encrypt>",
         "<FromUserName><![CDATA[forged]]></FromUserName><MsgType>text</MsgType><Content>forged</Content><Encrypt>",
     );
     let (status, body) = server.send(&compat).await;
-    assert_eq!(reply_text(shop.check(&compat, status, &body).unwrap()), "the real one");
+    assert_eq!(
+        reply_text(shop.check(&compat, status, &body).unwrap()),
+        "the real one"
+    );
 
-    let request = shop.post(&event_xml(&h, "subscribe", Some("qrscene_7")), now, "n").unwrap();
+    let request = shop
+        .post(&event_xml(&h, "subscribe", Some("qrscene_7")), now, "n")
+        .unwrap();
     let (status, body) = server.send(&request).await;
-    assert_eq!(reply_text(shop.check(&request, status, &body).unwrap()), "thanks for following");
+    assert_eq!(
+        reply_text(shop.check(&request, status, &body).unwrap()),
+        "thanks for following"
+    );
 
     let blog = server.sim("blog");
-    let request = blog.post(&text_xml(&h, "plain <&> text", 9), now, "n").unwrap();
+    let request = blog
+        .post(&text_xml(&h, "plain <&> text", 9), now, "n")
+        .unwrap();
     let (status, body) = server.send(&request).await;
-    assert!(body.starts_with("<xml><ToUserName>"), "plaintext reply: {body}");
-    assert_eq!(reply_text(blog.check(&request, status, &body).unwrap()), "plain <&> text");
+    assert!(
+        body.starts_with("<xml><ToUserName>"),
+        "plaintext reply: {body}"
+    );
+    assert_eq!(
+        reply_text(blog.check(&request, status, &body).unwrap()),
+        "plain <&> text"
+    );
 }
 
 #[tokio::test]
@@ -155,7 +196,11 @@ async fn open_platform_authorization_events_and_authorized_account_messages() {
     let sim = server.sim("comp");
 
     let request = sim
-        .post(&verify_ticket_xml("wxcomponent00001", now, "ticket@@@x"), now, "n")
+        .post(
+            &verify_ticket_xml("wxcomponent00001", now, "ticket@@@x"),
+            now,
+            "n",
+        )
         .unwrap();
     assert_eq!(request.path, "/open/comp");
     let (status, body) = server.send(&request).await;
@@ -163,7 +208,15 @@ async fn open_platform_authorization_events_and_authorized_account_messages() {
 
     let sim = sim.authorizer(Some("wxauthorized0001".into()));
     let request = sim
-        .post(&text_xml(&header("gh_authorized", None), "to an authorized account", 3), now, "n")
+        .post(
+            &text_xml(
+                &header("gh_authorized", None),
+                "to an authorized account",
+                3,
+            ),
+            now,
+            "n",
+        )
         .unwrap();
     assert_eq!(request.path, "/open/comp/wxauthorized0001");
     let (status, body) = server.send(&request).await;
@@ -178,10 +231,17 @@ async fn still_serving(server: &mut Server) {
     assert!(server.alive(), "the server process died");
     let sim = server.sim("demo");
     let request = sim
-        .post(&text_xml(&header(CORP_ID, Some(218)), "ping", 1), unix_now(), "n")
+        .post(
+            &text_xml(&header(CORP_ID, Some(218)), "ping", 1),
+            unix_now(),
+            "n",
+        )
         .unwrap();
     let (status, body) = server.send(&request).await;
-    assert_eq!(reply_text(sim.check(&request, status, &body).unwrap()), "ping");
+    assert_eq!(
+        reply_text(sim.check(&request, status, &body).unwrap()),
+        "ping"
+    );
 }
 
 #[tokio::test]
@@ -197,14 +257,23 @@ async fn every_refusal_gets_its_status_and_the_server_keeps_serving() {
     let garbage_encrypt = {
         let encrypt = "AAAAAAAAAAAAAAAAAAAAAA==";
         let token = wxgate::crypto::Token::new("QDG6eK").unwrap();
-        let signature = token.sign_encrypted(&now.to_string(), "n", encrypt).unwrap();
+        let signature = token
+            .sign_encrypted(&now.to_string(), "n", encrypt)
+            .unwrap();
         (
-            format!("msg_signature={}&timestamp={now}&nonce=n", signature.to_hex().as_str()),
+            format!(
+                "msg_signature={}&timestamp={now}&nonce=n",
+                signature.to_hex().as_str()
+            ),
             format!("<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"),
         )
     };
     let stale = sim
-        .post(&text_xml(&header(CORP_ID, Some(218)), "old", 1), now - 3600, "n")
+        .post(
+            &text_xml(&header(CORP_ID, Some(218)), "old", 1),
+            now - 3600,
+            "n",
+        )
         .unwrap();
     let wrong_sig_query = {
         // Same length, one digit changed.
@@ -216,22 +285,138 @@ async fn every_refusal_gets_its_status_and_the_server_keeps_serving() {
     };
 
     let cases: Vec<(&str, Method, String, String, u16, &str)> = vec![
-        ("unknown app", Method::POST, "/wecom/nobody".into(), good.body.clone(), 404, ""),
-        ("unknown platform", Method::GET, "/wp-login.php".into(), String::new(), 404, ""),
-        ("app on another platform", Method::POST, format!("/mp/demo?{signed_query}"), good.body.clone(), 404, ""),
-        ("wrong method", Method::PUT, format!("/wecom/demo?{signed_query}"), good.body.clone(), 405, ""),
-        ("GET on the authorization URL", Method::GET, "/open/comp".into(), String::new(), 405, ""),
-        ("missing parameters", Method::POST, "/wecom/demo".into(), good.body.clone(), 400, "msg_signature"),
-        ("missing nonce", Method::GET, "/wecom/demo?msg_signature=ab&timestamp=1&echostr=x".into(), String::new(), 400, "nonce"),
-        ("malformed signature", Method::POST, format!("/wecom/demo?{}", signed_query.replace("msg_signature=", "msg_signature=zz")), good.body.clone(), 400, "-40001"),
-        ("wrong signature", Method::POST, format!("/wecom/demo?{wrong_sig_query}"), good.body.clone(), 401, "-40001"),
-        ("unsigned junk is refused before decryption", Method::POST, format!("/wecom/demo?{wrong_sig_query}"), "<xml><Encrypt>!!not base64!!</Encrypt></xml>".into(), 401, "-40001"),
-        ("stale timestamp", Method::POST, format!("/wecom/demo?{}", stale.query), stale.body.clone(), 403, "replay window"),
-        ("body over the limit", Method::POST, format!("/wecom/demo?{signed_query}"), "x".repeat(5000), 413, "limit"),
-        ("undecryptable", Method::POST, format!("/wecom/demo?{}", garbage_encrypt.0), garbage_encrypt.1.clone(), 400, "-40007"),
-        ("not XML", Method::POST, format!("/wecom/demo?{signed_query}"), "{\"json\": true}".into(), 400, "-40002"),
-        ("duplicate parameter", Method::POST, format!("/wecom/demo?{signed_query}&nonce=m"), good.body.clone(), 400, "twice"),
-        ("plaintext to a safe-mode account", Method::POST, "/mp/shop?signature=0000000000000000000000000000000000000000&timestamp=1&nonce=1".into(), "<xml/>".into(), 400, "safe mode"),
+        (
+            "unknown app",
+            Method::POST,
+            "/wecom/nobody".into(),
+            good.body.clone(),
+            404,
+            "",
+        ),
+        (
+            "unknown platform",
+            Method::GET,
+            "/wp-login.php".into(),
+            String::new(),
+            404,
+            "",
+        ),
+        (
+            "app on another platform",
+            Method::POST,
+            format!("/mp/demo?{signed_query}"),
+            good.body.clone(),
+            404,
+            "",
+        ),
+        (
+            "wrong method",
+            Method::PUT,
+            format!("/wecom/demo?{signed_query}"),
+            good.body.clone(),
+            405,
+            "",
+        ),
+        (
+            "GET on the authorization URL",
+            Method::GET,
+            "/open/comp".into(),
+            String::new(),
+            405,
+            "",
+        ),
+        (
+            "missing parameters",
+            Method::POST,
+            "/wecom/demo".into(),
+            good.body.clone(),
+            400,
+            "msg_signature",
+        ),
+        (
+            "missing nonce",
+            Method::GET,
+            "/wecom/demo?msg_signature=ab&timestamp=1&echostr=x".into(),
+            String::new(),
+            400,
+            "nonce",
+        ),
+        (
+            "malformed signature",
+            Method::POST,
+            format!(
+                "/wecom/demo?{}",
+                signed_query.replace("msg_signature=", "msg_signature=zz")
+            ),
+            good.body.clone(),
+            400,
+            "-40001",
+        ),
+        (
+            "wrong signature",
+            Method::POST,
+            format!("/wecom/demo?{wrong_sig_query}"),
+            good.body.clone(),
+            401,
+            "-40001",
+        ),
+        (
+            "unsigned junk is refused before decryption",
+            Method::POST,
+            format!("/wecom/demo?{wrong_sig_query}"),
+            "<xml><Encrypt>!!not base64!!</Encrypt></xml>".into(),
+            401,
+            "-40001",
+        ),
+        (
+            "stale timestamp",
+            Method::POST,
+            format!("/wecom/demo?{}", stale.query),
+            stale.body.clone(),
+            403,
+            "replay window",
+        ),
+        (
+            "body over the limit",
+            Method::POST,
+            format!("/wecom/demo?{signed_query}"),
+            "x".repeat(5000),
+            413,
+            "limit",
+        ),
+        (
+            "undecryptable",
+            Method::POST,
+            format!("/wecom/demo?{}", garbage_encrypt.0),
+            garbage_encrypt.1.clone(),
+            400,
+            "-40007",
+        ),
+        (
+            "not XML",
+            Method::POST,
+            format!("/wecom/demo?{signed_query}"),
+            "{\"json\": true}".into(),
+            400,
+            "-40002",
+        ),
+        (
+            "duplicate parameter",
+            Method::POST,
+            format!("/wecom/demo?{signed_query}&nonce=m"),
+            good.body.clone(),
+            400,
+            "twice",
+        ),
+        (
+            "plaintext to a safe-mode account",
+            Method::POST,
+            "/mp/shop?signature=0000000000000000000000000000000000000000&timestamp=1&nonce=1"
+                .into(),
+            "<xml/>".into(),
+            400,
+            "safe mode",
+        ),
     ];
     for (name, method, path, body, status, needle) in cases {
         let (got, text) = server.raw(method, &path, body).await;
@@ -252,7 +437,11 @@ async fn a_receive_id_mismatch_is_refused_with_its_code() {
     let other_config = wxgate::config::Config::parse(&other).unwrap();
     let sim = wxgate::simulate::PlatformSim::new(other_config.app("demo").unwrap()).unwrap();
     let request = sim
-        .post(&text_xml(&header("wwanothercorp0001", Some(218)), "x", 1), unix_now(), "n")
+        .post(
+            &text_xml(&header("wwanothercorp0001", Some(218)), "x", 1),
+            unix_now(),
+            "n",
+        )
         .unwrap();
     let (status, body) = server.send(&request).await;
     assert_eq!(status, 400, "{body}");

@@ -153,7 +153,12 @@ impl Server {
     }
 
     /// Sends anything; status and body.
-    pub async fn raw(&self, method: http::Method, path_and_query: &str, body: String) -> (u16, String) {
+    pub async fn raw(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        body: String,
+    ) -> (u16, String) {
         let response = client()
             .request(method, format!("{}{path_and_query}", self.base))
             .body(body)
