@@ -27,9 +27,9 @@ arch=x86_64
 while (($#)); do
   case "$1" in
     --validate-only) validate_only=1 ;;
-    --arch) shift; arch="${1:-}" ;;
+    --arch) (($# >= 2)) || die "--arch needs a value"; arch="$2"; shift ;;
     --arch=*) arch="${1#--arch=}" ;;
-    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
   shift
@@ -115,8 +115,10 @@ case "$arch" in
   x86_64) rust_target=x86_64-unknown-linux-gnu ;;
   arm64) rust_target=aarch64-unknown-linux-gnu ;;
 esac
-if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$rust_target"; then
-  die "Rust target $rust_target is not installed (rustup target add $rust_target)"
+if command -v rustup >/dev/null 2>&1; then
+  installed_targets="$(rustup target list --installed 2>/dev/null || true)"
+  grep -qx "$rust_target" <<<"$installed_targets" \
+    || die "Rust target $rust_target is not installed (rustup target add $rust_target)"
 fi
 
 step "sam build --beta-features --parameter-overrides Architecture=$arch"

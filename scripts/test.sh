@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (the README's, and what CI runs): formatting, lints, the peer
-# implementations the cross-implementation test needs, then every test.
+# implementations the cross-implementation test needs, every test, then the SAM template
+# (`sam validate --lint` and an x86_64 `sam build`, tools installed into .cache/sam-venv).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,3 +13,5 @@ echo "== peers (@wecom/crypto, wechatpy) into .cache/peers"
 scripts/peers.sh all
 echo "== cargo test"
 cargo test --locked
+echo "== SAM: validate --lint, build (x86_64)"
+scripts/sam-check.sh
