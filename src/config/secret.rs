@@ -25,18 +25,27 @@ pub fn resolve_with(
     raw: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<SecretString, ConfigError> {
+    let error = |reason: String| ConfigError::App {
+        app: app.to_owned(),
+        reason,
+    };
     let value = match raw.strip_prefix(ENV_PREFIX) {
-        Some(name) => lookup(name.trim()).ok_or_else(|| ConfigError::App {
-            app: app.to_owned(),
-            reason: format!("{field} = \"env:{name}\", but ${name} is not set"),
-        })?,
+        Some(name) => {
+            let value = lookup(name.trim()).ok_or_else(|| {
+                error(format!("{field} = \"env:{name}\", but ${name} is not set"))
+            })?;
+            if value.trim().is_empty() {
+                // A SAM parameter left at its "" default ends up here.
+                return Err(error(format!(
+                    "{field} = \"env:{name}\", but ${name} is empty"
+                )));
+            }
+            value
+        }
         None => raw.to_owned(),
     };
     if value.trim().is_empty() {
-        return Err(ConfigError::App {
-            app: app.to_owned(),
-            reason: format!("{field} is empty"),
-        });
+        return Err(error(format!("{field} is empty")));
     }
     // Console values are often pasted with a stray newline or space; none of them can
     // legitimately contain one.
@@ -54,7 +63,11 @@ mod tests {
     use super::*;
 
     fn env(name: &str) -> Option<String> {
-        (name == "SET").then(|| " value-from-env\n".to_owned())
+        match name {
+            "SET" => Some(" value-from-env\n".to_owned()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
     }
 
     #[test]
@@ -86,5 +99,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("token is empty"), "{e}");
+        let e = resolve_with("demo", "token", "env:EMPTY", env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("$EMPTY is empty"), "{e}");
     }
 }
