@@ -12,17 +12,7 @@ use wxgate::config::Config;
 use wxgate::gateway::{CallbackRequest, Gateway};
 use wxgate::simulate::{Header, PlatformSim, SignedRequest, location_xml, text_xml};
 
-const CONFIG: &str = r#"
-[[apps]]
-name = "demo"
-platform = "wecom"
-corp_id = "wx5823bf96d3bd56c7"
-agent_id = 218
-token = "QDG6eK"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-[apps.reply]
-echo = true
-"#;
+use wxgate::simulate::OFFICIAL_SAMPLE_APP as CONFIG;
 
 fn bench(c: &mut Criterion) {
     let config = Config::parse(CONFIG).unwrap();
@@ -36,12 +26,18 @@ fn bench(c: &mut Criterion) {
         agent_id: Some(218),
     };
     let text = sim
-        .post(&text_xml(&header, "你好，wxgate 👋 今天天气怎么样？", 1), now, "1372623149")
+        .post(
+            &text_xml(&header, "你好，wxgate 👋 今天天气怎么样？", 1),
+            now,
+            "1372623149",
+        )
         .unwrap();
     let location = sim
         .post(&location_xml(&header, 23.1, 113.3), now, "1372623149")
         .unwrap();
-    let verify = sim.verify_url("1616140317555161061", now, "263014780").unwrap();
+    let verify = sim
+        .verify_url("1616140317555161061", now, "263014780")
+        .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

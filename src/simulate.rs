@@ -17,6 +17,21 @@ use crate::message::Callback;
 use crate::platform::Platform;
 use crate::xml::{Fields, XmlWriter};
 
+/// The WeCom app of the official sample code's public test values (protocol.md §8) as an
+/// `[[apps]]` table named `demo` that echoes text: for tests, benches and demos, never for
+/// deployment.
+pub const OFFICIAL_SAMPLE_APP: &str = r#"
+[[apps]]
+name = "demo"
+platform = "wecom"
+corp_id = "wx5823bf96d3bd56c7"
+agent_id = 218
+token = "QDG6eK"
+encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+[apps.reply]
+echo = true
+"#;
+
 /// What a query value keeps unescaped: RFC 3986's unreserved characters. `+`, `/` and `=`
 /// are escaped, as the platforms do.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC

@@ -8,19 +8,17 @@ use wxgate::bot::{Bot, Inbound};
 use wxgate::config::Config;
 use wxgate::gateway::{CallbackRequest, Gateway, unix_now};
 use wxgate::reply::Reply;
-use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, location_xml, text_xml};
+use wxgate::simulate::{
+    Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, location_xml, text_xml,
+};
 
-const CONFIG: &str = r#"
-[gateway]
-budget_ms = 300
-[[apps]]
-name = "demo"
-platform = "wecom"
-corp_id = "wx5823bf96d3bd56c7"
-agent_id = 218
-token = "QDG6eK"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-"#;
+/// The official sample app with a 300 ms budget.
+fn config() -> Config {
+    Config::parse(&format!(
+        "[gateway]\nbudget_ms = 300\n{OFFICIAL_SAMPLE_APP}"
+    ))
+    .unwrap()
+}
 
 /// Answers after a delay; records what it was asked.
 struct SlowBot {
@@ -40,7 +38,7 @@ impl Bot for SlowBot {
 }
 
 fn setup(delay: Duration) -> (Gateway<SlowBot>, PlatformSim) {
-    let config = Config::parse(CONFIG).unwrap();
+    let config = config();
     let bot = SlowBot {
         delay,
         seen: Mutex::default(),

@@ -14,7 +14,7 @@ use support::runtime_api::{
 use wxgate::config::Config;
 use wxgate::gateway::unix_now;
 use wxgate::message::{Callback, Content};
-use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
+use wxgate::simulate::{Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, text_xml};
 
 fn events_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
@@ -106,22 +106,13 @@ async fn every_sample_event_gets_its_expected_answer() {
     assert!(function.is_running());
 }
 
-const LIVE_CONFIG: &str = r#"
-[gateway]
-max_body_bytes = 4096
-[[apps]]
-name = "demo"
-platform = "wecom"
-corp_id = "wx5823bf96d3bd56c7"
-agent_id = 218
-token = "QDG6eK"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-[apps.reply]
-echo = true
-"#;
+/// The official sample app with a small body limit.
+fn live_config() -> String {
+    format!("[gateway]\nmax_body_bytes = 4096\n{OFFICIAL_SAMPLE_APP}")
+}
 
 fn live_sim() -> PlatformSim {
-    PlatformSim::new(Config::parse(LIVE_CONFIG).unwrap().app("demo").unwrap()).unwrap()
+    PlatformSim::new(Config::parse(&live_config()).unwrap().app("demo").unwrap()).unwrap()
 }
 
 fn live_text(sim: &PlatformSim, text: &str) -> SignedRequest {
@@ -137,7 +128,7 @@ fn live_text(sim: &PlatformSim, text: &str) -> SignedRequest {
 
 #[tokio::test]
 async fn query_and_body_encodings_of_both_payload_versions_work() {
-    let mut function = start(LIVE_CONFIG).await;
+    let mut function = start(&live_config()).await;
     let sim = live_sim();
 
     // Verification with `+`, `/`, `=` raw in rawQueryString, as some clients send them.
@@ -198,7 +189,7 @@ async fn query_and_body_encodings_of_both_payload_versions_work() {
 
 #[tokio::test]
 async fn refusals_have_their_status_and_the_function_keeps_serving() {
-    let mut function = start(LIVE_CONFIG).await;
+    let mut function = start(&live_config()).await;
     let sim = live_sim();
     let good = live_text(&sim, "still here");
     let forged_query = good.query.replace("nonce=8675309", "nonce=8675308");
@@ -269,7 +260,7 @@ async fn refusals_have_their_status_and_the_function_keeps_serving() {
 
 #[tokio::test]
 async fn logs_are_json_and_carry_no_secrets_or_message_contents() {
-    let mut function = start(LIVE_CONFIG).await;
+    let mut function = start(&live_config()).await;
     let sim = live_sim();
     let request = live_text(&sim, "a private message");
     let event = apigw_v2_event(
@@ -309,7 +300,7 @@ async fn logs_are_json_and_carry_no_secrets_or_message_contents() {
 
 #[tokio::test]
 async fn a_bad_config_stops_the_function_at_start_with_the_reason() {
-    let bad = LIVE_CONFIG.replace("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "short");
+    let bad = live_config().replace("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "short");
     let mut function = start(&bad).await;
     let event = apigw_v2_event("GET", "/wecom/demo", "", None, false);
     match function.invoke(event).await {

@@ -378,17 +378,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    const DEMO: &str = r#"
-        [[apps]]
-        name = "demo"
-        platform = "wecom"
-        corp_id = "wx5823bf96d3bd56c7"
-        agent_id = 218
-        token = "QDG6eK"
-        encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-        [apps.reply]
-        echo = true
-    "#;
+    use crate::simulate::OFFICIAL_SAMPLE_APP as DEMO;
 
     #[test]
     fn the_design_example_parses_with_defaults() {
