@@ -425,10 +425,7 @@ mod tests {
     #[test]
     fn names_must_be_path_segments_and_unique() {
         assert!(error_of(&DEMO.replace("\"demo\"", "\"a/b\"")).contains("URL path segment"));
-        let twice = format!(
-            "{DEMO}\n{}",
-            DEMO.replace("[apps.reply]\n        echo = true", "")
-        );
+        let twice = format!("{DEMO}\n{DEMO}");
         assert!(error_of(&twice).contains("unique"));
     }
 
