@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{CONFIG_ENV, Config, ConfigError};
+use crate::bot::ConfigBot;
+use crate::config::{CONFIG_ENV, Config, ConfigError, StorePlan};
 use crate::crypto::fresh_nonce;
 use crate::gateway::{Gateway, unix_now};
 use crate::platform::Platform;
 use crate::simulate::{self, Answer, Header, PlatformSim, SignedRequest};
+use crate::store::Backend;
 
 /// Exit code for a reply that does not verify (or an HTTP failure).
 const EXIT_REPLY_FAILED: u8 = 1;
@@ -131,10 +133,19 @@ fn check(config: Option<PathBuf>) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
     };
-    if let Err(e) = Gateway::from_config(&config) {
+    let plan = match config.store.plan_from_env() {
+        Ok(plan) => plan,
+        Err(e) => return config_failure(&e),
+    };
+    let rules = ConfigBot::from_config(&config);
+    if let Err(e) = Gateway::with_store(&config, rules, Arc::new(Backend::default())) {
         return config_failure(&e);
     }
-    println!("config ok: {} app(s)", config.apps.len());
+    println!(
+        "config ok: {} app(s), {}",
+        config.apps.len(),
+        describe(&plan)
+    );
     for app in &config.apps {
         println!(
             "  {:<6} {:<16} {}",
@@ -146,13 +157,24 @@ fn check(config: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// How the store is described to a person.
+fn describe(plan: &StorePlan) -> String {
+    match plan {
+        StorePlan::Memory => "embedded store".into(),
+        StorePlan::Dynamodb { table } => format!("DynamoDB table {table}"),
+    }
+}
+
 fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
     crate::logging::init_text();
-    let (config, gateway) =
-        match load(config).and_then(|c| Gateway::from_config(&c).map(|g| (c, g))) {
-            Ok(pair) => pair,
-            Err(e) => return config_failure(&e),
-        };
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(e) => return config_failure(&e),
+    };
+    let plan = match config.store.plan_from_env() {
+        Ok(plan) => plan,
+        Err(e) => return config_failure(&e),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -164,6 +186,10 @@ fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let gateway = match Gateway::open_config(&config).await {
+            Ok(g) => g,
+            Err(e) => return config_failure(&e),
+        };
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
@@ -175,7 +201,7 @@ fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
         // The first stdout line is the base URL; scripts and tests read it. Write errors
         // (a reader that went away) must not stop the server.
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "wxgate serving http://{bound} (embedded store)");
+        let _ = writeln!(out, "wxgate serving http://{bound} ({})", describe(&plan));
         for app in &config.apps {
             let suffix = if app.platform == Platform::Open {
                 "  (+ /{authorizer_appid} for messages)"
@@ -379,12 +405,11 @@ fn post(request: &SignedRequest, url: &str) -> Result<(u16, String), String> {
 /// The Lambda entry point: config from `WXGATE_CONFIG`, JSON logs, one request at a time.
 pub fn lambda_main() -> ExitCode {
     crate::logging::init_json();
-    let gateway = match std::env::var(CONFIG_ENV)
+    let config = match std::env::var(CONFIG_ENV)
         .map_err(|_| ConfigError::Missing)
         .and_then(|value| Config::from_env_value(&value))
-        .and_then(|config| Gateway::from_config(&config))
     {
-        Ok(gateway) => gateway,
+        Ok(config) => config,
         Err(e) => {
             tracing::error!(cause = %e, "cannot start: bad configuration");
             return ExitCode::from(EXIT_CONFIG);
@@ -400,6 +425,15 @@ pub fn lambda_main() -> ExitCode {
         Err(e) => {
             tracing::error!(cause = %e, "cannot start the async runtime");
             return ExitCode::FAILURE;
+        }
+    };
+    // The store client is built here, in the init phase, without a request: the first
+    // callback opens the connection it needs.
+    let gateway = match runtime.block_on(Gateway::open_config(&config)) {
+        Ok(gateway) => gateway,
+        Err(e) => {
+            tracing::error!(cause = %e, "cannot start: bad configuration");
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     match runtime.block_on(crate::lambda::run(Arc::new(gateway))) {

@@ -36,6 +36,7 @@ pub mod platform;
 pub mod reply;
 pub mod server;
 pub mod simulate;
+pub mod store;
 pub mod xml;
 
 pub use error::{ErrorCode, ProtocolError};

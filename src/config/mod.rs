@@ -5,6 +5,7 @@
 //! Secrets may be written `env:NAME`; they are held in [`SecretString`]s and never printed.
 
 pub mod secret;
+mod store;
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 
 use crate::bot::rules::ReplyRules;
 use crate::platform::Platform;
+pub use store::{StoreKind, StorePlan, StoreSettings, TABLE_ENV};
 
 /// The environment variable Lambda reads its configuration from.
 pub const CONFIG_ENV: &str = "WXGATE_CONFIG";
@@ -116,29 +118,6 @@ impl GatewaySettings {
         }
         Ok(())
     }
-}
-
-/// Which store backs dedup and token caching (`[store]`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreSettings {
-    /// `memory` (the default) or `dynamodb`.
-    #[serde(default)]
-    pub kind: StoreKind,
-    /// The DynamoDB table.
-    #[serde(default)]
-    pub table: Option<String>,
-}
-
-/// The store backends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreKind {
-    /// In-process, for `wxgate serve` and single-instance use.
-    #[default]
-    Memory,
-    /// One DynamoDB table shared by every instance.
-    Dynamodb,
 }
 
 /// One app as written in the file (`[[apps]]`).
@@ -354,11 +333,7 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.gateway.check()?;
-        if self.store.kind == StoreKind::Dynamodb && self.store.table.is_none() {
-            return Err(ConfigError::Setting(
-                "store.kind = \"dynamodb\" needs store.table".into(),
-            ));
-        }
+        self.store.check()?;
         if self.apps.is_empty() {
             return Err(ConfigError::Setting(
                 "no [[apps]]: configure at least one app".into(),
@@ -385,7 +360,7 @@ mod tests {
         let c = Config::parse(DEMO).unwrap();
         assert_eq!(c.gateway.budget_ms, 4000);
         assert_eq!(c.gateway.replay_window_secs, 300);
-        assert_eq!(c.store.kind, StoreKind::Memory);
+        assert_eq!(c.store.plan(None).unwrap(), StorePlan::Memory);
         let app = c.app("demo").unwrap();
         assert_eq!(app.receive_id(), Some("wx5823bf96d3bd56c7"));
         assert_eq!(app.route(), "/wecom/demo");
@@ -435,8 +410,8 @@ mod tests {
         assert!(e.contains("budget_ms"), "{e}");
         let e = error_of("apps = []");
         assert!(e.contains("at least one app"), "{e}");
-        let e = error_of(&format!("[store]\nkind = \"dynamodb\"\n{DEMO}"));
-        assert!(e.contains("store.table"), "{e}");
+        let e = error_of(&format!("[store]\nretention_secs = 1\n{DEMO}"));
+        assert!(e.contains("store.retention_secs"), "{e}");
     }
 
     #[test]

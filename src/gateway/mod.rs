@@ -11,36 +11,43 @@
 //! platform retries it and shows the user an error).
 
 mod app;
+mod dedup;
 mod rejection;
 mod request;
 mod route;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::Method;
 use tokio::time::Instant;
 
 use crate::bot::{Bot, ConfigBot, Inbound};
-use crate::config::{Config, ConfigError, GatewaySettings, StoreKind};
+use crate::config::{Config, ConfigError, GatewaySettings, StorePlan};
 use crate::crypto::EncryptedEnvelope;
 use crate::error::ProtocolError;
 use crate::message::{Callback, Message};
 use crate::platform::Platform;
+use crate::store::{Backend, DynamoStore, dynamodb::DynamoTimeouts};
 use app::App;
+use dedup::{Begin, Dedup};
 pub use rejection::Rejection;
 use request::{CallbackQuery, TEXT_PLAIN, TEXT_XML, restore_base64_plus};
 pub use request::{CallbackRequest, CallbackResponse};
 pub use route::Route;
 
-/// The gateway: the configured apps, the settings, and the bot that decides replies.
+/// The gateway: the configured apps, the settings, the bot that decides replies, and the
+/// store that makes each callback take effect once.
 #[derive(Debug)]
 pub struct Gateway<B = ConfigBot> {
     apps: HashMap<String, App>,
     settings: GatewaySettings,
     bot: B,
+    store: Arc<Backend>,
+    dedup: Dedup,
 }
 
 impl Gateway<ConfigBot> {
@@ -50,6 +57,14 @@ impl Gateway<ConfigBot> {
     /// Secrets that cannot be read or keys that are not valid.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
         Self::with_bot(config, ConfigBot::from_config(config))
+    }
+
+    /// A gateway answering with each app's rules, over the configured store.
+    ///
+    /// # Errors
+    /// As [`Gateway::open`].
+    pub async fn open_config(config: &Config) -> Result<Self, ConfigError> {
+        Self::open(config, ConfigBot::from_config(config)).await
     }
 }
 
@@ -61,26 +76,69 @@ pub fn unix_now() -> u64 {
 }
 
 impl<B: Bot> Gateway<B> {
-    /// A gateway whose replies come from `bot`.
+    /// A gateway whose replies come from `bot`, with the embedded store.
+    ///
+    /// # Errors
+    /// Secrets that cannot be read, keys that are not valid, or a config (or `WXGATE_TABLE`)
+    /// asking for DynamoDB, which needs [`open`](Self::open).
+    pub fn with_bot(config: &Config, bot: B) -> Result<Self, ConfigError> {
+        if let StorePlan::Dynamodb { .. } = config.store.plan_from_env()? {
+            return Err(ConfigError::Setting(
+                "the config asks for a DynamoDB store: build the gateway with Gateway::open".into(),
+            ));
+        }
+        Self::with_store(config, bot, Arc::new(Backend::default()))
+    }
+
+    /// A gateway over the configured store: DynamoDB (client set up from the environment,
+    /// no request made) or the embedded one.
+    ///
+    /// # Errors
+    /// As [`with_store`](Self::with_store), or an unusable `[store]`.
+    pub async fn open(config: &Config, bot: B) -> Result<Self, ConfigError> {
+        let store = match config.store.plan_from_env()? {
+            StorePlan::Memory => Backend::default(),
+            StorePlan::Dynamodb { table } => {
+                let attempt = Duration::from_millis(config.store.timeout_ms);
+                let timeouts = DynamoTimeouts {
+                    attempt,
+                    operation: attempt * 2 + Duration::from_millis(50),
+                    max_attempts: 2,
+                };
+                Backend::Dynamo(DynamoStore::from_env(table, timeouts).await)
+            }
+        };
+        Self::with_store(config, bot, Arc::new(store))
+    }
+
+    /// A gateway over a given store (tests, tools, shared stores).
     ///
     /// # Errors
     /// Secrets that cannot be read or keys that are not valid.
-    pub fn with_bot(config: &Config, bot: B) -> Result<Self, ConfigError> {
-        if config.store.kind == StoreKind::Dynamodb {
-            return Err(ConfigError::Setting(
-                "store.kind = \"dynamodb\" is not available in this version; remove [store] to use the embedded store".into(),
-            ));
-        }
+    pub fn with_store(config: &Config, bot: B, store: Arc<Backend>) -> Result<Self, ConfigError> {
         let apps = config
             .apps
             .iter()
             .map(|c| Ok((c.name.clone(), App::from_config(c)?)))
             .collect::<Result<_, ConfigError>>()?;
+        let settings = config.gateway.clone();
+        let dedup = Dedup::new(
+            Arc::clone(&store),
+            settings.budget(),
+            config.store.retention_secs,
+        );
         Ok(Self {
             apps,
-            settings: config.gateway.clone(),
+            settings,
             bot,
+            store,
+            dedup,
         })
+    }
+
+    /// The store holding dedup records and tokens.
+    pub fn store(&self) -> &Arc<Backend> {
+        &self.store
     }
 
     /// The bot.
@@ -279,6 +337,24 @@ impl<B: Bot> Gateway<B> {
             tracing::debug!(app = %app.name, event = %message.msg_type(), "report-only event");
             return None;
         }
+        let scope = match authorizer_app_id {
+            Some(authorizer) => format!("{}/{authorizer}", app.name),
+            None => app.name.clone(),
+        };
+        let key = crate::store::dedup_key(&scope, message.dedup_key().as_str());
+        let ticket = match self.dedup.begin(&app.name, key, deadline).await {
+            Begin::Decide(ticket) => ticket,
+            Begin::Replay { reply, recorded } => {
+                tracing::info!(
+                    app = %app.name,
+                    msg_type = %message.msg_type(),
+                    recorded,
+                    reply = if reply.is_some() { "recorded" } else { "none" },
+                    "duplicate callback answered from the first delivery"
+                );
+                return reply;
+            }
+        };
         let started = Instant::now();
         let reply = self
             .ask_bot(app, authorizer_app_id, &message, deadline)
@@ -298,6 +374,9 @@ impl<B: Bot> Gateway<B> {
             bot_us = started.elapsed().as_micros() as u64,
             "callback answered"
         );
+        self.dedup
+            .finish(&app.name, ticket, xml.as_deref(), deadline)
+            .await;
         xml
     }
 

@@ -1,0 +1,171 @@
+//! Exactly-once callbacks: the first delivery of a message claims it, later deliveries (the
+//! platform's retries, or concurrent copies) get the first one's reply instead of running
+//! the bot again.
+//!
+//! The store is an optimisation the gateway must survive without: when it fails or is slow,
+//! the callback is decided without it (fail open) and a warning says so, because a missing
+//! answer is worse for the user than a rare double one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::store::{Backend, Claim, DedupRecord, DedupTimes, Store, StoreError, new_owner, now_ms};
+
+/// How long to wait between reads while another delivery decides.
+const POLL_FIRST: Duration = Duration::from_millis(10);
+const POLL_MAX: Duration = Duration::from_millis(100);
+/// How far past the budget recording a decided reply may go.
+const FINISH_GRACE: Duration = Duration::from_millis(300);
+
+/// What the gateway does with one delivery.
+#[derive(Debug)]
+pub(crate) enum Begin {
+    /// Decide the reply, then [`Dedup::finish`] the ticket.
+    Decide(Ticket),
+    /// Answer this recorded reply (plaintext XML; `None` is the empty answer).
+    Replay {
+        /// The recorded reply.
+        reply: Option<String>,
+        /// Whether the reply was recorded (`false`: the first delivery was still deciding
+        /// when this one's budget ran out).
+        recorded: bool,
+    },
+}
+
+/// The right to decide one callback and record the answer.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    key: String,
+    /// `None` when the store failed and the callback is decided without a claim.
+    owner: Option<String>,
+}
+
+/// De-duplication over the configured store.
+#[derive(Debug)]
+pub(crate) struct Dedup {
+    store: Arc<Backend>,
+    /// How long a claim holds: the budget plus time to record the answer.
+    lease_ms: u64,
+    retention_secs: u64,
+}
+
+impl Dedup {
+    pub fn new(store: Arc<Backend>, budget: Duration, retention_secs: u64) -> Self {
+        let lease_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX) + 2000;
+        Self {
+            store,
+            lease_ms,
+            retention_secs,
+        }
+    }
+
+    fn times(&self) -> DedupTimes {
+        DedupTimes {
+            now_ms: now_ms(),
+            lease_ms: self.lease_ms,
+            retention_secs: self.retention_secs,
+        }
+    }
+
+    /// Claims `key`, or waits (until `deadline`) for the delivery that holds it.
+    pub async fn begin(&self, app: &str, key: String, deadline: Instant) -> Begin {
+        let owner = new_owner();
+        let mut pause = POLL_FIRST;
+        loop {
+            let claim = bounded(deadline, self.store.claim(&key, &owner, self.times())).await;
+            match claim {
+                Ok(Claim::Won) => {
+                    return Begin::Decide(Ticket {
+                        key,
+                        owner: Some(owner),
+                    });
+                }
+                Ok(Claim::Done { reply }) => {
+                    return Begin::Replay {
+                        reply,
+                        recorded: true,
+                    };
+                }
+                Ok(Claim::InProgress { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(app, store = self.store.kind(), cause = %e, "dedup unavailable; deciding this callback without it");
+                    return Begin::Decide(Ticket { key, owner: None });
+                }
+            }
+            // Another delivery holds the claim: read its record until it is done, its lease
+            // runs out (then claim again: the holder died), or this delivery's budget ends.
+            loop {
+                if Instant::now() + pause >= deadline {
+                    tracing::info!(
+                        app,
+                        "duplicate callback still being decided by another delivery; answering empty"
+                    );
+                    return Begin::Replay {
+                        reply: None,
+                        recorded: false,
+                    };
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(POLL_MAX);
+                match bounded(deadline, self.store.dedup_record(&key, now_ms())).await {
+                    Ok(Some(DedupRecord::Done { reply })) => {
+                        return Begin::Replay {
+                            reply,
+                            recorded: true,
+                        };
+                    }
+                    Ok(Some(DedupRecord::InProgress { lease_until_ms }))
+                        if lease_until_ms >= now_ms() => {}
+                    Ok(_) => break, // gone, expired, or the lease ran out: claim again
+                    Err(e) => {
+                        tracing::warn!(app, store = self.store.kind(), cause = %e, "dedup unavailable while waiting for another delivery; answering empty");
+                        return Begin::Replay {
+                            reply: None,
+                            recorded: false,
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the decided reply so later deliveries answer the same.
+    pub async fn finish(&self, app: &str, ticket: Ticket, reply: Option<&str>, deadline: Instant) {
+        let Some(owner) = ticket.owner else { return };
+        // The answer is recorded even when the budget is spent (a retry must not run the bot
+        // again), but only briefly past it: the platform gives up at 5 s.
+        let until = deadline.max(Instant::now()) + FINISH_GRACE;
+        let write = self
+            .store
+            .complete(&ticket.key, &owner, reply, self.times());
+        match bounded(until, write).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    app,
+                    "dedup claim was taken over before the reply was recorded"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(app, store = self.store.kind(), cause = %e, "cannot record the reply; a retry of this callback will be decided again");
+            }
+        }
+    }
+}
+
+/// Runs a store request, giving up at the callback's deadline.
+async fn bounded<T>(
+    deadline: Instant,
+    request: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    tokio::time::timeout_at(deadline, request)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Timeout(
+                u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            ))
+        })
+}

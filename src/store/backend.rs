@@ -1,0 +1,92 @@
+//! The configured store, chosen at start-up: one type for the gateway to hold, dispatching
+//! to the backend without boxing every future.
+
+use super::{
+    CachedToken, Claim, DedupRecord, DedupTimes, DynamoStore, EpochMillis, MemoryStore, Store,
+    StoreError, TokenRecord,
+};
+
+/// Either backend.
+#[derive(Debug)]
+pub enum Backend {
+    /// The embedded store.
+    Memory(MemoryStore),
+    /// A DynamoDB table.
+    Dynamo(DynamoStore),
+}
+
+impl Backend {
+    /// A short name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Memory(_) => "memory",
+            Self::Dynamo(_) => "dynamodb",
+        }
+    }
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        Self::Memory(MemoryStore::new())
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Backend::Memory($store) => $call.await,
+            Backend::Dynamo($store) => $call.await,
+        }
+    };
+}
+
+impl Store for Backend {
+    async fn claim(&self, key: &str, owner: &str, times: DedupTimes) -> Result<Claim, StoreError> {
+        dispatch!(self, s => s.claim(key, owner, times))
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        owner: &str,
+        reply: Option<&str>,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.complete(key, owner, reply, times))
+    }
+
+    async fn dedup_record(
+        &self,
+        key: &str,
+        now_ms: EpochMillis,
+    ) -> Result<Option<DedupRecord>, StoreError> {
+        dispatch!(self, s => s.dedup_record(key, now_ms))
+    }
+
+    async fn token(&self, key: &str, now_ms: EpochMillis) -> Result<TokenRecord, StoreError> {
+        dispatch!(self, s => s.token(key, now_ms))
+    }
+
+    async fn take_token_lease(
+        &self,
+        key: &str,
+        owner: &str,
+        now_ms: EpochMillis,
+        lease_ms: u64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.take_token_lease(key, owner, now_ms, lease_ms))
+    }
+
+    async fn put_token(
+        &self,
+        key: &str,
+        owner: &str,
+        token: &CachedToken,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.put_token(key, owner, token))
+    }
+
+    async fn drop_token(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.drop_token(key, value))
+    }
+}

@@ -1,0 +1,404 @@
+//! The production store: one DynamoDB table shared by every Lambda instance.
+//!
+//! Items (partition key `pk`, TTL attribute `expires_at` in epoch seconds):
+//!
+//! | kind | `pk` | attributes |
+//! |---|---|---|
+//! | dedup | `dedup#{app}#{message key}` | `st` (`p` in progress, `d` done), `owner`, `lease_until` (ms), `reply` (done, when not empty) |
+//! | token | `token#{scope}` | `tok`, `tok_exp` (ms), `lease_owner`, `lease_until` (ms) |
+//!
+//! A new callback costs one conditional `PutItem` (the claim) and one conditional
+//! `UpdateItem` (the completion). A losing claim gets the existing item back from the failed
+//! condition (`ReturnValuesOnConditionCheckFailure`), or, from servers that do not return it,
+//! with one consistent `GetItem`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+
+use super::{
+    CachedToken, Claim, DedupRecord, DedupTimes, EpochMillis, Store, StoreError, TokenRecord,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+const PK: &str = "pk";
+const EXPIRES_AT: &str = "expires_at";
+const STATE_IN_PROGRESS: &str = "p";
+const STATE_DONE: &str = "d";
+
+/// Client timeouts for the store. A callback has a few seconds in all, so a slow store must
+/// fail fast and let the callback be answered without it.
+#[derive(Debug, Clone, Copy)]
+pub struct DynamoTimeouts {
+    /// One attempt of one request.
+    pub attempt: Duration,
+    /// All attempts of one request together.
+    pub operation: Duration,
+    /// Attempts per request (1 = no retry).
+    pub max_attempts: u32,
+}
+
+impl Default for DynamoTimeouts {
+    fn default() -> Self {
+        Self {
+            attempt: Duration::from_millis(250),
+            operation: Duration::from_millis(600),
+            max_attempts: 2,
+        }
+    }
+}
+
+/// The DynamoDB store.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// A store over an existing client.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// A store configured from the environment the way every AWS SDK is: region and
+    /// credentials (in Lambda, from the function's role), and `AWS_ENDPOINT_URL_DYNAMODB` or
+    /// `AWS_ENDPOINT_URL` to use a local server. No request is made here.
+    pub async fn from_env(table: impl Into<String>, timeouts: DynamoTimeouts) -> Self {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        Self::new(
+            Client::from_conf(with_timeouts(
+                aws_sdk_dynamodb::config::Builder::from(&shared),
+                timeouts,
+            )),
+            table,
+        )
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The client, for tooling and tests.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend_error)?;
+        Ok(out.item)
+    }
+}
+
+/// Applies the short timeouts and the small retry budget to a client configuration.
+pub fn with_timeouts(
+    builder: aws_sdk_dynamodb::config::Builder,
+    timeouts: DynamoTimeouts,
+) -> aws_sdk_dynamodb::Config {
+    builder
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(timeouts.attempt)
+                .operation_attempt_timeout(timeouts.attempt)
+                .operation_timeout(timeouts.operation)
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(timeouts.max_attempts.max(1))
+                .with_initial_backoff(Duration::from_millis(5))
+                .with_max_backoff(Duration::from_millis(40)),
+        )
+        .build()
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn backend_error<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::TimeoutError(_) => StoreError::Backend("timed out".into()),
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            StoreError::Backend(format!(
+                "{}: {}",
+                e.code().unwrap_or("unknown error"),
+                e.message().unwrap_or("no message")
+            ))
+        }
+        SdkError::DispatchFailure(d) => StoreError::Backend(if d.is_timeout() {
+            "timed out connecting".into()
+        } else if d.is_io() {
+            "connection failed".into()
+        } else {
+            "request could not be sent".into()
+        }),
+        _ => StoreError::Backend(aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string()),
+    }
+}
+
+/// Whether an error is the failed condition of a conditional write.
+fn is_condition_failed<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    matches!(err, SdkError::ServiceError(service)
+        if service.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn get_n(item: &Item, name: &str) -> Option<u64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+fn get_s<'i>(item: &'i Item, name: &str) -> Option<&'i str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// Reads a dedup item; `None` when it has expired (TTL deletion lags).
+fn dedup_from_item(
+    key: &str,
+    item: &Item,
+    now_ms: EpochMillis,
+) -> Result<Option<DedupRecord>, StoreError> {
+    let expires_at = get_n(item, EXPIRES_AT).ok_or_else(|| corrupt(key, "no expires_at"))?;
+    if expires_at < now_ms / 1000 {
+        return Ok(None);
+    }
+    match get_s(item, "st") {
+        Some(STATE_DONE) => Ok(Some(DedupRecord::Done {
+            reply: get_s(item, "reply").map(str::to_owned),
+        })),
+        Some(STATE_IN_PROGRESS) => Ok(Some(DedupRecord::InProgress {
+            lease_until_ms: get_n(item, "lease_until")
+                .ok_or_else(|| corrupt(key, "in progress without lease_until"))?,
+        })),
+        other => Err(corrupt(key, format!("unknown state {other:?}"))),
+    }
+}
+
+impl Store for DynamoStore {
+    async fn claim(&self, key: &str, owner: &str, times: DedupTimes) -> Result<Claim, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(key))
+            .item("st", s(STATE_IN_PROGRESS))
+            .item("owner", s(owner))
+            .item("lease_until", n(times.lease_until_ms()))
+            .item(EXPIRES_AT, n(times.expires_at_secs()))
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now_s OR (st = :p AND lease_until < :now_ms)",
+            )
+            .expression_attribute_values(":now_s", n(times.now_ms / 1000))
+            .expression_attribute_values(":now_ms", n(times.now_ms))
+            .expression_attribute_values(":p", s(STATE_IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Claim::Won),
+            Err(err) if is_condition_failed(&err) => err,
+            Err(err) => return Err(backend_error(err)),
+        };
+        let returned = match err.into_service_error() {
+            PutItemError::ConditionalCheckFailedException(e) => e.item,
+            _ => None,
+        };
+        let existing = match returned {
+            Some(item) => Some(item),
+            None => self.get(key).await?,
+        };
+        let record = match existing {
+            Some(item) => dedup_from_item(key, &item, times.now_ms)?,
+            None => None,
+        };
+        Ok(match record {
+            Some(DedupRecord::Done { reply }) => Claim::Done { reply },
+            Some(DedupRecord::InProgress { lease_until_ms }) => {
+                Claim::InProgress { lease_until_ms }
+            }
+            // Gone or expired between the write and the read: report it as a lease that has
+            // just run out, so the caller claims again rather than waiting.
+            None => Claim::InProgress {
+                lease_until_ms: times.now_ms.saturating_sub(1),
+            },
+        })
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        owner: &str,
+        reply: Option<&str>,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(key))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":d", s(STATE_DONE))
+            .expression_attribute_values(":exp", n(times.expires_at_secs()));
+        let request = match reply {
+            Some(reply) => request
+                .update_expression("SET st = :d, expires_at = :exp, reply = :r REMOVE lease_until")
+                .expression_attribute_values(":r", s(reply)),
+            None => request
+                .update_expression("SET st = :d, expires_at = :exp REMOVE lease_until, reply"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failed(&err) => Ok(false),
+            Err(err) => Err(backend_error(err)),
+        }
+    }
+
+    async fn dedup_record(
+        &self,
+        key: &str,
+        now_ms: EpochMillis,
+    ) -> Result<Option<DedupRecord>, StoreError> {
+        match self.get(key).await? {
+            Some(item) => dedup_from_item(key, &item, now_ms),
+            None => Ok(None),
+        }
+    }
+
+    async fn token(&self, key: &str, now_ms: EpochMillis) -> Result<TokenRecord, StoreError> {
+        let Some(item) = self.get(key).await? else {
+            return Ok(TokenRecord::default());
+        };
+        let token = match (get_s(&item, "tok"), get_n(&item, "tok_exp")) {
+            (Some(value), Some(expires_at_ms)) if expires_at_ms > now_ms => Some(CachedToken {
+                value: value.to_owned(),
+                expires_at_ms,
+            }),
+            _ => None,
+        };
+        let lease_until_ms = if get_s(&item, "lease_owner").is_some() {
+            get_n(&item, "lease_until").unwrap_or(0)
+        } else {
+            0
+        };
+        Ok(TokenRecord {
+            token,
+            lease_until_ms,
+        })
+    }
+
+    async fn take_token_lease(
+        &self,
+        key: &str,
+        owner: &str,
+        now_ms: EpochMillis,
+        lease_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(key))
+            .update_expression("SET lease_owner = :o, lease_until = :lu")
+            .condition_expression("attribute_not_exists(lease_owner) OR lease_until < :now")
+            .expression_attribute_values(":o", s(owner))
+            .expression_attribute_values(":lu", n(now_ms.saturating_add(lease_ms)))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failed(&err) => Ok(false),
+            Err(err) => Err(backend_error(err)),
+        }
+    }
+
+    async fn put_token(
+        &self,
+        key: &str,
+        owner: &str,
+        token: &CachedToken,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(key))
+            .update_expression("SET tok = :t, tok_exp = :te REMOVE lease_owner, lease_until")
+            .condition_expression("lease_owner = :o")
+            .expression_attribute_values(":t", s(&token.value))
+            .expression_attribute_values(":te", n(token.expires_at_ms))
+            .expression_attribute_values(":o", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failed(&err) => Ok(false),
+            Err(err) => Err(backend_error(err)),
+        }
+    }
+
+    async fn drop_token(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(key))
+            .update_expression("REMOVE tok, tok_exp")
+            .condition_expression("tok = :t")
+            .expression_attribute_values(":t", s(value))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failed(&err) => Ok(false),
+            Err(err) => Err(backend_error(err)),
+        }
+    }
+}

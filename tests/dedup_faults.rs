@@ -1,0 +1,234 @@
+//! A DynamoDB store that fails while callbacks arrive: every callback is still answered
+//! inside its budget (dedup fails open), and what the store recorded never contradicts what
+//! the user was answered. The store is dynalite behind a TCP proxy that can stall, slow or
+//! refuse connections, or the server is killed outright.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use support::dynamo::{
+    DynamoServer, client, config as client_config, create_table, unique_table_name,
+};
+use support::fault_proxy::{FaultProxy, Mode};
+use wxgate::bot::{Bot, Inbound};
+use wxgate::config::Config;
+use wxgate::gateway::{CallbackRequest, Gateway, unix_now};
+use wxgate::message::Callback;
+use wxgate::reply::Reply;
+use wxgate::simulate::{Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, text_xml};
+use wxgate::store::dynamodb::{DynamoTimeouts, with_timeouts};
+use wxgate::store::{Backend, DedupRecord, DynamoStore, Store, dedup_key, now_ms};
+
+const BUDGET: Duration = Duration::from_millis(1000);
+
+/// Answers "answer #n" (n counts its runs) after 20 ms.
+struct CountingBot(AtomicUsize);
+
+impl Bot for CountingBot {
+    async fn reply(&self, _: &Inbound<'_>) -> Option<Reply> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Some(Reply::text(format!("answer #{n}")))
+    }
+}
+
+struct Rig {
+    server: DynamoServer,
+    proxy: FaultProxy,
+    gateway: Arc<Gateway<CountingBot>>,
+    sim: PlatformSim,
+}
+
+/// The gateway over dynalite through the proxy, with the production client settings
+/// (short attempt timeout, two attempts).
+async fn rig() -> Rig {
+    let server = DynamoServer::start();
+    let table = unique_table_name("faults");
+    create_table(&client(&server.endpoint()).await, &table).await;
+    let proxy = FaultProxy::start(server.addr());
+    let timeouts = DynamoTimeouts {
+        attempt: Duration::from_millis(150),
+        operation: Duration::from_millis(350),
+        max_attempts: 2,
+    };
+    let conf = with_timeouts(client_config(&proxy.endpoint()), timeouts);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), table);
+    let config = Config::parse(&format!(
+        "[gateway]\nbudget_ms = {}\n{OFFICIAL_SAMPLE_APP}",
+        BUDGET.as_millis()
+    ))
+    .unwrap();
+    let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
+    let bot = CountingBot(AtomicUsize::new(0));
+    let gateway = Gateway::with_store(&config, bot, Arc::new(Backend::Dynamo(store))).unwrap();
+    Rig {
+        server,
+        proxy,
+        gateway: Arc::new(gateway),
+        sim,
+    }
+}
+
+fn message_xml(sim: &PlatformSim, msg_id: u64) -> String {
+    let header = Header {
+        to: sim.receive_id(),
+        from: "lisi",
+        create_time: 1_700_000_000,
+        agent_id: Some(218),
+    };
+    text_xml(&header, "hello", msg_id)
+}
+
+fn delivery(sim: &PlatformSim, msg_id: u64, attempt: usize) -> SignedRequest {
+    sim.post(
+        &message_xml(sim, msg_id),
+        unix_now(),
+        &format!("n{msg_id}x{attempt}"),
+    )
+    .unwrap()
+}
+
+/// Delivers; returns the decrypted reply (`None`: empty answer) and how long it took.
+/// Panics unless the answer is a 200 that verifies.
+async fn timed_answer(
+    gateway: &Gateway<CountingBot>,
+    sim: &PlatformSim,
+    request: &SignedRequest,
+) -> (Option<String>, Duration) {
+    let started = Instant::now();
+    let response = gateway
+        .handle(CallbackRequest {
+            method: &request.method,
+            path: &request.path,
+            query: Some(&request.query),
+            body: request.body.as_bytes(),
+        })
+        .await;
+    let took = started.elapsed();
+    let body = String::from_utf8(response.body.to_vec()).unwrap();
+    let answer = match sim.check(request, response.status.as_u16(), &body).unwrap() {
+        Answer::Reply(xml) => Some(xml),
+        Answer::Empty => None,
+        Answer::Verified(_) => panic!("a POST answered like a URL verification"),
+    };
+    (answer, took)
+}
+
+fn store_key(sim: &PlatformSim, msg_id: u64) -> String {
+    let xml = message_xml(sim, msg_id);
+    dedup_key("demo", Callback::parse(&xml).unwrap().dedup_key().as_str())
+}
+
+fn assert_in_budget(took: Duration, what: &str) {
+    assert!(
+        took < BUDGET,
+        "{what} took {took:?}, over the {BUDGET:?} budget"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_slow_or_refusing_store_is_bypassed_inside_the_budget() {
+    let rig = rig().await;
+    let (first, took) = timed_answer(&rig.gateway, &rig.sim, &delivery(&rig.sim, 1, 0)).await;
+    assert_in_budget(took, "a healthy delivery");
+    let first = first.expect("a reply");
+
+    for (mode, name) in [
+        (Mode::Blackhole, "stalled"),
+        (Mode::Delay(Duration::from_secs(2)), "slow"),
+        (Mode::Refuse, "refusing"),
+    ] {
+        rig.proxy.set_mode(mode);
+        for msg_id in 10..13 {
+            let request = delivery(&rig.sim, msg_id, 0);
+            let (answer, took) = timed_answer(&rig.gateway, &rig.sim, &request).await;
+            assert_in_budget(took, &format!("a delivery to a {name} store"));
+            // Decided without the store: the user still gets the bot's answer.
+            assert!(answer.is_some(), "{name}: answered empty");
+        }
+    }
+
+    rig.proxy.set_mode(Mode::Pass);
+    // What was recorded before the outage still holds: the retry replays the first answer.
+    let (again, took) = timed_answer(&rig.gateway, &rig.sim, &delivery(&rig.sim, 1, 1)).await;
+    assert_in_budget(took, "a retry after recovery");
+    assert_eq!(again.as_deref(), Some(first.as_str()));
+    // And new messages are de-duplicated again.
+    let before = rig.gateway.bot().0.load(Ordering::SeqCst);
+    for attempt in 0..3 {
+        let (answer, _) =
+            timed_answer(&rig.gateway, &rig.sim, &delivery(&rig.sim, 99, attempt)).await;
+        assert!(answer.is_some());
+    }
+    assert_eq!(rig.gateway.bot().0.load(Ordering::SeqCst), before + 1);
+}
+
+/// Forty messages arrive concurrently while the connection to the store is cut and
+/// restored. Every one is answered inside the budget, and every record left in the table
+/// agrees with the answer that was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_agree_with_answers_when_the_store_drops_out_mid_run() {
+    let rig = Arc::new(rig().await);
+    let mut tasks = Vec::new();
+    for msg_id in 100..140u64 {
+        let rig = Arc::clone(&rig);
+        tasks.push(tokio::spawn(async move {
+            // Spread the arrivals over about 400 ms.
+            tokio::time::sleep(Duration::from_millis((msg_id - 100) * 10)).await;
+            let request = delivery(&rig.sim, msg_id, 0);
+            let (answer, took) = timed_answer(&rig.gateway, &rig.sim, &request).await;
+            (msg_id, answer, took)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    rig.proxy.set_mode(Mode::Refuse);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    rig.proxy.set_mode(Mode::Blackhole);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    rig.proxy.set_mode(Mode::Pass);
+
+    let mut recorded = 0;
+    for task in tasks {
+        let (msg_id, answer, took) = task.await.unwrap();
+        assert_in_budget(took, &format!("message {msg_id}"));
+        let answer = answer.unwrap_or_else(|| panic!("message {msg_id} answered empty"));
+        let record = rig
+            .gateway
+            .store()
+            .dedup_record(&store_key(&rig.sim, msg_id), now_ms())
+            .await
+            .unwrap();
+        match record {
+            // Never a recorded reply other than the one the user got.
+            Some(DedupRecord::Done { reply }) => {
+                assert_eq!(reply.as_deref(), Some(answer.as_str()), "message {msg_id}");
+                recorded += 1;
+            }
+            // Claimed, but the completion was cut off: the lease will let a retry decide.
+            Some(DedupRecord::InProgress { lease_until_ms }) => {
+                assert!(lease_until_ms <= now_ms() + 4_000, "message {msg_id}");
+            }
+            // The claim never reached the store.
+            None => {}
+        }
+    }
+    // Deliveries before and after the outage were recorded.
+    assert!(recorded >= 10, "only {recorded} of 40 recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_store_server_is_bypassed_inside_the_budget() {
+    let mut rig = rig().await;
+    let (answer, _) = timed_answer(&rig.gateway, &rig.sim, &delivery(&rig.sim, 1, 0)).await;
+    assert!(answer.is_some());
+    rig.server.stop();
+    for msg_id in 2..8 {
+        let (answer, took) =
+            timed_answer(&rig.gateway, &rig.sim, &delivery(&rig.sim, msg_id, 0)).await;
+        assert_in_budget(took, "a delivery with the store server gone");
+        assert!(answer.is_some());
+    }
+}

@@ -1,0 +1,317 @@
+//! Exactly-once callbacks through the whole gateway, against both stores: the platform's
+//! retries and concurrent copies of one message run the bot once and all get its reply.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use support::dynamo::{
+    DynamoServer, client, config as client_config, create_table, unique_table_name,
+};
+use support::request_count::RequestCount;
+use wxgate::bot::{Bot, Inbound};
+use wxgate::config::Config;
+use wxgate::gateway::{CallbackRequest, Gateway, unix_now};
+use wxgate::message::Callback;
+use wxgate::reply::Reply;
+use wxgate::simulate::{
+    Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, event_xml, location_xml,
+    text_xml,
+};
+use wxgate::store::{Backend, DedupTimes, DynamoStore, MemoryStore, Store, dedup_key, now_ms};
+
+/// Answers "answer #n" after a delay, n counting its runs: equal answers mean one run.
+struct CountingBot {
+    delay: Duration,
+    runs: AtomicUsize,
+}
+
+impl Bot for CountingBot {
+    async fn reply(&self, _: &Inbound<'_>) -> Option<Reply> {
+        let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::time::sleep(self.delay).await;
+        Some(Reply::text(format!("answer #{n}")))
+    }
+}
+
+struct Setup {
+    gateway: Arc<Gateway<CountingBot>>,
+    sim: PlatformSim,
+    /// DynamoDB requests, when the store is DynamoDB.
+    requests: Option<RequestCount>,
+    _server: Option<DynamoServer>,
+}
+
+impl Setup {
+    fn runs(&self) -> usize {
+        self.gateway.bot().runs.load(Ordering::SeqCst)
+    }
+}
+
+fn config(budget_ms: u64) -> Config {
+    Config::parse(&format!(
+        "[gateway]\nbudget_ms = {budget_ms}\n{OFFICIAL_SAMPLE_APP}"
+    ))
+    .unwrap()
+}
+
+async fn setup(store: StoreKind, budget_ms: u64, bot_delay: Duration) -> Setup {
+    let config = config(budget_ms);
+    let bot = CountingBot {
+        delay: bot_delay,
+        runs: AtomicUsize::new(0),
+    };
+    let (backend, requests, server) = match store {
+        StoreKind::Memory => (Backend::Memory(MemoryStore::new()), None, None),
+        StoreKind::Dynamo => {
+            let server = DynamoServer::start();
+            let table = unique_table_name("dedup");
+            create_table(&client(&server.endpoint()).await, &table).await;
+            let requests = RequestCount::default();
+            let conf = client_config(&server.endpoint())
+                .interceptor(requests.interceptor())
+                .build();
+            let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), table);
+            (Backend::Dynamo(store), Some(requests), Some(server))
+        }
+    };
+    let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
+    let gateway = Gateway::with_store(&config, bot, Arc::new(backend)).unwrap();
+    Setup {
+        gateway: Arc::new(gateway),
+        sim,
+        requests,
+        _server: server,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum StoreKind {
+    Memory,
+    Dynamo,
+}
+
+fn header(sim: &PlatformSim) -> Header<'_> {
+    Header {
+        to: sim.receive_id(),
+        from: "lisi",
+        create_time: 1_700_000_000,
+        agent_id: Some(218),
+    }
+}
+
+/// One delivery of message `msg_id`; each delivery has its own nonce, as retries do.
+fn delivery(sim: &PlatformSim, msg_id: u64, attempt: usize) -> SignedRequest {
+    sim.post(
+        &text_xml(&header(sim), "hello", msg_id),
+        unix_now(),
+        &format!("nonce{attempt}"),
+    )
+    .unwrap()
+}
+
+async fn deliver(gateway: &Gateway<CountingBot>, request: &SignedRequest) -> (u16, String) {
+    let response = gateway
+        .handle(CallbackRequest {
+            method: &request.method,
+            path: &request.path,
+            query: Some(&request.query),
+            body: request.body.as_bytes(),
+        })
+        .await;
+    (
+        response.status.as_u16(),
+        String::from_utf8(response.body.to_vec()).unwrap(),
+    )
+}
+
+/// Delivers and decrypts: the reply XML, or `None` for the empty answer.
+async fn answer(setup: &Setup, request: &SignedRequest) -> Option<String> {
+    let (status, body) = deliver(&setup.gateway, request).await;
+    match setup.sim.check(request, status, &body).unwrap() {
+        Answer::Reply(xml) => Some(xml),
+        Answer::Empty => None,
+        Answer::Verified(_) => panic!("a POST answered like a URL verification"),
+    }
+}
+
+fn content(xml: &str) -> &str {
+    let start = xml.find("<Content><![CDATA[").expect("a text reply") + 18;
+    &xml[start..start + xml[start..].find("]]>").unwrap()]
+}
+
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::StoreKind::Memory).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::StoreKind::Dynamo).await;
+                }
+            )*
+        }
+    };
+}
+
+both_stores!(
+    a_hundred_concurrent_deliveries_run_the_bot_once,
+    a_retry_after_completion_gets_the_same_reply_re_encrypted,
+    a_retry_during_the_first_delivery_waits_for_its_reply,
+    a_late_bots_callback_is_not_decided_again,
+    a_dead_holders_claim_is_taken_over,
+    events_are_deduplicated_and_report_only_events_skip_the_store,
+);
+
+async fn a_hundred_concurrent_deliveries_run_the_bot_once(store: StoreKind) {
+    let setup = Arc::new(setup(store, 4000, Duration::from_millis(200)).await);
+    let requests: Vec<SignedRequest> = (0..100).map(|i| delivery(&setup.sim, 42, i)).collect();
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let setup = Arc::clone(&setup);
+            tokio::spawn(async move { answer(&setup, &request).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap().expect("every delivery gets the reply"));
+    }
+    assert_eq!(setup.runs(), 1, "the bot ran more than once");
+    assert!(
+        answers.iter().all(|a| content(a) == "answer #1"),
+        "{answers:?}"
+    );
+    if let Some(requests) = &setup.requests {
+        let counts = requests.snapshot();
+        // 100 claims (one wins), one completion; the waiters' reads come on top.
+        assert_eq!(counts.get("PutItem"), Some(&100), "{counts:?}");
+        assert_eq!(counts.get("UpdateItem"), Some(&1), "{counts:?}");
+    }
+}
+
+async fn a_retry_after_completion_gets_the_same_reply_re_encrypted(store: StoreKind) {
+    let setup = setup(store, 4000, Duration::ZERO).await;
+    let first = delivery(&setup.sim, 7, 0);
+    let retry = delivery(&setup.sim, 7, 1);
+    let first_xml = answer(&setup, &first).await.unwrap();
+    if let Some(requests) = &setup.requests {
+        // A new message: one claim and one completion, nothing else.
+        assert_eq!(requests.total(), 2, "{:?}", requests.snapshot());
+    }
+    let (status, body) = deliver(&setup.gateway, &retry).await;
+    let Answer::Reply(retry_xml) = setup.sim.check(&retry, status, &body).unwrap() else {
+        panic!("the retry was answered empty");
+    };
+    assert_eq!(retry_xml, first_xml);
+    assert_eq!(content(&retry_xml), "answer #1");
+    let (_, first_body) = deliver(&setup.gateway, &first).await;
+    assert_ne!(first_body, body, "a replayed reply is encrypted afresh");
+    assert_eq!(setup.runs(), 1);
+    if let Some(requests) = &setup.requests {
+        // Each retry: one failed claim that returns the record.
+        let counts = requests.snapshot();
+        assert_eq!(counts.get("PutItem"), Some(&3), "{counts:?}");
+        assert_eq!(counts.get("UpdateItem"), Some(&1), "{counts:?}");
+    }
+}
+
+async fn a_retry_during_the_first_delivery_waits_for_its_reply(store: StoreKind) {
+    let setup = Arc::new(setup(store, 4000, Duration::from_millis(600)).await);
+    let first = delivery(&setup.sim, 8, 0);
+    let retry = delivery(&setup.sim, 8, 1);
+    let first_task = {
+        let setup = Arc::clone(&setup);
+        tokio::spawn(async move { answer(&setup, &first).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let started = Instant::now();
+    let retried = answer(&setup, &retry).await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(content(&retried), "answer #1");
+    assert_eq!(content(&first_task.await.unwrap().unwrap()), "answer #1");
+    assert_eq!(setup.runs(), 1);
+    // It waited for the first delivery's bot (about 450 ms more), not for its own budget.
+    assert!(waited < Duration::from_millis(1500), "{waited:?}");
+}
+
+async fn a_late_bots_callback_is_not_decided_again(store: StoreKind) {
+    let setup = setup(store, 300, Duration::from_secs(30)).await;
+    let started = Instant::now();
+    assert_eq!(answer(&setup, &delivery(&setup.sim, 9, 0)).await, None);
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    // The platform retries: the empty answer was recorded, so the bot does not run again.
+    assert_eq!(answer(&setup, &delivery(&setup.sim, 9, 1)).await, None);
+    assert_eq!(answer(&setup, &delivery(&setup.sim, 9, 2)).await, None);
+    assert_eq!(setup.runs(), 1);
+}
+
+async fn a_dead_holders_claim_is_taken_over(store: StoreKind) {
+    let setup = setup(store, 1000, Duration::ZERO).await;
+    let request = delivery(&setup.sim, 10, 0);
+    // An instance claimed this message long ago and died before recording an answer.
+    let xml = text_xml(&header(&setup.sim), "hello", 10);
+    let key = dedup_key("demo", Callback::parse(&xml).unwrap().dedup_key().as_str());
+    let long_ago = DedupTimes {
+        now_ms: now_ms() - 60_000,
+        lease_ms: 3_000,
+        retention_secs: 86_400,
+    };
+    setup
+        .gateway
+        .store()
+        .claim(&key, "dead-instance", long_ago)
+        .await
+        .unwrap();
+    let reply = answer(&setup, &request).await.unwrap();
+    assert_eq!(content(&reply), "answer #1");
+    assert_eq!(setup.runs(), 1);
+}
+
+async fn events_are_deduplicated_and_report_only_events_skip_the_store(store: StoreKind) {
+    let setup = setup(store, 1000, Duration::ZERO).await;
+    let subscribe = event_xml(&header(&setup.sim), "subscribe", None);
+    for attempt in 0..3 {
+        let request = setup
+            .sim
+            .post(&subscribe, unix_now(), &format!("n{attempt}"))
+            .unwrap();
+        assert_eq!(
+            content(&answer(&setup, &request).await.unwrap()),
+            "answer #1"
+        );
+    }
+    assert_eq!(setup.runs(), 1);
+    let before = setup.requests.as_ref().map(RequestCount::total);
+    let location = setup
+        .sim
+        .post(
+            &location_xml(&header(&setup.sim), 39.9, 116.4),
+            unix_now(),
+            "loc",
+        )
+        .unwrap();
+    assert_eq!(answer(&setup, &location).await, None);
+    let verify = setup.sim.verify_url("echo-me", unix_now(), "v").unwrap();
+    let (status, body) = deliver(&setup.gateway, &verify).await;
+    assert_eq!((status, body.as_str()), (200, "echo-me"));
+    assert_eq!(
+        setup.requests.as_ref().map(RequestCount::total),
+        before,
+        "LOCATION and URL verification must not touch the store"
+    );
+    assert_eq!(setup.runs(), 1);
+}

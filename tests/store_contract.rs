@@ -1,0 +1,386 @@
+//! One contract for both stores: every scenario runs against the embedded `MemoryStore` and
+//! against `DynamoStore` on a real DynamoDB-compatible server (dynalite on 127.0.0.1).
+//!
+//! The clock is an argument of every store call, so lease and retention expiry are tested by
+//! moving `now_ms`, not by sleeping.
+
+mod support;
+
+use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
+use wxgate::store::{
+    CachedToken, Claim, DedupRecord, DedupTimes, DynamoStore, Store, TokenRecord, dedup_key,
+    token_key,
+};
+
+const T0: u64 = 1_800_000_000_000;
+const LEASE_MS: u64 = 6_000;
+const RETENTION_SECS: u64 = 3_600;
+
+fn at(now_ms: u64) -> DedupTimes {
+    DedupTimes {
+        now_ms,
+        lease_ms: LEASE_MS,
+        retention_secs: RETENTION_SECS,
+    }
+}
+
+/// A DynamoDB store on a fresh table; the server lives as long as the returned guard.
+async fn dynamo() -> (DynamoServer, DynamoStore) {
+    let server = DynamoServer::start();
+    let client = client(&server.endpoint()).await;
+    let table = unique_table_name("contract");
+    create_table(&client, &table).await;
+    (server, DynamoStore::new(client, table))
+}
+
+/// Declares each scenario twice: `memory::name` and `dynamodb::name`.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&wxgate::store::MemoryStore::new()).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (_server, store) = super::dynamo().await;
+                    super::$name(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    first_claim_wins_and_later_ones_see_it_in_progress,
+    completion_is_replayed_to_later_claims,
+    only_the_owner_completes,
+    a_dead_holders_claim_is_taken_over_after_its_lease,
+    expired_records_are_ignored_on_read_and_reclaimed,
+    keys_are_independent,
+    concurrent_claims_have_one_winner,
+    replies_keep_every_character,
+    token_lease_is_exclusive_until_it_runs_out,
+    token_is_stored_only_by_the_lease_holder_and_expires,
+    a_token_is_dropped_only_if_it_is_still_the_failed_one,
+);
+
+async fn first_claim_wins_and_later_ones_see_it_in_progress(store: &impl Store) {
+    let key = dedup_key("demo", "msg|1");
+    assert_eq!(store.claim(&key, "a", at(T0)).await.unwrap(), Claim::Won);
+    assert_eq!(
+        store.claim(&key, "b", at(T0 + 10)).await.unwrap(),
+        Claim::InProgress {
+            lease_until_ms: T0 + LEASE_MS
+        }
+    );
+    // The lease's last millisecond still belongs to the holder.
+    assert_eq!(
+        store.claim(&key, "c", at(T0 + LEASE_MS)).await.unwrap(),
+        Claim::InProgress {
+            lease_until_ms: T0 + LEASE_MS
+        }
+    );
+    assert_eq!(
+        store.dedup_record(&key, T0 + 20).await.unwrap(),
+        Some(DedupRecord::InProgress {
+            lease_until_ms: T0 + LEASE_MS
+        })
+    );
+}
+
+async fn completion_is_replayed_to_later_claims(store: &impl Store) {
+    let with_reply = dedup_key("demo", "msg|2");
+    let empty = dedup_key("demo", "msg|3");
+    for key in [&with_reply, &empty] {
+        assert_eq!(store.claim(key, "a", at(T0)).await.unwrap(), Claim::Won);
+    }
+    assert!(
+        store
+            .complete(&with_reply, "a", Some("<xml>r</xml>"), at(T0 + 5))
+            .await
+            .unwrap()
+    );
+    assert!(store.complete(&empty, "a", None, at(T0 + 5)).await.unwrap());
+    let done = |reply: Option<&str>| Claim::Done {
+        reply: reply.map(str::to_owned),
+    };
+    // Long after the lease, but within retention: still the recorded answer.
+    let later = T0 + LEASE_MS * 10;
+    assert_eq!(
+        store.claim(&with_reply, "b", at(later)).await.unwrap(),
+        done(Some("<xml>r</xml>"))
+    );
+    assert_eq!(
+        store.claim(&empty, "b", at(later)).await.unwrap(),
+        done(None)
+    );
+    assert_eq!(
+        store.dedup_record(&with_reply, later).await.unwrap(),
+        Some(DedupRecord::Done {
+            reply: Some("<xml>r</xml>".into())
+        })
+    );
+}
+
+async fn only_the_owner_completes(store: &impl Store) {
+    let key = dedup_key("demo", "msg|4");
+    assert!(!store.complete(&key, "a", Some("x"), at(T0)).await.unwrap());
+    assert_eq!(store.claim(&key, "a", at(T0)).await.unwrap(), Claim::Won);
+    assert!(
+        !store
+            .complete(&key, "b", Some("x"), at(T0 + 1))
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.dedup_record(&key, T0 + 2).await.unwrap(),
+        Some(DedupRecord::InProgress { .. })
+    ));
+}
+
+async fn a_dead_holders_claim_is_taken_over_after_its_lease(store: &impl Store) {
+    let key = dedup_key("demo", "msg|5");
+    assert_eq!(store.claim(&key, "dead", at(T0)).await.unwrap(), Claim::Won);
+    let after_lease = T0 + LEASE_MS + 1;
+    assert_eq!(
+        store.claim(&key, "heir", at(after_lease)).await.unwrap(),
+        Claim::Won
+    );
+    // The dead holder, should it wake up, can no longer record its answer.
+    assert!(
+        !store
+            .complete(&key, "dead", Some("late"), at(after_lease + 1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .complete(&key, "heir", Some("fresh"), at(after_lease + 2))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .claim(&key, "third", at(after_lease + 3))
+            .await
+            .unwrap(),
+        Claim::Done {
+            reply: Some("fresh".into())
+        }
+    );
+    // A completed record is never taken over, however old its lease.
+    assert!(matches!(
+        store
+            .claim(&key, "fourth", at(after_lease + LEASE_MS * 100))
+            .await
+            .unwrap(),
+        Claim::Done { .. }
+    ));
+}
+
+async fn expired_records_are_ignored_on_read_and_reclaimed(store: &impl Store) {
+    let key = dedup_key("demo", "msg|6");
+    assert_eq!(store.claim(&key, "a", at(T0)).await.unwrap(), Claim::Won);
+    assert!(
+        store
+            .complete(&key, "a", Some("old"), at(T0))
+            .await
+            .unwrap()
+    );
+    let expired = T0 + (RETENTION_SECS + 2) * 1000;
+    // The item may still be in the table (TTL deletion is lazy), but it reads as absent.
+    assert_eq!(store.dedup_record(&key, expired).await.unwrap(), None);
+    assert_eq!(
+        store.claim(&key, "b", at(expired)).await.unwrap(),
+        Claim::Won
+    );
+    assert!(
+        store
+            .complete(&key, "b", Some("new"), at(expired))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.claim(&key, "c", at(expired + 1)).await.unwrap(),
+        Claim::Done {
+            reply: Some("new".into())
+        }
+    );
+}
+
+async fn keys_are_independent(store: &impl Store) {
+    let a = dedup_key("demo", "msg|7");
+    let b = dedup_key("other", "msg|7");
+    assert_eq!(store.claim(&a, "x", at(T0)).await.unwrap(), Claim::Won);
+    assert_eq!(store.claim(&b, "y", at(T0)).await.unwrap(), Claim::Won);
+    assert_eq!(
+        store
+            .dedup_record(&dedup_key("demo", "msg|8"), T0)
+            .await
+            .unwrap(),
+        None
+    );
+    // A token item and a dedup item never collide.
+    assert_eq!(
+        store.token(&token_key("demo"), T0).await.unwrap(),
+        TokenRecord::default()
+    );
+}
+
+async fn concurrent_claims_have_one_winner(store: &impl Store) {
+    let key = dedup_key("demo", "msg|9");
+    let owners: Vec<String> = (0..32).map(|i| format!("owner-{i}")).collect();
+    let claims =
+        futures::future::join_all(owners.iter().map(|o| store.claim(&key, o, at(T0)))).await;
+    let won = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(Claim::Won)))
+        .count();
+    let waiting = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(Claim::InProgress { .. })))
+        .count();
+    assert_eq!((won, waiting), (1, 31), "{claims:?}");
+}
+
+async fn replies_keep_every_character(store: &impl Store) {
+    let key = dedup_key("demo", "msg|10");
+    let reply = format!(
+        "<xml><Content><![CDATA[你好 ]]]]><![CDATA[> & \"quotes\" 😀 {}]]></Content></xml>",
+        "长".repeat(700)
+    );
+    assert_eq!(store.claim(&key, "a", at(T0)).await.unwrap(), Claim::Won);
+    assert!(
+        store
+            .complete(&key, "a", Some(&reply), at(T0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.claim(&key, "b", at(T0 + 1)).await.unwrap(),
+        Claim::Done { reply: Some(reply) }
+    );
+}
+
+fn token(value: &str, expires_at_ms: u64) -> CachedToken {
+    CachedToken {
+        value: value.into(),
+        expires_at_ms,
+    }
+}
+
+async fn token_lease_is_exclusive_until_it_runs_out(store: &impl Store) {
+    let key = token_key("wecom#corp#abcd1234");
+    assert!(store.take_token_lease(&key, "a", T0, 1000).await.unwrap());
+    assert!(
+        !store
+            .take_token_lease(&key, "b", T0 + 500, 1000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.token(&key, T0 + 500).await.unwrap(),
+        TokenRecord {
+            token: None,
+            lease_until_ms: T0 + 1000
+        }
+    );
+    // The holder's lease ran out without a token stored: someone else may refresh.
+    assert!(
+        store
+            .take_token_lease(&key, "b", T0 + 1001, 1000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .put_token(&key, "a", &token("from-a", T0 + 9_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_token(&key, "b", &token("from-b", T0 + 9_000))
+            .await
+            .unwrap()
+    );
+    // Storing released the lease.
+    assert!(
+        store
+            .take_token_lease(&key, "c", T0 + 1002, 1000)
+            .await
+            .unwrap()
+    );
+}
+
+async fn token_is_stored_only_by_the_lease_holder_and_expires(store: &impl Store) {
+    let key = token_key("mp#wxapp#abcd1234");
+    assert!(
+        !store
+            .put_token(&key, "a", &token("t1", T0 + 7_200_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.token(&key, T0).await.unwrap().token, None);
+    assert!(store.take_token_lease(&key, "a", T0, 10_000).await.unwrap());
+    assert!(
+        store
+            .put_token(&key, "a", &token("t1", T0 + 7_200_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.token(&key, T0 + 1).await.unwrap(),
+        TokenRecord {
+            token: Some(token("t1", T0 + 7_200_000)),
+            lease_until_ms: 0
+        }
+    );
+    // At its expiry the token reads as gone.
+    assert_eq!(store.token(&key, T0 + 7_200_000).await.unwrap().token, None);
+    // A second put by the same owner needs a new lease.
+    assert!(
+        !store
+            .put_token(&key, "a", &token("t2", T0 + 9_000_000))
+            .await
+            .unwrap()
+    );
+}
+
+async fn a_token_is_dropped_only_if_it_is_still_the_failed_one(store: &impl Store) {
+    let key = token_key("wecom#corp#ffff0000");
+    assert!(!store.drop_token(&key, "t1").await.unwrap());
+    assert!(store.take_token_lease(&key, "a", T0, 10_000).await.unwrap());
+    assert!(
+        store
+            .put_token(&key, "a", &token("t1", T0 + 7_200_000))
+            .await
+            .unwrap()
+    );
+    // Another instance already replaced t1 with t2: a late "t1 failed" must not drop t2.
+    assert!(
+        store
+            .take_token_lease(&key, "b", T0 + 1, 10_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_token(&key, "b", &token("t2", T0 + 7_200_000))
+            .await
+            .unwrap()
+    );
+    assert!(!store.drop_token(&key, "t1").await.unwrap());
+    assert_eq!(
+        store.token(&key, T0 + 2).await.unwrap().token,
+        Some(token("t2", T0 + 7_200_000))
+    );
+    assert!(store.drop_token(&key, "t2").await.unwrap());
+    assert_eq!(store.token(&key, T0 + 3).await.unwrap().token, None);
+}
