@@ -27,6 +27,9 @@
 //!    `RUST_LOG=warn` to show the cost of the per-request log line.
 //! 3. The size of the measured binary.
 
+#[path = "../tests/support/dynamo.rs"]
+#[allow(rustdoc::broken_intra_doc_links)]
+mod dynamo;
 #[path = "../tests/support/runtime_api.rs"]
 mod runtime_api;
 
@@ -79,6 +82,8 @@ struct Function {
     env: Vec<(String, String)>,
     /// Whether the targets apply (they are wxgate's, not the peer's).
     targets: bool,
+    /// The median cold start targeted, in milliseconds.
+    cold_target_ms: u64,
 }
 
 impl Function {
@@ -98,6 +103,7 @@ impl Function {
                 args: Vec::new(),
                 env: Vec::new(),
                 targets: true,
+                cold_target_ms: 10,
             },
             Some((program, args)) => {
                 let mut args = args.to_vec();
@@ -108,6 +114,7 @@ impl Function {
                     args,
                     env: Vec::new(),
                     targets: false,
+                    cold_target_ms: 10,
                 }
             }
         }
@@ -155,7 +162,33 @@ impl Function {
                 ),
             ],
             targets: false,
+            cold_target_ms: 10,
         })
+    }
+
+    /// wxgate as the SAM template deploys it: `WXGATE_TABLE` set, so dedup goes to
+    /// DynamoDB (here dynalite on loopback, through `AWS_ENDPOINT_URL_DYNAMODB`). The cold
+    /// start then includes building the SDK client and the first callback's claim and
+    /// completion requests, on a new connection.
+    fn wxgate_dynamodb(endpoint: &str, table: &str) -> Self {
+        let env = [
+            ("WXGATE_TABLE", table),
+            ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
+            ("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST"),
+            ("AWS_SECRET_ACCESS_KEY", "test-secret-access-key"),
+            ("AWS_SESSION_TOKEN", "test-session-token"),
+        ];
+        Function {
+            name: "wxgate, DynamoDB store (dynalite on loopback)".into(),
+            program: BIN.into(),
+            args: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            targets: true,
+            cold_target_ms: 25,
+        }
     }
 
     fn spawn(&self, api: RuntimeApi, extra_env: &[(&str, &str)]) -> FunctionProcess {
@@ -175,6 +208,8 @@ struct Prepared {
     expect: String,
 }
 
+static NEXT_MSG_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000_000);
+
 fn prepare(sim: &PlatformSim, kind: Kind, n: u64) -> Prepared {
     let now = unix_now();
     let header = Header {
@@ -187,7 +222,9 @@ fn prepare(sim: &PlatformSim, kind: Kind, n: u64) -> Prepared {
     let (request, expect) = match kind {
         Kind::Text => {
             let content = format!("hello {n}");
-            let request = sim.post(&text_xml(&header, &content, 1_000_000 + n), now, &nonce);
+            // A new MsgId every time, so that with a store every callback is a first delivery.
+            let msg_id = NEXT_MSG_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let request = sim.post(&text_xml(&header, &content, msg_id), now, &nonce);
             (request, content)
         }
         Kind::Location => {
@@ -423,8 +460,9 @@ async fn cold_starts(sim: &PlatformSim, func: &Function, runs: usize) {
     let median = pct(&total, 50.0);
     let rss_max = rss[rss.len() - 1];
     println!(
-        "targets: median cold start ≤ 10 ms: {} ({}); peak RSS ≤ 16 MiB: {} (median {}, max {})",
-        if median <= Duration::from_millis(10) {
+        "targets: median cold start ≤ {} ms: {} ({}); peak RSS ≤ 16 MiB: {} (median {}, max {})",
+        func.cold_target_ms,
+        if median <= Duration::from_millis(func.cold_target_ms) {
             "met"
         } else {
             "MISSED"
@@ -559,7 +597,9 @@ async fn warm_invokes(sim: &PlatformSim, func: &Function, invokes: usize, full: 
     }
     println!();
     let p50 = pct(&series[0].sorted, 50.0);
-    if !func.targets {
+    // The warm target is for the embedded store; with DynamoDB two store round trips are
+    // part of every new message.
+    if !func.targets || func.cold_target_ms != 10 {
         return;
     }
     println!(
@@ -632,6 +672,15 @@ fn main() {
     rt.block_on(async {
         cold_starts(&sim, &wxgate, runs).await;
         warm_invokes(&sim, &wxgate, invokes, true).await;
+        if std::env::var_os("COLD_START_NO_DYNAMODB").is_none() {
+            let server = dynamo::DynamoServer::start();
+            let db = dynamo::client(&server.endpoint()).await;
+            let table = dynamo::unique_table_name("coldstart");
+            dynamo::create_table(&db, &table).await;
+            let with_store = Function::wxgate_dynamodb(&server.endpoint(), &table);
+            cold_starts(&sim, &with_store, runs).await;
+            warm_invokes(&sim, &with_store, invokes, false).await;
+        }
         if let Some(peer) = &peer {
             cold_starts(&sim, peer, runs).await;
             warm_invokes(&sim, peer, invokes, false).await;
