@@ -1,10 +1,13 @@
 //! The pipeline of one callback, independent of how the request arrived.
 //!
 //! ```text
-//! route → method → size → query → signature → replay window → decrypt → parse → bot → seal
+//! route → method → size → query → signature → replay window → decrypt → parse
+//!       → claim (store) → bot → record (store) → seal
 //! ```
 //!
-//! Everything before the bot is synchronous and costs microseconds. The order matters:
+//! Everything before the claim is synchronous and costs microseconds. The claim makes each
+//! callback take effect once: a retry of a decided callback gets the recorded reply without
+//! reaching the bot (see `dedup`). The order matters:
 //! unsigned junk is refused by the signature check before any decryption, and nothing that
 //! fails a check reaches the bot. The bot runs under the time budget; a late bot is
 //! abandoned and the callback answered empty, because a late answer is worse than none (the

@@ -1,0 +1,145 @@
+//! DynamoDB requests per callback, counted on the wire (an SDK interceptor sees every
+//! attempt) while the gateway handles a scripted mix against dynalite on loopback.
+//!
+//! `cargo bench --bench store_requests` prints a Markdown table for docs/benchmarks.md.
+//! dynalite does not return the item of a failed conditional write
+//! (`ReturnValuesOnConditionCheckFailure`), so a duplicate costs one `GetItem` more here
+//! than on DynamoDB itself; the table says which requests those are.
+
+#[path = "../tests/support/dynamo.rs"]
+#[allow(rustdoc::broken_intra_doc_links)]
+mod dynamo;
+#[path = "../tests/support/request_count.rs"]
+mod request_count;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use request_count::RequestCount;
+use wxgate::config::Config;
+use wxgate::gateway::{CallbackRequest, Gateway, unix_now};
+use wxgate::simulate::{
+    Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, location_xml, text_xml,
+};
+use wxgate::store::{Backend, DynamoStore};
+
+const N: u64 = 100;
+
+async fn handle(gateway: &Gateway, request: &SignedRequest) {
+    let response = gateway
+        .handle(CallbackRequest {
+            method: &request.method,
+            path: &request.path,
+            query: Some(&request.query),
+            body: request.body.as_bytes(),
+        })
+        .await;
+    assert_eq!(response.status.as_u16(), 200, "{:?}", response.body);
+}
+
+fn per_callback(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> String {
+    let mut parts = Vec::new();
+    let mut total = 0;
+    for (op, n) in after {
+        let d = n - before.get(op).copied().unwrap_or(0);
+        if d > 0 {
+            total += d;
+            parts.push(format!("{op} {:.2}", d as f64 / N as f64));
+        }
+    }
+    if parts.is_empty() {
+        return "**0**".into();
+    }
+    format!("**{:.2}** ({})", total as f64 / N as f64, parts.join(", "))
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = dynamo::DynamoServer::start();
+        let table = dynamo::unique_table_name("requests");
+        dynamo::create_table(&dynamo::client(&server.endpoint()).await, &table).await;
+        let count = RequestCount::default();
+        let conf = dynamo::config(&server.endpoint())
+            .interceptor(count.interceptor())
+            .build();
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), table);
+        let config = Config::parse(OFFICIAL_SAMPLE_APP).unwrap();
+        let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
+        let gateway = Arc::new(
+            Gateway::with_store(
+                &config,
+                wxgate::bot::ConfigBot::from_config(&config),
+                Arc::new(Backend::Dynamo(store)),
+            )
+            .unwrap(),
+        );
+        let header = Header {
+            to: sim.receive_id(),
+            from: "lisi",
+            create_time: unix_now(),
+            agent_id: Some(218),
+        };
+        let message = |id: u64, nonce: &str| {
+            sim.post(&text_xml(&header, "hello", id), unix_now(), nonce)
+                .unwrap()
+        };
+
+        println!("| callback ({N} of each) | DynamoDB requests per callback |");
+        println!("|---|---|");
+        let mut row = |label: &str, before: BTreeMap<String, u64>| {
+            println!("| {label} | {} |", per_callback(&before, &count.snapshot()));
+        };
+
+        let before = count.snapshot();
+        for id in 0..N {
+            handle(&gateway, &message(id, "first")).await;
+        }
+        row("new message (claim, complete)", before);
+
+        let before = count.snapshot();
+        for id in 0..N {
+            handle(&gateway, &message(id, "retry")).await;
+        }
+        row("retry after the reply was recorded", before);
+
+        let before = count.snapshot();
+        let copies: Vec<_> = (0..N)
+            .map(|i| {
+                let gateway = Arc::clone(&gateway);
+                let request = message(1_000_000, &format!("copy{i}"));
+                tokio::spawn(async move { handle(&gateway, &request).await })
+            })
+            .collect();
+        for copy in copies {
+            copy.await.unwrap();
+        }
+        row("one message delivered 100 times at once", before);
+
+        let before = count.snapshot();
+        for i in 0..N {
+            let location = sim
+                .post(
+                    &location_xml(&header, 39.9, 116.4),
+                    unix_now(),
+                    &format!("l{i}"),
+                )
+                .unwrap();
+            handle(&gateway, &location).await;
+        }
+        row("LOCATION event", before);
+
+        let before = count.snapshot();
+        for i in 0..N {
+            let verify = sim
+                .verify_url("echo", unix_now(), &format!("v{i}"))
+                .unwrap();
+            handle(&gateway, &verify).await;
+        }
+        row("URL verification", before);
+    });
+}
