@@ -91,7 +91,7 @@ fn main() {
 
         println!("| callback ({N} of each) | DynamoDB requests per callback |");
         println!("|---|---|");
-        let mut row = |label: &str, before: BTreeMap<String, u64>| {
+        let row = |label: &str, before: BTreeMap<String, u64>| {
             println!("| {label} | {} |", per_callback(&before, &count.snapshot()));
         };
 

@@ -37,6 +37,7 @@ pub mod reply;
 pub mod server;
 pub mod simulate;
 pub mod store;
+pub mod wechat;
 pub mod xml;
 
 pub use error::{ErrorCode, ProtocolError};

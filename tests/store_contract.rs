@@ -272,6 +272,7 @@ fn token(value: &str, expires_at_ms: u64) -> CachedToken {
     CachedToken {
         value: value.into(),
         expires_at_ms,
+        refresh_at_ms: expires_at_ms - 1000,
     }
 }
 

@@ -4,6 +4,7 @@
 //! a path) in Lambda. Unknown keys are errors, so a typo never silently disables a setting.
 //! Secrets may be written `env:NAME`; they are held in [`SecretString`]s and never printed.
 
+mod api;
 pub mod secret;
 mod store;
 
@@ -15,6 +16,7 @@ use serde::Deserialize;
 
 use crate::bot::rules::ReplyRules;
 use crate::platform::Platform;
+pub use api::ApiSettings;
 pub use store::{StoreKind, StorePlan, StoreSettings, TABLE_ENV};
 
 /// The environment variable Lambda reads its configuration from.
@@ -62,6 +64,9 @@ pub struct Config {
     /// Where dedup records and tokens are kept.
     #[serde(default)]
     pub store: StoreSettings,
+    /// Where the platforms' APIs are called.
+    #[serde(default)]
+    pub api: ApiSettings,
     /// The apps served.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
@@ -202,6 +207,35 @@ impl AppConfig {
         })
     }
 
+    /// The credentials for this app's access token: WeCom corp id or MP AppID with the app
+    /// secret. `None` without a secret (the app only answers callbacks), and for Open
+    /// Platform apps, whose component token is a different flow.
+    ///
+    /// # Errors
+    /// The secret is an `env:` reference to a variable that is unset or empty.
+    pub fn token_source(&self) -> Result<Option<crate::wechat::TokenSource>, ConfigError> {
+        let Some(raw) = self.secret.as_deref() else {
+            return Ok(None);
+        };
+        let secret = secret::resolve(&self.name, "secret", raw)?;
+        let secret = secrecy::ExposeSecret::expose_secret(&secret);
+        Ok(
+            match (
+                self.platform,
+                self.corp_id.as_deref(),
+                self.app_id.as_deref(),
+            ) {
+                (Platform::Wecom, Some(corp_id), _) => {
+                    Some(crate::wechat::TokenSource::wecom(corp_id, secret))
+                }
+                (Platform::Mp, _, Some(app_id)) => {
+                    Some(crate::wechat::TokenSource::mp(app_id, secret))
+                }
+                _ => None,
+            },
+        )
+    }
+
     fn error(&self, reason: impl Into<String>) -> ConfigError {
         ConfigError::App {
             app: self.name.clone(),
@@ -259,6 +293,14 @@ impl AppConfig {
                     ));
                 }
             }
+        }
+        if self.secret.is_some()
+            && self.platform == Platform::Mp
+            && self.app_id.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(
+                self.error("secret needs app_id: access tokens are per AppID and AppSecret")
+            );
         }
         if self.previous_encoding_aes_key.is_some() && self.encoding_aes_key.is_none() {
             return Err(self.error("previous_encoding_aes_key needs encoding_aes_key"));
@@ -334,6 +376,7 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         self.gateway.check()?;
         self.store.check()?;
+        self.api.check()?;
         if self.apps.is_empty() {
             return Err(ConfigError::Setting(
                 "no [[apps]]: configure at least one app".into(),

@@ -35,6 +35,9 @@ use crate::error::ProtocolError;
 use crate::message::{Callback, Message};
 use crate::platform::Platform;
 use crate::store::{Backend, DynamoStore, dynamodb::DynamoTimeouts};
+use crate::wechat::{
+    AccessToken, PlatformClient, TokenError, TokenProvider, TokenSettings, TokenSource,
+};
 use app::App;
 use dedup::{Begin, Dedup};
 pub use rejection::Rejection;
@@ -51,6 +54,12 @@ pub struct Gateway<B = ConfigBot> {
     bot: B,
     store: Arc<Backend>,
     dedup: Dedup,
+    /// Each app's access-token credentials, for apps that have a secret.
+    token_sources: HashMap<String, TokenSource>,
+    api: crate::config::ApiSettings,
+    /// Built on first use: the HTTPS client loads its trust roots, which a callback that
+    /// never calls an API should not pay for at cold start.
+    tokens: std::sync::OnceLock<Result<TokenProvider<Backend>, crate::wechat::ApiError>>,
 }
 
 impl Gateway<ConfigBot> {
@@ -124,6 +133,15 @@ impl<B: Bot> Gateway<B> {
             .iter()
             .map(|c| Ok((c.name.clone(), App::from_config(c)?)))
             .collect::<Result<_, ConfigError>>()?;
+        let token_sources = config
+            .apps
+            .iter()
+            .filter_map(|c| match c.token_source() {
+                Ok(Some(source)) => Some(Ok((c.name.clone(), source))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_, ConfigError>>()?;
         let settings = config.gateway.clone();
         let dedup = Dedup::new(
             Arc::clone(&store),
@@ -136,7 +154,45 @@ impl<B: Bot> Gateway<B> {
             bot,
             store,
             dedup,
+            token_sources,
+            api: config.api.clone(),
+            tokens: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The access-token provider, shared by every app over the gateway's store: one token
+    /// per app secret for all instances, refreshed by one of them.
+    ///
+    /// # Errors
+    /// The HTTP client could not be built (no TLS roots on the system).
+    pub fn tokens(&self) -> Result<&TokenProvider<Backend>, TokenError> {
+        self.tokens
+            .get_or_init(|| {
+                let client = PlatformClient::new(self.api.endpoints(), self.api.timeouts())?;
+                Ok(TokenProvider::new(
+                    Arc::clone(&self.store),
+                    client,
+                    TokenSettings::default(),
+                ))
+            })
+            .as_ref()
+            .map_err(|e| TokenError::Client(e.clone()))
+    }
+
+    /// The credentials of an app's access token; `None` when the app has no `secret`.
+    pub fn token_source(&self, app: &str) -> Option<&TokenSource> {
+        self.token_sources.get(app)
+    }
+
+    /// An app's access token, from the shared cache (fetched only when none is fresh).
+    ///
+    /// # Errors
+    /// The app has no credentials, or the token could not be had (see [`TokenError`]).
+    pub async fn access_token(&self, app: &str) -> Result<AccessToken, TokenError> {
+        let source = self
+            .token_source(app)
+            .ok_or_else(|| TokenError::NoCredentials(app.to_owned()))?;
+        self.tokens()?.get(source).await
     }
 
     /// The store holding dedup records and tokens.

@@ -86,6 +86,10 @@ impl Store for Backend {
         dispatch!(self, s => s.put_token(key, owner, token))
     }
 
+    async fn release_token_lease(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.release_token_lease(key, owner))
+    }
+
     async fn drop_token(&self, key: &str, value: &str) -> Result<bool, StoreError> {
         dispatch!(self, s => s.drop_token(key, value))
     }

@@ -5,7 +5,7 @@
 //! | kind | `pk` | attributes |
 //! |---|---|---|
 //! | dedup | `dedup#{app}#{message key}` | `st` (`p` in progress, `d` done), `owner`, `lease_until` (ms), `reply` (done, when not empty) |
-//! | token | `token#{scope}` | `tok`, `tok_exp` (ms), `lease_owner`, `lease_until` (ms) |
+//! | token | `token#{scope}` | `tok`, `tok_exp` and `tok_ref` (expiry and refresh point, ms), `lease_owner`, `lease_until` (ms) |
 //!
 //! A new callback costs one conditional `PutItem` (the claim) and one conditional
 //! `UpdateItem` (the completion). A losing claim gets the existing item back from the failed
@@ -75,9 +75,11 @@ impl DynamoStore {
     /// credentials (in Lambda, from the function's role), and `AWS_ENDPOINT_URL_DYNAMODB` or
     /// `AWS_ENDPOINT_URL` to use a local server. No request is made here.
     pub async fn from_env(table: impl Into<String>, timeouts: DynamoTimeouts) -> Self {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(http) = aws_https_client() {
+            loader = loader.http_client(http);
+        }
+        let shared = loader.load().await;
         Self::new(
             Client::from_conf(with_timeouts(
                 aws_sdk_dynamodb::config::Builder::from(&shared),
@@ -109,6 +111,37 @@ impl DynamoStore {
             .map_err(backend_error)?;
         Ok(out.item)
     }
+}
+
+/// The roots of Amazon Trust Services, which every AWS endpoint's certificate chains to.
+const AMAZON_TRUST_SERVICES_ROOTS: &str = include_str!("amazon-trust-services-roots.pem");
+
+/// An HTTPS client that trusts only Amazon's roots when the endpoint is AWS's own.
+///
+/// The SDK's default client reads and parses every root certificate of the system (about
+/// 150 files, 5 ms) when it is built: a third of the function's cold start. With an endpoint
+/// HTTPS override (`AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL` set to `https://…`: a
+/// proxy, another region's gateway) the system roots are kept, since such an endpoint may
+/// have any certificate; a plain `http://` override (a local server) needs no roots at all.
+fn aws_https_client() -> Option<aws_sdk_dynamodb::config::SharedHttpClient> {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let https_override = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .any(|url| url.trim().to_ascii_lowercase().starts_with("https://"));
+    if https_override {
+        return None;
+    }
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS.as_bytes());
+    let context = TlsContext::builder().with_trust_store(trust).build().ok()?;
+    Some(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(context)
+            .build_https(),
+    )
 }
 
 /// Applies the short timeouts and the small retry budget to a client configuration.
@@ -319,6 +352,8 @@ impl Store for DynamoStore {
             (Some(value), Some(expires_at_ms)) if expires_at_ms > now_ms => Some(CachedToken {
                 value: value.to_owned(),
                 expires_at_ms,
+                // Written with every token; a missing one means refresh now.
+                refresh_at_ms: get_n(&item, "tok_ref").unwrap_or(0).min(expires_at_ms),
             }),
             _ => None,
         };
@@ -370,10 +405,31 @@ impl Store for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key(PK, s(key))
-            .update_expression("SET tok = :t, tok_exp = :te REMOVE lease_owner, lease_until")
+            .update_expression(
+                "SET tok = :t, tok_exp = :te, tok_ref = :tr REMOVE lease_owner, lease_until",
+            )
             .condition_expression("lease_owner = :o")
             .expression_attribute_values(":t", s(&token.value))
             .expression_attribute_values(":te", n(token.expires_at_ms))
+            .expression_attribute_values(":tr", n(token.refresh_at_ms))
+            .expression_attribute_values(":o", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failed(&err) => Ok(false),
+            Err(err) => Err(backend_error(err)),
+        }
+    }
+
+    async fn release_token_lease(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(key))
+            .update_expression("REMOVE lease_owner, lease_until")
+            .condition_expression("lease_owner = :o")
             .expression_attribute_values(":o", s(owner))
             .send()
             .await;
@@ -390,7 +446,7 @@ impl Store for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key(PK, s(key))
-            .update_expression("REMOVE tok, tok_exp")
+            .update_expression("REMOVE tok, tok_exp, tok_ref")
             .condition_expression("tok = :t")
             .expression_attribute_values(":t", s(value))
             .send()
@@ -400,5 +456,47 @@ impl Store for DynamoStore {
             Err(err) if is_condition_failed(&err) => Ok(false),
             Err(err) => Err(backend_error(err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn the_embedded_roots_are_five_parseable_certificates() {
+        // The SDK parses them with `expect` when it first connects: they must be valid.
+        let certs = CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES_ROOTS.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(certs.len(), 5);
+    }
+
+    #[test]
+    fn dedup_items_read_back_and_expired_ones_read_as_absent() {
+        let item: Item = [
+            (PK.to_owned(), s("dedup#demo#msg|1")),
+            ("st".to_owned(), s(STATE_DONE)),
+            ("reply".to_owned(), s("<xml/>")),
+            (EXPIRES_AT.to_owned(), n(2_000)),
+        ]
+        .into();
+        assert_eq!(
+            dedup_from_item("k", &item, 2_000_999).unwrap(),
+            Some(DedupRecord::Done {
+                reply: Some("<xml/>".into())
+            })
+        );
+        assert_eq!(dedup_from_item("k", &item, 2_001_000).unwrap(), None);
+        let mut broken = item.clone();
+        broken.insert("st".into(), s("?"));
+        assert!(matches!(
+            dedup_from_item("k", &broken, 0),
+            Err(StoreError::Corrupt { .. })
+        ));
+        broken.remove(EXPIRES_AT);
+        assert!(dedup_from_item("k", &broken, 0).is_err());
     }
 }

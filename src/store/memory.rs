@@ -191,6 +191,20 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn release_token_lease(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(item) = inner
+            .tokens
+            .get_mut(key)
+            .filter(|i| i.lease_owner.as_deref() == Some(owner))
+        else {
+            return Ok(false);
+        };
+        item.lease_owner = None;
+        item.lease_until_ms = 0;
+        Ok(true)
+    }
+
     async fn drop_token(&self, key: &str, value: &str) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let Some(item) = inner

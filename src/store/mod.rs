@@ -97,13 +97,17 @@ pub struct TokenRecord {
     pub lease_until_ms: EpochMillis,
 }
 
-/// An access token and its expiry.
+/// An access token, its expiry, and when it should be refreshed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CachedToken {
     /// The access token itself.
     pub value: String,
     /// When the platform stops accepting it.
     pub expires_at_ms: EpochMillis,
+    /// From when an instance should fetch a new one. The instance that fetched the token
+    /// decides it (it knows the lifetime the platform granted and whether the platform
+    /// renewed the token), and every instance reading it from the store follows it.
+    pub refresh_at_ms: EpochMillis,
 }
 
 impl std::fmt::Debug for CachedToken {
@@ -112,6 +116,7 @@ impl std::fmt::Debug for CachedToken {
         f.debug_struct("CachedToken")
             .field("value", &"[redacted]")
             .field("expires_at_ms", &self.expires_at_ms)
+            .field("refresh_at_ms", &self.refresh_at_ms)
             .finish()
     }
 }
@@ -192,6 +197,15 @@ pub trait Store: Send + Sync {
         key: &str,
         owner: &str,
         token: &CachedToken,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the refresh lease up without storing a token (the fetch failed, or another
+    /// instance stored one meanwhile), if `owner` still holds it, so others need not wait
+    /// for it to run out. Returns whether it was released.
+    fn release_token_lease(
+        &self,
+        key: &str,
+        owner: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Removes the stored token if it is still `value` (the one the platform refused), so a

@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests (`mod support;`). Benches include the files directly
 //! with `#[path = "../tests/support/runtime_api.rs"] mod runtime_api;`.
 pub mod dynamo;
+pub mod fake_platform;
 pub mod fault_proxy;
 pub mod request_count;
 pub mod runtime_api;

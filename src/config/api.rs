@@ -1,0 +1,99 @@
+//! `[api]`: where the platforms' APIs are called (access tokens, and later active messages).
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use crate::wechat::{ApiEndpoints, ClientTimeouts};
+
+/// The platform API settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// WeCom's API host.
+    pub wecom_base_url: String,
+    /// The Official Account (and Open Platform) API host.
+    pub mp_base_url: String,
+    /// How long one API request may take, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        let endpoints = ApiEndpoints::default();
+        Self {
+            wecom_base_url: endpoints.wecom,
+            mp_base_url: endpoints.mp,
+            timeout_ms: 3000,
+        }
+    }
+}
+
+impl ApiSettings {
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        for (name, url) in [
+            ("wecom_base_url", &self.wecom_base_url),
+            ("mp_base_url", &self.mp_base_url),
+        ] {
+            let lower = url.to_ascii_lowercase();
+            let host = lower
+                .strip_prefix("https://")
+                .or_else(|| lower.strip_prefix("http://"));
+            if host.is_none_or(|h| h.trim_end_matches('/').is_empty()) {
+                return Err(ConfigError::Setting(format!(
+                    "api.{name} must be an http:// or https:// URL, not {url:?}"
+                )));
+            }
+        }
+        if !(100..=30_000).contains(&self.timeout_ms) {
+            return Err(ConfigError::Setting(format!(
+                "api.timeout_ms must be 100..=30000, not {}",
+                self.timeout_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// The base URLs.
+    pub fn endpoints(&self) -> ApiEndpoints {
+        ApiEndpoints {
+            wecom: self.wecom_base_url.clone(),
+            mp: self.mp_base_url.clone(),
+        }
+    }
+
+    /// The client timeouts: connecting gets a third of the request's time, at most 1 s.
+    pub fn timeouts(&self) -> ClientTimeouts {
+        let request = std::time::Duration::from_millis(self.timeout_ms);
+        ClientTimeouts {
+            connect: (request / 3).min(std::time::Duration::from_secs(1)),
+            request,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_official_hosts_and_urls_are_checked() {
+        let s = ApiSettings::default();
+        assert!(s.check().is_ok());
+        assert_eq!(s.endpoints(), ApiEndpoints::default());
+        let bad = ApiSettings {
+            mp_base_url: "api.weixin.qq.com".into(),
+            ..ApiSettings::default()
+        };
+        assert!(
+            bad.check()
+                .unwrap_err()
+                .to_string()
+                .contains("api.mp_base_url")
+        );
+        let bad = ApiSettings {
+            timeout_ms: 5,
+            ..ApiSettings::default()
+        };
+        assert!(bad.check().unwrap_err().to_string().contains("timeout_ms"));
+    }
+}

@@ -1,0 +1,220 @@
+//! Reading the platform's JSON answers: the `errcode` convention and both token answers.
+//!
+//! Pure functions over `serde_json::Value`, so every shape the platform may send is unit
+//! tested without a network. Fields are read by hand rather than through a derived struct:
+//! serde's messages quote the offending value, and a value here may be a token.
+
+use serde_json::Value;
+
+use super::error::ApiError;
+
+/// Longest `errmsg` kept; the platform's are short, this bounds what a proxy might send.
+const MAX_ERRMSG_CHARS: usize = 256;
+
+/// A token as the platform issued it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FetchedToken {
+    /// The access token.
+    pub value: String,
+    /// How long the platform said it stays valid, from when it answered.
+    pub expires_in_secs: u64,
+}
+
+impl std::fmt::Debug for FetchedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchedToken")
+            .field("value", &"[redacted]")
+            .field("expires_in_secs", &self.expires_in_secs)
+            .finish()
+    }
+}
+
+/// Parses an answer body as a JSON object.
+pub(crate) fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    // serde_json's syntax errors give a position, never the input.
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::Decode(format!("not JSON: {e}")))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(ApiError::Decode("not a JSON object".into()))
+    }
+}
+
+/// The platform's convention on every API: `errcode` 0 or absent means success, anything
+/// else is an error described by `errmsg`.
+pub(crate) fn check_errcode(answer: &Value) -> Result<(), ApiError> {
+    let errcode = match answer.get("errcode") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| ApiError::Decode("errcode is not an integer".into()))?,
+        // Seen from some gateways in front of the API.
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| ApiError::Decode("errcode is not an integer".into()))?,
+        Some(_) => return Err(ApiError::Decode("errcode is not an integer".into())),
+    };
+    if errcode == 0 {
+        return Ok(());
+    }
+    let errmsg = answer
+        .get("errmsg")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .chars()
+        .take(MAX_ERRMSG_CHARS)
+        .collect();
+    Err(ApiError::Platform { errcode, errmsg })
+}
+
+/// Reads a token answer, the same for WeCom `gettoken` (`errcode`, `errmsg`,
+/// `access_token`, `expires_in`) and Official Account `stable_token` (`access_token`,
+/// `expires_in`, or `errcode` and `errmsg` alone).
+pub(crate) fn token_answer(answer: &Value) -> Result<FetchedToken, ApiError> {
+    check_errcode(answer)?;
+    let value = match answer.get("access_token") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(ApiError::Decode("no access_token in the answer".into())),
+    };
+    let expires_in_secs = match answer.get("expires_in") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::Decode("no valid expires_in in the answer".into()))?;
+    Ok(FetchedToken {
+        value,
+        expires_in_secs,
+    })
+}
+
+/// Replaces every occurrence of `secret` in `text` (a secret or token the platform or a
+/// transport error might echo) with `[redacted]`.
+pub(crate) fn scrub(text: String, secret: &str) -> String {
+    if secret.is_empty() || !text.contains(secret) {
+        text
+    } else {
+        text.replace(secret, "[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wecom_token_answer() {
+        let t = token_answer(&json!({
+            "errcode": 0, "errmsg": "ok", "access_token": "accesstoken000001", "expires_in": 7200
+        }))
+        .unwrap();
+        assert_eq!(t.value, "accesstoken000001");
+        assert_eq!(t.expires_in_secs, 7200);
+    }
+
+    #[test]
+    fn mp_stable_token_answer() {
+        let t = token_answer(&json!({"access_token": "ACCESS_TOKEN", "expires_in": 7200})).unwrap();
+        assert_eq!(t.value, "ACCESS_TOKEN");
+        assert_eq!(t.expires_in_secs, 7200);
+        let t = token_answer(&json!({"access_token": "T", "expires_in": "300"})).unwrap();
+        assert_eq!(t.expires_in_secs, 300);
+    }
+
+    #[test]
+    fn error_answers_map_to_platform_errors() {
+        let e = token_answer(&json!({"errcode": 40013, "errmsg": "invalid appid"})).unwrap_err();
+        assert_eq!(
+            e,
+            ApiError::Platform {
+                errcode: 40013,
+                errmsg: "invalid appid".into()
+            }
+        );
+        let e =
+            token_answer(&json!({"errcode": 40001, "errmsg": "invalid credential"})).unwrap_err();
+        assert!(e.is_token_invalid());
+        let e = check_errcode(&json!({"errcode": "42001"})).unwrap_err();
+        assert_eq!(e.errcode(), Some(42001));
+        // An error wins over a token in the same answer.
+        assert!(
+            token_answer(&json!({"errcode": 1, "access_token": "T", "expires_in": 1})).is_err()
+        );
+    }
+
+    #[test]
+    fn absent_or_zero_errcode_is_success() {
+        assert!(check_errcode(&json!({"ip_list": []})).is_ok());
+        assert!(check_errcode(&json!({"errcode": 0, "errmsg": "ok"})).is_ok());
+        assert!(check_errcode(&json!({"errcode": null})).is_ok());
+    }
+
+    #[test]
+    fn malformed_answers_are_decode_errors() {
+        for answer in [
+            json!({}),
+            json!({"access_token": "", "expires_in": 7200}),
+            json!({"access_token": 5, "expires_in": 7200}),
+            json!({"access_token": "T"}),
+            json!({"access_token": "T", "expires_in": -1}),
+            json!({"access_token": "T", "expires_in": 1.5}),
+            json!({"access_token": "T", "expires_in": "soon"}),
+            json!({"errcode": "x"}),
+            json!({"errcode": [1]}),
+            json!({"errcode": 1.5}),
+        ] {
+            assert!(
+                matches!(token_answer(&answer), Err(ApiError::Decode(_))),
+                "{answer}"
+            );
+        }
+    }
+
+    #[test]
+    fn decode_errors_never_quote_the_answer() {
+        let e = token_answer(&json!({"access_token": "T0KEN-VALUE", "expires_in": "T0KEN"}))
+            .unwrap_err();
+        assert!(!e.to_string().contains("T0KEN"), "{e}");
+        let e = parse_body(b"{\"access_token\": \"T0KEN-VALUE\" oops").unwrap_err();
+        assert!(!e.to_string().contains("T0KEN"), "{e}");
+    }
+
+    #[test]
+    fn bodies_must_be_json_objects() {
+        assert!(parse_body(b"{\"errcode\":0}").is_ok());
+        assert!(matches!(parse_body(b"[]"), Err(ApiError::Decode(_))));
+        assert!(matches!(parse_body(b"<html>"), Err(ApiError::Decode(_))));
+        assert!(matches!(parse_body(b""), Err(ApiError::Decode(_))));
+    }
+
+    #[test]
+    fn long_errmsg_is_truncated() {
+        let long = "错".repeat(1000);
+        let e = check_errcode(&json!({"errcode": 1, "errmsg": long})).unwrap_err();
+        let ApiError::Platform { errmsg, .. } = e else {
+            panic!("not a platform error")
+        };
+        assert_eq!(errmsg.chars().count(), MAX_ERRMSG_CHARS);
+    }
+
+    #[test]
+    fn scrub_removes_secrets() {
+        assert_eq!(
+            scrub("a s3cret b s3cret".into(), "s3cret"),
+            "a [redacted] b [redacted]"
+        );
+        assert_eq!(scrub("nothing".into(), ""), "nothing");
+    }
+
+    #[test]
+    fn fetched_token_debug_is_redacted() {
+        let t = FetchedToken {
+            value: "T0KEN".into(),
+            expires_in_secs: 1,
+        };
+        assert!(!format!("{t:?}").contains("T0KEN"));
+    }
+}
