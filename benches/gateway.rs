@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wxgate::config::Config;
-use wxgate::gateway::{CallbackRequest, Gateway};
+use wxgate::gateway::Gateway;
 use wxgate::simulate::{Header, PlatformSim, SignedRequest, location_xml, text_xml};
 
 use wxgate::simulate::OFFICIAL_SAMPLE_APP as CONFIG;
@@ -43,12 +43,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let call = |request: &SignedRequest| {
-        let response = runtime.block_on(gateway.handle(CallbackRequest {
-            method: &request.method,
-            path: &request.path,
-            query: Some(&request.query),
-            body: request.body.as_bytes(),
-        }));
+        let response = runtime.block_on(gateway.handle(request.to_callback()));
         assert_eq!(response.status, 200);
         response
     };

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use request_count::RequestCount;
 use wxgate::config::Config;
-use wxgate::gateway::{CallbackRequest, Gateway, unix_now};
+use wxgate::gateway::{Gateway, unix_now};
 use wxgate::simulate::{
     Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, location_xml, text_xml,
 };
@@ -26,14 +26,7 @@ use wxgate::store::{Backend, DynamoStore};
 const N: u64 = 100;
 
 async fn handle(gateway: &Gateway, request: &SignedRequest) {
-    let response = gateway
-        .handle(CallbackRequest {
-            method: &request.method,
-            path: &request.path,
-            query: Some(&request.query),
-            body: request.body.as_bytes(),
-        })
-        .await;
+    let response = gateway.handle(request.to_callback()).await;
     assert_eq!(response.status.as_u16(), 200, "{:?}", response.body);
 }
 

@@ -56,6 +56,19 @@ pub struct SignedRequest {
 }
 
 impl SignedRequest {
+    /// The request as [`Gateway::handle`](crate::gateway::Gateway::handle) takes it, to
+    /// drive a gateway in process.
+    pub fn to_callback(&self) -> crate::gateway::CallbackRequest<'_> {
+        crate::gateway::CallbackRequest {
+            method: &self.method,
+            path: &self.path,
+            query: Some(&self.query),
+            body: self.body.as_bytes(),
+        }
+    }
+}
+
+impl SignedRequest {
     /// Path and query, for a URL.
     pub fn path_and_query(&self) -> String {
         format!("{}?{}", self.path, self.query)

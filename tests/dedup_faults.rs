@@ -15,7 +15,7 @@ use support::dynamo::{
 use support::fault_proxy::{FaultProxy, Mode};
 use wxgate::bot::{Bot, Inbound};
 use wxgate::config::Config;
-use wxgate::gateway::{CallbackRequest, Gateway, unix_now};
+use wxgate::gateway::{Gateway, unix_now};
 use wxgate::message::Callback;
 use wxgate::reply::Reply;
 use wxgate::simulate::{Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, text_xml};
@@ -99,14 +99,7 @@ async fn timed_answer(
     request: &SignedRequest,
 ) -> (Option<String>, Duration) {
     let started = Instant::now();
-    let response = gateway
-        .handle(CallbackRequest {
-            method: &request.method,
-            path: &request.path,
-            query: Some(&request.query),
-            body: request.body.as_bytes(),
-        })
-        .await;
+    let response = gateway.handle(request.to_callback()).await;
     let took = started.elapsed();
     let body = String::from_utf8(response.body.to_vec()).unwrap();
     let answer = match sim.check(request, response.status.as_u16(), &body).unwrap() {

@@ -13,7 +13,7 @@ use support::dynamo::{
 use support::request_count::RequestCount;
 use wxgate::bot::{Bot, Inbound};
 use wxgate::config::Config;
-use wxgate::gateway::{CallbackRequest, Gateway, unix_now};
+use wxgate::gateway::{Gateway, unix_now};
 use wxgate::message::Callback;
 use wxgate::reply::Reply;
 use wxgate::simulate::{
@@ -113,14 +113,7 @@ fn delivery(sim: &PlatformSim, msg_id: u64, attempt: usize) -> SignedRequest {
 }
 
 async fn deliver(gateway: &Gateway<CountingBot>, request: &SignedRequest) -> (u16, String) {
-    let response = gateway
-        .handle(CallbackRequest {
-            method: &request.method,
-            path: &request.path,
-            query: Some(&request.query),
-            body: request.body.as_bytes(),
-        })
-        .await;
+    let response = gateway.handle(request.to_callback()).await;
     (
         response.status.as_u16(),
         String::from_utf8(response.body.to_vec()).unwrap(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wxgate::bot::{Bot, Inbound};
 use wxgate::config::Config;
-use wxgate::gateway::{CallbackRequest, Gateway, unix_now};
+use wxgate::gateway::{Gateway, unix_now};
 use wxgate::reply::Reply;
 use wxgate::simulate::{
     Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, location_xml, text_xml,
@@ -48,14 +48,7 @@ fn setup(delay: Duration) -> (Gateway<SlowBot>, PlatformSim) {
 }
 
 async fn call(gateway: &Gateway<SlowBot>, request: &SignedRequest) -> (u16, String) {
-    let response = gateway
-        .handle(CallbackRequest {
-            method: &request.method,
-            path: &request.path,
-            query: Some(&request.query),
-            body: request.body.as_bytes(),
-        })
-        .await;
+    let response = gateway.handle(request.to_callback()).await;
     (
         response.status.as_u16(),
         String::from_utf8(response.body.to_vec()).unwrap(),

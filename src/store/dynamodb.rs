@@ -20,6 +20,7 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{
@@ -97,6 +98,14 @@ impl DynamoStore {
     /// The client, for tooling and tests.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// An `UpdateItem` of the item `key`.
+    fn update(&self, key: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(key))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Item>, StoreError> {
@@ -209,6 +218,20 @@ where
         if service.err().code() == Some("ConditionalCheckFailedException"))
 }
 
+/// The outcome of a conditional write: `true` if it was made, `false` if its condition
+/// did not hold, or the error.
+fn condition_held<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if is_condition_failed(&err) => Ok(false),
+        Err(err) => Err(backend_error(err)),
+    }
+}
+
 fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
         key: key.to_owned(),
@@ -310,10 +333,7 @@ impl Store for DynamoStore {
         times: DedupTimes,
     ) -> Result<bool, StoreError> {
         let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(key))
+            .update(key)
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owner", s(owner))
@@ -326,11 +346,7 @@ impl Store for DynamoStore {
             None => request
                 .update_expression("SET st = :d, expires_at = :exp REMOVE lease_until, reply"),
         };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failed(&err) => Ok(false),
-            Err(err) => Err(backend_error(err)),
-        }
+        condition_held(request.send().await)
     }
 
     async fn dedup_record(
@@ -376,10 +392,7 @@ impl Store for DynamoStore {
         lease_ms: u64,
     ) -> Result<bool, StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(key))
+            .update(key)
             .update_expression("SET lease_owner = :o, lease_until = :lu")
             .condition_expression("attribute_not_exists(lease_owner) OR lease_until < :now")
             .expression_attribute_values(":o", s(owner))
@@ -387,11 +400,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failed(&err) => Ok(false),
-            Err(err) => Err(backend_error(err)),
-        }
+        condition_held(result)
     }
 
     async fn put_token(
@@ -401,10 +410,7 @@ impl Store for DynamoStore {
         token: &CachedToken,
     ) -> Result<bool, StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(key))
+            .update(key)
             .update_expression(
                 "SET tok = :t, tok_exp = :te, tok_ref = :tr REMOVE lease_owner, lease_until",
             )
@@ -415,47 +421,29 @@ impl Store for DynamoStore {
             .expression_attribute_values(":o", s(owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failed(&err) => Ok(false),
-            Err(err) => Err(backend_error(err)),
-        }
+        condition_held(result)
     }
 
     async fn release_token_lease(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(key))
+            .update(key)
             .update_expression("REMOVE lease_owner, lease_until")
             .condition_expression("lease_owner = :o")
             .expression_attribute_values(":o", s(owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failed(&err) => Ok(false),
-            Err(err) => Err(backend_error(err)),
-        }
+        condition_held(result)
     }
 
     async fn drop_token(&self, key: &str, value: &str) -> Result<bool, StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(key))
+            .update(key)
             .update_expression("REMOVE tok, tok_exp, tok_ref")
             .condition_expression("tok = :t")
             .expression_attribute_values(":t", s(value))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failed(&err) => Ok(false),
-            Err(err) => Err(backend_error(err)),
-        }
+        condition_held(result)
     }
 }
 
