@@ -68,6 +68,7 @@ contract!(
     token_lease_is_exclusive_until_it_runs_out,
     token_is_stored_only_by_the_lease_holder_and_expires,
     a_token_is_dropped_only_if_it_is_still_the_failed_one,
+    a_refresh_lease_is_given_back_only_by_its_holder,
 );
 
 async fn first_claim_wins_and_later_ones_see_it_in_progress(store: &impl Store) {
@@ -384,4 +385,51 @@ async fn a_token_is_dropped_only_if_it_is_still_the_failed_one(store: &impl Stor
     );
     assert!(store.drop_token(&key, "t2").await.unwrap());
     assert_eq!(store.token(&key, T0 + 3).await.unwrap().token, None);
+}
+
+async fn a_refresh_lease_is_given_back_only_by_its_holder(store: &impl Store) {
+    let key = token_key("mp#wxapp#release1");
+    assert!(!store.release_token_lease(&key, "a").await.unwrap());
+    assert!(store.take_token_lease(&key, "a", T0, 10_000).await.unwrap());
+    assert!(!store.release_token_lease(&key, "b").await.unwrap());
+    assert!(
+        !store
+            .take_token_lease(&key, "b", T0 + 1, 10_000)
+            .await
+            .unwrap()
+    );
+    // The holder's fetch failed: it gives the lease back, and the next instance need not
+    // wait for the lease to run out.
+    assert!(store.release_token_lease(&key, "a").await.unwrap());
+    assert_eq!(
+        store.token(&key, T0 + 2).await.unwrap(),
+        TokenRecord::default()
+    );
+    assert!(
+        store
+            .take_token_lease(&key, "b", T0 + 2, 10_000)
+            .await
+            .unwrap()
+    );
+    // A stored token is untouched by a release.
+    assert!(
+        store
+            .put_token(&key, "b", &token("t1", T0 + 7_200_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .take_token_lease(&key, "c", T0 + 3, 10_000)
+            .await
+            .unwrap()
+    );
+    assert!(store.release_token_lease(&key, "c").await.unwrap());
+    assert_eq!(
+        store.token(&key, T0 + 4).await.unwrap(),
+        TokenRecord {
+            token: Some(token("t1", T0 + 7_200_000)),
+            lease_until_ms: 0
+        }
+    );
 }
