@@ -23,6 +23,20 @@ const EXIT_REPLY_FAILED: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 /// wxgate: a gateway for WeChat Work (WeCom), Official Account and Open Platform callbacks.
+/// `println!` that ignores a closed stdout (`wxgate check | head -1`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! eout {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "wxgate", version, about, long_about = None)]
 pub struct Cli {
@@ -32,7 +46,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the gateway locally (embedded store) until Ctrl-C.
+    /// Run the gateway locally until Ctrl-C: the embedded store, or DynamoDB when the config's
+    /// [store] or $WXGATE_TABLE says so.
     Serve {
         /// The config file [default: $WXGATE_CONFIG, else ./wxgate.toml]
         #[arg(long)]
@@ -44,7 +59,8 @@ enum Command {
     /// Play the platform: sign and encrypt a callback for an app, send it, check and print
     /// the answer. Exits 1 when the answer would not pass the platform's checks.
     Send(SendArgs),
-    /// Check a config file (secrets, keys, replies) and print the callback routes.
+    /// Check a config file (secrets, keys, replies), say which store it uses, and print the
+    /// callback routes.
     Check {
         /// The config file [default: $WXGATE_CONFIG, else ./wxgate.toml]
         #[arg(long)]
@@ -124,7 +140,7 @@ fn load(config: Option<PathBuf>) -> Result<Config, ConfigError> {
 }
 
 fn config_failure(e: &ConfigError) -> ExitCode {
-    eprintln!("wxgate: {e}");
+    eout!("wxgate: {e}");
     ExitCode::from(EXIT_CONFIG)
 }
 
@@ -141,13 +157,13 @@ fn check(config: Option<PathBuf>) -> ExitCode {
     if let Err(e) = Gateway::with_store(&config, rules, Arc::new(Backend::default())) {
         return config_failure(&e);
     }
-    println!(
+    out!(
         "config ok: {} app(s), {}",
         config.apps.len(),
         describe(&plan)
     );
     for app in &config.apps {
-        println!(
+        out!(
             "  {:<6} {:<16} {}",
             app.platform.as_str(),
             app.name,
@@ -181,7 +197,7 @@ fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("wxgate: cannot start the async runtime: {e}");
+            eout!("wxgate: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -193,7 +209,7 @@ fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("wxgate: cannot listen on {addr}: {e}");
+                eout!("wxgate: cannot listen on {addr}: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -221,7 +237,7 @@ fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
         match crate::server::serve(Arc::new(gateway), listener, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("wxgate: server failed: {e}");
+                eout!("wxgate: server failed: {e}");
                 ExitCode::FAILURE
             }
         }
@@ -307,7 +323,7 @@ fn send(args: &SendArgs) -> ExitCode {
         Err(e) => return config_failure(&e),
     };
     let Some(app) = config.app(&args.app) else {
-        eprintln!(
+        eout!(
             "wxgate: no app named \"{}\" in the config (apps: {})",
             args.app,
             config
@@ -328,7 +344,7 @@ fn send(args: &SendArgs) -> ExitCode {
     let request = match build_request(args, &sim) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("wxgate: {e}");
+            eout!("wxgate: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -337,22 +353,22 @@ fn send(args: &SendArgs) -> ExitCode {
         args.url.trim_end_matches('/'),
         request.path_and_query()
     );
-    eprintln!("→ {} {}", request.method, url);
+    eout!("→ {} {}", request.method, url);
     let (status, body) = match post(&request, &url) {
         Ok(answer) => answer,
         Err(e) => {
-            eprintln!("wxgate: request failed: {e}");
+            eout!("wxgate: request failed: {e}");
             return ExitCode::from(EXIT_REPLY_FAILED);
         }
     };
     match sim.check(&request, status, &body) {
         Ok(Answer::Verified(echo)) => {
-            eprintln!("← {status}: URL verification passed");
-            println!("{echo}");
+            eout!("← {status}: URL verification passed");
+            out!("{echo}");
             ExitCode::SUCCESS
         }
         Ok(Answer::Empty) => {
-            eprintln!("← {status}: empty answer (no reply)");
+            eout!("← {status}: empty answer (no reply)");
             ExitCode::SUCCESS
         }
         Ok(Answer::Reply(xml)) => {
@@ -361,12 +377,12 @@ fn send(args: &SendArgs) -> ExitCode {
             } else {
                 "plaintext reply"
             };
-            eprintln!("← {status}: {how}");
-            println!("{xml}");
+            eout!("← {status}: {how}");
+            out!("{xml}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("← {e}");
+            eout!("← {e}");
             ExitCode::from(EXIT_REPLY_FAILED)
         }
     }
