@@ -26,13 +26,19 @@ fn check(table: Option<&str>) -> (i32, String, String) {
 fn the_store_follows_the_table_variable() {
     let (code, stdout, _) = check(None);
     assert_eq!(code, 0);
-    assert!(stdout.starts_with("config ok: 3 app(s), embedded store"), "{stdout}");
+    assert!(
+        stdout.starts_with("config ok: 3 app(s), embedded store"),
+        "{stdout}"
+    );
     let (code, stdout, _) = check(Some("wxgate-prod"));
     assert_eq!(code, 0);
     assert!(stdout.contains("DynamoDB table wxgate-prod"), "{stdout}");
     let (code, _, stderr) = check(Some("no spaces"));
     assert_eq!(code, 2);
-    assert!(stderr.contains("WXGATE_TABLE is not a DynamoDB table name"), "{stderr}");
+    assert!(
+        stderr.contains("WXGATE_TABLE is not a DynamoDB table name"),
+        "{stderr}"
+    );
 }
 
 #[test]

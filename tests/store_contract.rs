@@ -1,5 +1,7 @@
 //! One contract for both stores: every scenario runs against the embedded `MemoryStore` and
-//! against `DynamoStore` on a real DynamoDB-compatible server (dynalite on 127.0.0.1).
+//! against `DynamoStore` on two real DynamoDB-compatible servers on 127.0.0.1: dynalite, which
+//! never returns the item with a failed condition (so a losing claim reads it back with
+//! GetItem), and moto, which does (so it is used as returned).
 //!
 //! The clock is an argument of every store call, so lease and retention expiry are tested by
 //! moving `now_ms`, not by sleeping.
@@ -7,6 +9,7 @@
 mod support;
 
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
+use support::moto::MotoServer;
 use wxgate::store::{
     CachedToken, Claim, DedupRecord, DedupTimes, DynamoStore, Store, TokenRecord, dedup_key,
     token_key,
@@ -33,7 +36,18 @@ async fn dynamo() -> (DynamoServer, DynamoStore) {
     (server, DynamoStore::new(client, table))
 }
 
-/// Declares each scenario twice: `memory::name` and `dynamodb::name`.
+/// A DynamoDB store on a fresh table of the moto server this test binary shares (one start
+/// of 0.5-0.9 s instead of one per test; each test has its own table).
+async fn moto() -> DynamoStore {
+    let server = MotoServer::shared();
+    let client = client(&server.endpoint()).await;
+    let table = unique_table_name("contract");
+    create_table(&client, &table).await;
+    DynamoStore::new(client, table)
+}
+
+/// Declares each scenario three times: `memory::name`, `dynamodb::name` (dynalite) and
+/// `moto::name`.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -49,6 +63,15 @@ macro_rules! contract {
                 #[tokio::test]
                 async fn $name() {
                     let (_server, store) = super::dynamo().await;
+                    super::$name(&store).await;
+                }
+            )*
+        }
+        mod moto {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let store = super::moto().await;
                     super::$name(&store).await;
                 }
             )*
@@ -432,4 +455,174 @@ async fn a_refresh_lease_is_given_back_only_by_its_holder(store: &impl Store) {
             lease_until_ms: 0
         }
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// What the servers differ in
+// ------------------------------------------------------------------------------------------
+
+/// What a losing claim costs: moto returns the existing item with the failed condition
+/// (`ReturnValuesOnConditionCheckFailure`), as DynamoDB does, so the store answers from it;
+/// dynalite does not, so the store reads the item back.
+mod losing_claim_requests {
+    use std::collections::BTreeMap;
+
+    use super::support::dynamo::{DynamoServer, config, create_table, unique_table_name};
+    use super::support::moto::MotoServer;
+    use super::support::request_count::RequestCount;
+    use super::{LEASE_MS, T0, at};
+    use wxgate::store::{Claim, DynamoStore, Store, dedup_key};
+
+    /// The requests (by operation) made between two snapshots.
+    fn delta(
+        before: &BTreeMap<String, u64>,
+        after: &BTreeMap<String, u64>,
+    ) -> BTreeMap<String, u64> {
+        after
+            .iter()
+            .map(|(op, n)| (op.clone(), n - before.get(op).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Loses one claim to a claim in progress and one to a completed one; returns the
+    /// requests each losing claim made.
+    async fn losing_claims(endpoint: &str) -> [BTreeMap<String, u64>; 2] {
+        let count = RequestCount::default();
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            config(endpoint).interceptor(count.interceptor()).build(),
+        );
+        let table = unique_table_name("losing");
+        create_table(&client, &table).await;
+        let store = DynamoStore::new(client, table);
+        let key = dedup_key("demo", "msg|requests");
+        let reply = "<xml><Content><![CDATA[已收到 ✓]]></Content></xml>";
+
+        assert_eq!(store.claim(&key, "a", at(T0)).await.unwrap(), Claim::Won);
+        let before = count.snapshot();
+        assert_eq!(
+            store.claim(&key, "b", at(T0 + 10)).await.unwrap(),
+            Claim::InProgress {
+                lease_until_ms: T0 + LEASE_MS
+            }
+        );
+        let in_progress = delta(&before, &count.snapshot());
+
+        assert!(
+            store
+                .complete(&key, "a", Some(reply), at(T0 + 20))
+                .await
+                .unwrap()
+        );
+        let before = count.snapshot();
+        assert_eq!(
+            store.claim(&key, "c", at(T0 + 30)).await.unwrap(),
+            Claim::Done {
+                reply: Some(reply.to_owned())
+            }
+        );
+        let done = delta(&before, &count.snapshot());
+        [in_progress, done]
+    }
+
+    #[tokio::test]
+    async fn cost_one_put_item_when_the_server_returns_the_item() {
+        let server = MotoServer::shared();
+        let only_put = BTreeMap::from([("PutItem".to_owned(), 1)]);
+        assert_eq!(
+            losing_claims(&server.endpoint()).await,
+            [only_put.clone(), only_put]
+        );
+    }
+
+    #[tokio::test]
+    async fn cost_a_get_item_more_when_it_does_not() {
+        let server = DynamoServer::start();
+        let put_and_get = BTreeMap::from([("GetItem".to_owned(), 1), ("PutItem".to_owned(), 1)]);
+        assert_eq!(
+            losing_claims(&server.endpoint()).await,
+            [put_and_get.clone(), put_and_get]
+        );
+    }
+}
+
+/// The table as template.yaml declares it takes the template's TTL setting (moto has
+/// `UpdateTimeToLive`; dynalite does not), and the store works on it.
+mod template_table {
+    use aws_sdk_dynamodb::types::{TimeToLiveSpecification, TimeToLiveStatus};
+
+    use super::support::dynamo::{client, create_table, unique_table_name};
+    use super::support::moto::MotoServer;
+    use super::{T0, at};
+    use wxgate::store::{Claim, DynamoStore, Store, dedup_key};
+
+    /// `TimeToLiveSpecification` of template.yaml's table: (`AttributeName`, `Enabled`).
+    fn template_ttl() -> (String, bool) {
+        let template = include_str!("../template.yaml");
+        let mut spec = template
+            .lines()
+            .map(str::trim)
+            .skip_while(|l| *l != "TimeToLiveSpecification:")
+            .skip(1)
+            .take(2)
+            .filter_map(|l| l.split_once(": "));
+        let mut field = |name: &str| match spec.next() {
+            Some((key, value)) if key == name => value.to_owned(),
+            other => {
+                panic!("template.yaml TimeToLiveSpecification: {name} expected, got {other:?}")
+            }
+        };
+        let attribute = field("AttributeName");
+        let enabled = field("Enabled");
+        (attribute, enabled == "true")
+    }
+
+    #[tokio::test]
+    async fn ttl_on_expires_at_is_accepted() {
+        // The store writes its expiry (epoch seconds) to `expires_at`.
+        let (attribute, enabled) = template_ttl();
+        assert_eq!((attribute.as_str(), enabled), ("expires_at", true));
+
+        let server = MotoServer::shared();
+        let client = client(&server.endpoint()).await;
+        let table = unique_table_name("template");
+        // pk (S), PAY_PER_REQUEST: the template's key schema and billing mode.
+        create_table(&client, &table).await;
+        let spec = TimeToLiveSpecification::builder()
+            .attribute_name(&attribute)
+            .enabled(enabled)
+            .build()
+            .unwrap();
+        let updated = client
+            .update_time_to_live()
+            .table_name(&table)
+            .time_to_live_specification(spec.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("UpdateTimeToLive: {:?}", e.into_service_error()));
+        assert_eq!(updated.time_to_live_specification(), Some(&spec));
+        let described = client
+            .describe_time_to_live()
+            .table_name(&table)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DescribeTimeToLive: {:?}", e.into_service_error()));
+        let description = described.time_to_live_description().unwrap();
+        assert_eq!(
+            (
+                description.time_to_live_status(),
+                description.attribute_name()
+            ),
+            (Some(&TimeToLiveStatus::Enabled), Some(attribute.as_str()))
+        );
+
+        let store = DynamoStore::new(client, table);
+        let key = dedup_key("demo", "msg|ttl");
+        assert_eq!(store.claim(&key, "a", at(T0)).await.unwrap(), Claim::Won);
+        assert!(store.complete(&key, "a", None, at(T0)).await.unwrap());
+        assert_eq!(
+            store.claim(&key, "b", at(T0 + 1)).await.unwrap(),
+            Claim::Done { reply: None }
+        );
+    }
 }

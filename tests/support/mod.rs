@@ -3,6 +3,7 @@
 pub mod dynamo;
 pub mod fake_platform;
 pub mod fault_proxy;
+pub mod moto;
 pub mod request_count;
 pub mod runtime_api;
 pub mod serve;
