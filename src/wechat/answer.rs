@@ -103,7 +103,36 @@ pub(crate) fn scrub(text: String, secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        /// Whatever an API (or a proxy in front of it) answers, reading it is an answer or
+        /// a typed error, never a panic, and the error never carries the body.
+        #[test]
+        fn any_body_is_read_without_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(value) = parse_body(&body) {
+                let _ = token_answer(&value);
+            }
+        }
+
+        #[test]
+        fn any_token_answer_shape_is_read_without_panic(
+            errcode in prop_oneof![
+                Just(json!(null)), any::<i64>().prop_map(|n| json!(n)),
+                any::<f64>().prop_map(|f| json!(f)), ".{0,12}".prop_map(|s| json!(s)),
+                Just(json!([1])),
+            ],
+            token in prop_oneof![Just(json!(null)), "[A-Za-z0-9_-]{0,40}".prop_map(|s| json!(s)), any::<u64>().prop_map(|n| json!(n))],
+            expires in prop_oneof![Just(json!(null)), any::<i64>().prop_map(|n| json!(n)), any::<f64>().prop_map(|f| json!(f)), ".{0,8}".prop_map(|s| json!(s))],
+        ) {
+            let answer = json!({ "errcode": errcode, "errmsg": "m", "access_token": token, "expires_in": expires });
+            if let Err(e) = token_answer(&answer) {
+                let secret = answer["access_token"].as_str().unwrap_or("");
+                prop_assert!(secret.len() < 8 || !e.to_string().contains(secret));
+            }
+        }
+    }
 
     #[test]
     fn wecom_token_answer() {
