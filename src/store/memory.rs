@@ -8,15 +8,16 @@ use super::{
     CachedToken, Claim, DedupRecord, DedupTimes, EpochMillis, Store, StoreError, TokenRecord,
 };
 
-/// How many writes pass between sweeps of expired records, so a long-running `serve`
-/// does not grow without bound.
-const SWEEP_EVERY: u32 = 1024;
+/// How often expired records are swept out, so a long-running `serve` does not grow
+/// without bound. By time, not by write count: a sweep walks every record, and doing that
+/// every N writes would make each write cost O(records / N).
+const SWEEP_INTERVAL_MS: u64 = 60_000;
 
 #[derive(Debug, Default)]
 struct Inner {
     dedup: HashMap<String, DedupItem>,
     tokens: HashMap<String, TokenItem>,
-    writes_since_sweep: u32,
+    last_sweep_ms: EpochMillis,
 }
 
 #[derive(Debug, Clone)]
@@ -61,9 +62,8 @@ impl MemoryStore {
 
 impl Inner {
     fn after_write(&mut self, now_ms: EpochMillis) {
-        self.writes_since_sweep += 1;
-        if self.writes_since_sweep >= SWEEP_EVERY {
-            self.writes_since_sweep = 0;
+        if now_ms.saturating_sub(self.last_sweep_ms) >= SWEEP_INTERVAL_MS {
+            self.last_sweep_ms = now_ms;
             let now_secs = now_ms / 1000;
             self.dedup
                 .retain(|_, item| item.expires_at_secs >= now_secs);
@@ -216,5 +216,33 @@ impl Store for MemoryStore {
         };
         item.token = None;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn times(now_ms: EpochMillis) -> DedupTimes {
+        DedupTimes {
+            now_ms,
+            lease_ms: 1_000,
+            retention_secs: 60,
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_swept_out_once_a_minute() {
+        let store = MemoryStore::new();
+        let t0 = 1_800_000_000_000;
+        store.claim("a", "o", times(t0)).await.unwrap(); // the first write sweeps: nothing
+        store.claim("b", "o", times(t0 + 1_000)).await.unwrap();
+        assert_eq!(store.dedup_len(), 2);
+        // "a" expires at t0 + 60 s; the next sweep is due from t0 + 60 s.
+        store.claim("c", "o", times(t0 + 61_000)).await.unwrap();
+        assert_eq!(store.dedup_len(), 2, "a swept, b and c kept");
+        // No sweep within the minute after it, even with expired records about.
+        store.claim("d", "o", times(t0 + 62_500)).await.unwrap();
+        assert_eq!(store.dedup_len(), 3);
     }
 }
