@@ -179,6 +179,14 @@ impl<B: Bot> Gateway<B> {
             .map_err(|e| TokenError::Client(e.clone()))
     }
 
+    /// Active messages (WeCom app messages, MP customer messages) over the shared token.
+    ///
+    /// # Errors
+    /// As [`tokens`](Self::tokens).
+    pub fn messenger(&self) -> Result<crate::wechat::Messenger<'_, Backend>, TokenError> {
+        Ok(crate::wechat::Messenger::new(self.tokens()?))
+    }
+
     /// The credentials of an app's access token; `None` when the app has no `secret`.
     pub fn token_source(&self, app: &str) -> Option<&TokenSource> {
         self.token_sources.get(app)

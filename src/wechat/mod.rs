@@ -16,12 +16,17 @@
 //!   longer valid, fetches a new one once and retries once.
 //! * [`TokenSource`] names the credentials; its [`scope`](TokenSource::scope) keys the
 //!   shared token.
+//! * [`Messenger`] sends active messages with those tokens: WeCom app messages
+//!   ([`WecomMessage`]) and Official Account customer messages ([`MpMessage`]), checked
+//!   against the platform's limits first and retried on transient failures
+//!   ([`RetryPolicy`]).
 
 mod answer;
 mod client;
 mod endpoints;
 mod error;
 mod provider;
+pub mod send;
 mod source;
 mod token;
 
@@ -30,5 +35,9 @@ pub use client::{ClientTimeouts, PlatformClient};
 pub use endpoints::ApiEndpoints;
 pub use error::{ApiError, TokenError};
 pub use provider::{Clock, TokenProvider};
+pub use send::{
+    Article, InvalidMessage, Messenger, MpMessage, RetryPolicy, SendError, SendReceipt, TextCard,
+    WecomMessage, is_retryable, validate_wecom_recipients,
+};
 pub use source::TokenSource;
 pub use token::{AccessToken, TokenSettings};

@@ -15,6 +15,16 @@
 //!   The token it replaces stays valid until its own expiry, as the platform promises.
 //! * `GET /cgi-bin/get_api_domain_ip?access_token=T` answers 40001 unless `T` is valid
 //!   (issued, not expired, not revoked), else `{"errcode":0,"errmsg":"ok","ip_list":[]}`.
+//! * `POST /cgi-bin/message/send?access_token=T` (WeCom app message) and
+//!   `POST /cgi-bin/message/custom/send?access_token=T` (Official Account customer message)
+//!   answer 40014 unless `T` is valid, check the body (`touser`, `msgtype`, WeCom's
+//!   `agentid`, the type's content; an MP news message with more than one article is 45008)
+//!   and record what they deliver ([`FakePlatform::sent`]). WeCom answers
+//!   `{"errcode":0,"errmsg":"ok","invaliduser":"","msgid":"fake-msgid-N"}`; members named
+//!   with [`FakePlatform::set_unknown_users`] come back in `invaliduser`, and when every
+//!   member is unknown the send is refused with 81013. [`FakePlatform::fail_next_sends`]
+//!   injects errcodes (-1, 45009, 45015…), HTTP statuses or hangs, which deliver nothing;
+//!   [`FakePlatform::set_send_delay`] slows the send endpoints alone.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -64,6 +74,50 @@ pub struct Fetch {
     pub issued: bool,
 }
 
+/// Which send endpoint a message went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SendApi {
+    /// WeCom `POST /cgi-bin/message/send`.
+    Wecom,
+    /// Official Account `POST /cgi-bin/message/custom/send`.
+    Mp,
+}
+
+/// A message the fake delivered.
+#[derive(Debug, Clone)]
+pub struct SentMessage {
+    /// When it was delivered.
+    pub at: Instant,
+    /// Which endpoint.
+    pub api: SendApi,
+    /// The token it was sent with.
+    pub token: String,
+    /// `touser` as sent.
+    pub touser: String,
+    /// `msgtype`.
+    pub msgtype: String,
+    /// WeCom's `agentid`.
+    pub agentid: Option<u64>,
+    /// `text.content` / `markdown.content`, a text card's description, or the first news
+    /// article's title.
+    pub content: String,
+    /// The WeCom `msgid` answered.
+    pub msgid: Option<String>,
+    /// The whole request body.
+    pub body: Value,
+}
+
+/// What an injected send failure answers. None of them delivers the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFault {
+    /// HTTP 200 with this errcode.
+    Errcode(i64),
+    /// This HTTP status with an empty JSON object.
+    Status(u16),
+    /// Waits this long, then answers HTTP 504 (for clients that give up first).
+    Hang(Duration),
+}
+
 #[derive(Debug, Clone)]
 struct Issued {
     value: String,
@@ -95,6 +149,13 @@ struct State {
     fetches: Vec<Fetch>,
     api_calls: u64,
     api_refused: u64,
+    send_faults: std::collections::VecDeque<SendFault>,
+    send_delay: Duration,
+    send_requests: u64,
+    sends_refused: u64,
+    unknown_users: std::collections::HashSet<String>,
+    msgids: u64,
+    sent: Vec<SentMessage>,
 }
 
 impl State {
@@ -110,6 +171,13 @@ impl State {
             fetches: Vec::new(),
             api_calls: 0,
             api_refused: 0,
+            send_faults: std::collections::VecDeque::new(),
+            send_delay: Duration::ZERO,
+            send_requests: 0,
+            sends_refused: 0,
+            unknown_users: std::collections::HashSet::new(),
+            msgids: 0,
+            sent: Vec::new(),
         }
     }
 
@@ -307,6 +375,45 @@ impl FakePlatform {
     pub fn api_refused(&self) -> u64 {
         self.state().api_refused
     }
+
+    /// The next `n` requests to the send endpoints answer `fault` (after any earlier
+    /// injected faults still pending) instead of delivering.
+    pub fn fail_next_sends(&self, n: usize, fault: SendFault) {
+        self.state()
+            .send_faults
+            .extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// How long each request to a send endpoint waits before it is handled (0 by default).
+    pub fn set_send_delay(&self, delay: Duration) {
+        self.state().send_delay = delay;
+    }
+
+    /// WeCom members that do not exist: reported in `invaliduser`, or the send refused
+    /// with 81013 when no member of `touser` is left.
+    pub fn set_unknown_users(&self, users: &[&str]) {
+        self.state().unknown_users = users.iter().map(|u| u.to_lowercase()).collect();
+    }
+
+    /// Requests to both send endpoints (faults and refusals included).
+    pub fn send_requests(&self) -> u64 {
+        self.state().send_requests
+    }
+
+    /// Send requests refused because of their access token (40014).
+    pub fn sends_refused(&self) -> u64 {
+        self.state().sends_refused
+    }
+
+    /// Every message delivered so far, in order.
+    pub fn sent(&self) -> Vec<SentMessage> {
+        self.state().sent.clone()
+    }
+
+    /// Messages delivered so far.
+    pub fn delivered(&self) -> usize {
+        self.state().sent.len()
+    }
 }
 
 impl Drop for FakePlatform {
@@ -367,6 +474,121 @@ fn ok(body: Value) -> Answer {
 
 fn error(errcode: i64, errmsg: &str) -> Answer {
     ok(json!({"errcode": errcode, "errmsg": errmsg}))
+}
+
+fn platform_error(errcode: i64) -> &'static str {
+    match errcode {
+        -1 => "system busy",
+        45009 => "reach max api daily quota limit",
+        45015 => "response out of time limit or subscription is canceled",
+        _ => "injected failure",
+    }
+}
+
+/// A send request with the token `token` and JSON `body`, after any injected fault and the
+/// send delay.
+async fn send(state: &Mutex<State>, api: SendApi, token: &str, body: &[u8]) -> Answer {
+    let (fault, delay) = {
+        let mut state = lock(state);
+        state.send_requests += 1;
+        (state.send_faults.pop_front(), state.send_delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match fault {
+        Some(SendFault::Errcode(errcode)) => return error(errcode, platform_error(errcode)),
+        Some(SendFault::Status(status)) => {
+            return answer(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                json!({}),
+            );
+        }
+        Some(SendFault::Hang(hang)) => {
+            tokio::time::sleep(hang).await;
+            return answer(StatusCode::GATEWAY_TIMEOUT, json!({}));
+        }
+        None => {}
+    }
+    let mut state = lock(state);
+    if token.is_empty() {
+        return error(41001, "access_token missing");
+    }
+    if !state.token_valid(token) {
+        state.sends_refused += 1;
+        return error(40014, "invalid access_token");
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return error(47001, "data format error");
+    };
+    let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
+    let (touser, msgtype) = (field("touser").to_owned(), field("msgtype").to_owned());
+    let agentid = body.get("agentid").and_then(Value::as_u64);
+    if touser.trim().is_empty() {
+        return error(40003, "invalid openid or userid");
+    }
+    if api == SendApi::Wecom && agentid.is_none() {
+        return error(41011, "missing agentid");
+    }
+    let payload = &body[msgtype.as_str()];
+    let str_at = |pointer: &str| payload.pointer(pointer).and_then(Value::as_str);
+    let content = match (api, msgtype.as_str()) {
+        (_, "text") | (SendApi::Wecom, "markdown") => str_at("/content"),
+        (SendApi::Wecom, "textcard") => str_at("/description").filter(|_| {
+            str_at("/title").is_some_and(|t| !t.is_empty())
+                && str_at("/url").is_some_and(|u| !u.is_empty())
+        }),
+        (_, "news") => {
+            let articles = payload["articles"].as_array().map_or(0, Vec::len);
+            let max = if api == SendApi::Mp { 1 } else { 8 };
+            if articles > max {
+                return error(45008, "article size out of limit");
+            }
+            str_at("/articles/0/title")
+        }
+        _ => return error(40008, "invalid message type"),
+    };
+    let Some(content) = content.filter(|c| !c.is_empty()).map(str::to_owned) else {
+        return error(44004, "empty content");
+    };
+    let (msgid, invalid) = match api {
+        SendApi::Mp => (None, String::new()),
+        SendApi::Wecom => {
+            let members: Vec<String> = touser
+                .split('|')
+                .map(|u| u.trim().to_lowercase())
+                .filter(|u| !u.is_empty())
+                .collect();
+            let invalid: Vec<&str> = members
+                .iter()
+                .filter(|u| state.unknown_users.contains(u.as_str()))
+                .map(String::as_str)
+                .collect();
+            if invalid.len() == members.len() {
+                return error(81013, "user & party & tag all invalid");
+            }
+            let invalid = invalid.join("|");
+            state.msgids += 1;
+            (Some(format!("fake-msgid-{}", state.msgids)), invalid)
+        }
+    };
+    state.sent.push(SentMessage {
+        at: Instant::now(),
+        api,
+        token: token.to_owned(),
+        touser,
+        msgtype,
+        agentid,
+        content,
+        msgid: msgid.clone(),
+        body,
+    });
+    match msgid {
+        Some(msgid) => ok(json!({
+            "errcode": 0, "errmsg": "ok", "invaliduser": invalid, "msgid": msgid
+        })),
+        None => ok(json!({"errcode": 0, "errmsg": "ok"})),
+    }
 }
 
 async fn handle(
@@ -453,6 +675,12 @@ async fn handle(
                     "invalid credential, access_token is invalid or not latest",
                 )
             }
+        }
+        (Method::POST, "/cgi-bin/message/send") => {
+            send(&state, SendApi::Wecom, param("access_token"), &body).await
+        }
+        (Method::POST, "/cgi-bin/message/custom/send") => {
+            send(&state, SendApi::Mp, param("access_token"), &body).await
         }
         _ => answer(
             StatusCode::NOT_FOUND,
