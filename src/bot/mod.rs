@@ -4,15 +4,17 @@
 //! runs inside the gateway's time budget: a bot that is late is abandoned and the callback
 //! answered empty, so a slow bot costs a missing reply, never a platform retry storm.
 
+pub mod forward;
 pub mod rules;
 
 use std::collections::HashMap;
 use std::future::Future;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::message::Message;
 use crate::platform::Platform;
 use crate::reply::Reply;
+pub use forward::{ForwardError, Upstream, UpstreamClient, verify_signature};
 pub use rules::{ReplyRules, ReplySpec, Rules};
 
 /// A message on its way to a bot, with where it came from.
@@ -41,33 +43,81 @@ pub trait Bot: Send + Sync + 'static {
     fn reply(&self, inbound: &Inbound<'_>) -> impl Future<Output = Option<Reply>> + Send;
 }
 
-/// The bot made of each app's `[apps.reply]` rules.
+/// The bot made of each app's `[apps.reply]` rules, and of the upstream bots of the apps
+/// that `forward` what the rules do not answer.
 #[derive(Debug, Default)]
 pub struct ConfigBot {
     rules: HashMap<String, Rules>,
+    upstreams: HashMap<String, Upstream>,
+    /// One client for every app's upstream, built on the first upstream call.
+    client: UpstreamClient,
 }
 
 impl ConfigBot {
-    /// Compiles every app's rules.
+    /// Compiles every app's rules and reads their `forward_secret`s.
+    ///
+    /// An app whose `forward_secret` cannot be read (`env:NAME` unset) gets no upstream
+    /// here; a gateway is never built from such a config, since
+    /// [`AppConfig::secrets`](crate::config::AppConfig::secrets) refuses it. Use
+    /// [`try_from_config`](Self::try_from_config) to have the error.
     pub fn from_config(config: &Config) -> Self {
+        let mut bot = Self::local(config);
+        bot.upstreams = config
+            .apps
+            .iter()
+            .filter_map(|app| {
+                let upstream = Upstream::from_config(app, &config.gateway).ok()??;
+                Some((app.name.clone(), upstream))
+            })
+            .collect();
+        bot
+    }
+
+    /// As [`from_config`](Self::from_config), failing when a `forward_secret` cannot be read.
+    ///
+    /// # Errors
+    /// [`ConfigError::App`] naming the app and the variable.
+    pub fn try_from_config(config: &Config) -> Result<Self, ConfigError> {
+        let mut bot = Self::local(config);
+        for app in &config.apps {
+            if let Some(upstream) = Upstream::from_config(app, &config.gateway)? {
+                bot.upstreams.insert(app.name.clone(), upstream);
+            }
+        }
+        Ok(bot)
+    }
+
+    fn local(config: &Config) -> Self {
         Self {
             rules: config
                 .apps
                 .iter()
                 .map(|app| (app.name.clone(), Rules::compile(&app.reply, app.platform)))
                 .collect(),
+            ..Self::default()
         }
     }
 
-    /// The answer the rules give, synchronously: for bots in code that fall back to the
-    /// config.
+    /// The answer the local rules give, synchronously, without asking an upstream: for bots
+    /// in code that fall back to the config. [`Bot::reply`] asks the upstream too.
     pub fn answer(&self, inbound: &Inbound<'_>) -> Option<Reply> {
         self.rules.get(inbound.app)?.answer(inbound.message)
+    }
+
+    /// The upstream of an app that has `forward`.
+    pub fn upstream(&self, app: &str) -> Option<&Upstream> {
+        self.upstreams.get(app)
     }
 }
 
 impl Bot for ConfigBot {
-    fn reply(&self, inbound: &Inbound<'_>) -> impl Future<Output = Option<Reply>> + Send {
-        std::future::ready(self.answer(inbound))
+    /// The local rules' answer; failing one, the upstream's (when the app has `forward`).
+    /// A failed upstream call is one warning and no reply.
+    async fn reply(&self, inbound: &Inbound<'_>) -> Option<Reply> {
+        if let Some(reply) = self.answer(inbound) {
+            return Some(reply);
+        }
+        let upstream = self.upstreams.get(inbound.app)?;
+        forward::reply(upstream, &self.client, inbound).await
     }
 }

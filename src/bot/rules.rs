@@ -1,4 +1,5 @@
-//! Replies from configuration: keywords, echo, welcome messages, menu clicks, a default.
+//! Replies from configuration: keywords, echo, welcome messages, menu clicks, a default, and
+//! an upstream bot for the rest.
 //!
 //! ```toml
 //! [apps.reply]
@@ -16,11 +17,19 @@
 //!
 //! Order for a text message: keywords (first match), then echo, then default. A reply is a
 //! string (a text reply) or a table with a `type` (any [`Reply`]).
+//!
+//! With `forward = "https://…"` (and `forward_secret`), whatever the local rules do not
+//! answer goes to that upstream bot (see [`super::forward`]): text no keyword matched, other
+//! messages, and events without a local answer (a follow when `subscribe` is unset, a CLICK
+//! whose key is not under `click`, SCAN, template card events, …). The upstream is then the
+//! catch-all, so `echo` and `default` cannot be set with it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::forward;
 use crate::message::{Content, Event, Message};
 use crate::platform::Platform;
 use crate::reply::{Reply, WECOM_TEXT_MAX_BYTES, truncate_utf8};
@@ -105,6 +114,16 @@ pub struct ReplyRules {
     /// Answer to any user message nothing else matched.
     #[serde(default)]
     pub default: Option<ReplySpec>,
+    /// The URL of an upstream bot that answers whatever the rules above do not.
+    #[serde(default)]
+    pub forward: Option<String>,
+    /// The key requests to `forward` are signed with (`env:NAME` allowed); required with it.
+    #[serde(default)]
+    pub forward_secret: Option<String>,
+    /// The time limit of one upstream call, in milliseconds; at most the gateway's budget.
+    /// Default: [`forward::default_timeout`] of the budget.
+    #[serde(default)]
+    pub forward_timeout_ms: Option<u64>,
 }
 
 impl ReplyRules {
@@ -140,7 +159,46 @@ impl ReplyRules {
         if let Some(spec) = &self.default {
             check("default", spec, false)?;
         }
+        self.check_forward()
+    }
+
+    fn check_forward(&self) -> Result<(), String> {
+        let Some(url) = &self.forward else {
+            if self.forward_secret.is_some() || self.forward_timeout_ms.is_some() {
+                return Err(
+                    "reply.forward_secret and reply.forward_timeout_ms need reply.forward".into(),
+                );
+            }
+            return Ok(());
+        };
+        forward::parse_url(url).map_err(|e| format!("reply.forward: {e}"))?;
+        if self
+            .forward_secret
+            .as_deref()
+            .is_none_or(|s| s.trim().is_empty())
+        {
+            return Err(
+                "reply.forward needs forward_secret, the key the upstream verifies requests with (env:NAME to read it from the environment)"
+                    .into(),
+            );
+        }
+        if self.echo {
+            return Err("reply.echo cannot be set with reply.forward: the upstream answers text the keywords do not".into());
+        }
+        if self.default.is_some() {
+            return Err("reply.default cannot be set with reply.forward: the upstream answers what the local rules do not (it answers {} for no reply)".into());
+        }
+        if self.forward_timeout_ms == Some(0) {
+            return Err("reply.forward_timeout_ms must be positive".into());
+        }
         Ok(())
+    }
+
+    /// The time limit of one upstream call under a gateway budget: `forward_timeout_ms`, or
+    /// [`forward::default_timeout`] of the budget.
+    pub fn forward_timeout(&self, budget: Duration) -> Duration {
+        self.forward_timeout_ms
+            .map_or_else(|| forward::default_timeout(budget), Duration::from_millis)
     }
 }
 
@@ -338,5 +396,76 @@ mod tests {
             .check(Platform::Wecom)
             .unwrap_err();
         assert!(e.contains("Official Account"), "{e}");
+    }
+
+    const FORWARD: &str = r#"
+        forward = "https://bot.example.com/wechat"
+        forward_secret = "env:BOT_SECRET"
+    "#;
+
+    #[test]
+    fn forward_takes_a_url_and_a_secret_and_keeps_the_specific_rules() {
+        let r: ReplyRules = toml::from_str(&format!(
+            "{FORWARD}\nsubscribe = \"welcome\"\nkeywords = [{{ equals = \"help\", reply = \"h\" }}]"
+        ))
+        .unwrap();
+        r.check(Platform::Wecom).unwrap();
+        let budget = Duration::from_millis(4000);
+        assert_eq!(r.forward_timeout(budget), Duration::from_millis(3500));
+        let compiled = Rules::compile(&r, Platform::Wecom);
+        assert_eq!(compiled.answer(&text("help")), Some(Reply::text("h")));
+        // What the local rules leave goes upstream: they answer nothing.
+        assert_eq!(compiled.answer(&text("other")), None);
+        assert_eq!(compiled.answer(&event("CLICK", "K")), None);
+        let timed: ReplyRules =
+            toml::from_str(&format!("{FORWARD}\nforward_timeout_ms = 1200")).unwrap();
+        timed.check(Platform::Mp).unwrap();
+        assert_eq!(timed.forward_timeout(budget), Duration::from_millis(1200));
+    }
+
+    #[test]
+    fn forward_config_errors_name_the_key() {
+        let error = |extra: &str| {
+            toml::from_str::<ReplyRules>(extra)
+                .unwrap()
+                .check(Platform::Wecom)
+                .unwrap_err()
+        };
+        let cases = [
+            (
+                r#"forward = "https://e.x""#.to_owned(),
+                "needs forward_secret",
+            ),
+            (
+                "forward = \"https://e.x\"\nforward_secret = \" \"".to_owned(),
+                "needs forward_secret",
+            ),
+            (
+                FORWARD.replace("https://bot.example.com", "http://bot.example.com"),
+                "reply.forward: http:// is only accepted for a loopback host",
+            ),
+            (
+                FORWARD.replace("https://bot.example.com/wechat", "bot"),
+                "reply.forward: not a URL",
+            ),
+            (
+                format!("{FORWARD}\necho = true"),
+                "reply.echo cannot be set",
+            ),
+            (
+                format!("{FORWARD}\ndefault = \"x\""),
+                "reply.default cannot be set",
+            ),
+            (
+                format!("{FORWARD}\nforward_timeout_ms = 0"),
+                "forward_timeout_ms must be positive",
+            ),
+            (r#"forward_secret = "s""#.to_owned(), "need reply.forward"),
+            ("forward_timeout_ms = 100".to_owned(), "need reply.forward"),
+        ];
+        for (config, expected) in cases {
+            let e = error(&config);
+            assert!(e.contains(expected), "{config}: {e}");
+        }
     }
 }

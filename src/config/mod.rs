@@ -170,6 +170,8 @@ pub struct AppSecrets {
     pub previous_encoding_aes_key: Option<SecretString>,
     /// The app secret.
     pub secret: Option<SecretString>,
+    /// The key requests to the upstream bot are signed with (`[apps.reply] forward_secret`).
+    pub forward_secret: Option<SecretString>,
 }
 
 impl AppConfig {
@@ -204,6 +206,7 @@ impl AppConfig {
                 &self.previous_encoding_aes_key,
             )?,
             secret: optional("secret", &self.secret)?,
+            forward_secret: optional("reply.forward_secret", &self.reply.forward_secret)?,
         })
     }
 
@@ -384,6 +387,14 @@ impl Config {
         }
         for (i, app) in self.apps.iter().enumerate() {
             app.check_shape()?;
+            if let Some(ms) = app.reply.forward_timeout_ms
+                && ms > self.gateway.budget_ms
+            {
+                return Err(app.error(format!(
+                    "reply.forward_timeout_ms = {ms} is longer than gateway.budget_ms = {}: the callback is answered empty at the budget",
+                    self.gateway.budget_ms
+                )));
+            }
             if self.apps[..i].iter().any(|a| a.name == app.name) {
                 return Err(app.error("two apps have this name; names must be unique"));
             }
@@ -455,6 +466,55 @@ mod tests {
         assert!(e.contains("at least one app"), "{e}");
         let e = error_of(&format!("[store]\nretention_secs = 1\n{DEMO}"));
         assert!(e.contains("store.retention_secs"), "{e}");
+    }
+
+    const FORWARD: &str = "echo = false\nforward = \"http://127.0.0.1:9/bot\"\nforward_secret = ";
+
+    #[test]
+    fn the_forward_timeout_is_checked_against_the_budget() {
+        let forward = DEMO.replace("echo = true", &format!("{FORWARD}\"s\""));
+        let c = Config::parse(&forward).unwrap();
+        let app = c.app("demo").unwrap();
+        assert_eq!(
+            app.reply.forward_timeout(c.gateway.budget()),
+            Duration::from_millis(3500)
+        );
+        let e = error_of(&format!(
+            "[gateway]\nbudget_ms = 300\n{}",
+            forward.replace("forward = ", "forward_timeout_ms = 301\nforward = ")
+        ));
+        assert!(
+            e.contains("\"demo\"") && e.contains("forward_timeout_ms = 301"),
+            "{e}"
+        );
+        let e = error_of(&DEMO.replace("echo = true", "forward = \"https://e.x\""));
+        assert!(e.contains("forward_secret"), "{e}");
+    }
+
+    #[test]
+    fn an_unreadable_forward_secret_stops_the_start() {
+        let config = Config::parse(&DEMO.replace(
+            "echo = true",
+            &format!("{FORWARD}\"env:WXGATE_TEST_UNSET_FORWARD_SECRET\""),
+        ))
+        .unwrap();
+        let app = config.app("demo").unwrap();
+        let e = app.secrets().unwrap_err().to_string();
+        assert!(
+            e.contains("reply.forward_secret") && e.contains("$WXGATE_TEST_UNSET_FORWARD_SECRET"),
+            "{e}"
+        );
+        let e = crate::bot::ConfigBot::try_from_config(&config)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("$WXGATE_TEST_UNSET_FORWARD_SECRET"), "{e}");
+        assert!(crate::gateway::Gateway::from_config(&config).is_err());
+        // The lenient constructor leaves the app without an upstream.
+        assert!(
+            crate::bot::ConfigBot::from_config(&config)
+                .upstream("demo")
+                .is_none()
+        );
     }
 
     #[test]

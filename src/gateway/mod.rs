@@ -404,11 +404,7 @@ impl<B: Bot> Gateway<B> {
             tracing::debug!(app = %app.name, event = %message.msg_type(), "report-only event");
             return None;
         }
-        let scope = match authorizer_app_id {
-            Some(authorizer) => format!("{}/{authorizer}", app.name),
-            None => app.name.clone(),
-        };
-        let key = crate::store::dedup_key(&scope, message.dedup_key().as_str());
+        let key = crate::store::callback_key(&app.name, authorizer_app_id, &message);
         let ticket = match self.dedup.begin(&app.name, key, deadline).await {
             Begin::Decide(ticket) => ticket,
             Begin::Replay { reply, recorded } => {

@@ -222,6 +222,20 @@ pub fn dedup_key(app: &str, message_key: &str) -> String {
     format!("dedup#{app}#{message_key}")
 }
 
+/// The dedup key of one callback to `app` (an Open Platform callback is scoped by the
+/// authorized account it is for): the same for every delivery of it.
+pub fn callback_key(
+    app: &str,
+    authorizer_app_id: Option<&str>,
+    message: &crate::message::Message,
+) -> String {
+    let message_key = message.dedup_key();
+    match authorizer_app_id {
+        Some(authorizer) => dedup_key(&format!("{app}/{authorizer}"), message_key.as_str()),
+        None => dedup_key(app, message_key.as_str()),
+    }
+}
+
 /// The item key of an access token. `scope` names the credentials it was fetched with
 /// (see `wechat::TokenSource::scope`), so apps sharing credentials share one token.
 pub fn token_key(scope: &str) -> String {

@@ -2,6 +2,7 @@
 //! with `#[path = "../tests/support/runtime_api.rs"] mod runtime_api;`.
 pub mod dynamo;
 pub mod fake_platform;
+pub mod fake_upstream;
 pub mod fault_proxy;
 pub mod moto;
 pub mod request_count;
