@@ -186,6 +186,18 @@ fn load(config: Option<PathBuf>) -> Result<Config, ConfigError> {
     Config::discover(config.as_deref())
 }
 
+/// The app called `name`, or the config-error exit after saying which apps there are.
+fn app_named<'c>(config: &'c Config, name: &str) -> Result<&'c crate::config::AppConfig, ExitCode> {
+    config.app(name).ok_or_else(|| {
+        let names: Vec<&str> = config.apps.iter().map(|a| a.name.as_str()).collect();
+        eout!(
+            "wxgate: no app named \"{name}\" in the config (apps: {})",
+            names.join(", ")
+        );
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
 fn config_failure(e: &ConfigError) -> ExitCode {
     eout!("wxgate: {e}");
     ExitCode::from(EXIT_CONFIG)
@@ -210,8 +222,13 @@ fn check(config: Option<PathBuf>) -> ExitCode {
         describe(&plan)
     );
     for app in &config.apps {
+        // The upstream's host only: its path may carry a key.
+        let forward = app.reply.forward.as_deref().map_or(String::new(), |url| {
+            let host = url.split("://").nth(1).unwrap_or(url).split('/').next();
+            format!("  (forward → {})", host.unwrap_or_default())
+        });
         out!(
-            "  {:<6} {:<16} {}",
+            "  {:<6} {:<16} {}{forward}",
             app.platform.as_str(),
             app.name,
             app.route()
@@ -369,18 +386,9 @@ fn send(args: &SendArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
     };
-    let Some(app) = config.app(&args.app) else {
-        eout!(
-            "wxgate: no app named \"{}\" in the config (apps: {})",
-            args.app,
-            config
-                .apps
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        return ExitCode::from(EXIT_CONFIG);
+    let app = match app_named(&config, &args.app) {
+        Ok(app) => app,
+        Err(code) => return code,
     };
     let sim = match PlatformSim::new(app) {
         Ok(sim) => sim
@@ -566,18 +574,9 @@ fn notify(args: &NotifyArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
     };
-    let Some(app) = config.app(&args.app) else {
-        eout!(
-            "wxgate: no app named \"{}\" in the config (apps: {})",
-            args.app,
-            config
-                .apps
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        return ExitCode::from(EXIT_CONFIG);
+    let app = match app_named(&config, &args.app) {
+        Ok(app) => app,
+        Err(code) => return code,
     };
     let outgoing = match outgoing(args, &app.name, app.platform, app.agent_id) {
         Ok(o) => o,
