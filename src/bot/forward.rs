@@ -607,6 +607,38 @@ pub(super) async fn reply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever an upstream answers, reading it is a reply, no reply or a typed error:
+        /// never a panic, and an error never quotes the answer's values.
+        #[test]
+        fn any_answer_body_is_read_without_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_answer(&body);
+        }
+
+        #[test]
+        fn any_json_answer_is_read_without_panic(
+            kind in prop_oneof![
+                Just("text".to_owned()), Just("news".to_owned()), Just("image".to_owned()), Just("voice".to_owned()), Just("video".to_owned()),
+                Just("music".to_owned()), Just("none".to_owned()), Just("transfer_customer_service".to_owned()),
+                Just("update_button".to_owned()), "[a-z]{0,8}",
+            ],
+            value in "[^\"\\\\]{0,40}",
+            number in any::<i64>(),
+            articles in 0usize..12,
+        ) {
+            let article = serde_json::json!({ "title": value, "url": value, "pic_url": number });
+            let body = serde_json::json!({
+                "type": kind, "content": value, "media_id": number, "title": value,
+                "articles": vec![article; articles], "replace_name": value,
+            });
+            if let Err(e) = parse_answer(body.to_string().as_bytes()) {
+                prop_assert!(value.len() < 6 || !e.to_string().contains(value.as_str()));
+            }
+        }
+    }
+
     use crate::message::Callback;
 
     const SECRET: &str = "wxgate-test-secret";
