@@ -266,8 +266,10 @@ fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // A server keeps running after it answers, so a bot slower than the budget can
+        // finish and have its reply sent as an active message.
         let gateway = match Gateway::open_config(&config).await {
-            Ok(g) => g,
+            Ok(g) => g.with_deferred_replies(),
             Err(e) => return config_failure(&e),
         };
         let listener = match tokio::net::TcpListener::bind(addr).await {

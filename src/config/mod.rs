@@ -85,6 +85,9 @@ pub struct GatewaySettings {
     pub replay_window_secs: u64,
     /// The largest request body accepted, in bytes. Real callbacks are a few KB.
     pub max_body_bytes: usize,
+    /// How long a bot that missed the budget may go on in the background before its reply
+    /// is given up, in milliseconds (deferred replies; `wxgate serve` only for now).
+    pub deferred_limit_ms: u64,
 }
 
 impl Default for GatewaySettings {
@@ -93,6 +96,7 @@ impl Default for GatewaySettings {
             budget_ms: 4000,
             replay_window_secs: 300,
             max_body_bytes: 64 * 1024,
+            deferred_limit_ms: 60_000,
         }
     }
 }
@@ -112,6 +116,12 @@ impl GatewaySettings {
                 "gateway.budget_ms must be 1..={} (the platform waits 5000 ms), not {}",
                 Self::MAX_BUDGET_MS,
                 self.budget_ms
+            )));
+        }
+        if !(1000..=600_000).contains(&self.deferred_limit_ms) {
+            return Err(ConfigError::Setting(format!(
+                "gateway.deferred_limit_ms must be 1000..=600000, not {}",
+                self.deferred_limit_ms
             )));
         }
         if self.max_body_bytes < 1024 || self.max_body_bytes > crate::xml::MAX_XML_LEN {
@@ -387,12 +397,14 @@ impl Config {
         }
         for (i, app) in self.apps.iter().enumerate() {
             app.check_shape()?;
+            // Longer than the budget only helps with deferred replies, whose own limit
+            // bounds it.
             if let Some(ms) = app.reply.forward_timeout_ms
-                && ms > self.gateway.budget_ms
+                && ms > self.gateway.deferred_limit_ms
             {
                 return Err(app.error(format!(
-                    "reply.forward_timeout_ms = {ms} is longer than gateway.budget_ms = {}: the callback is answered empty at the budget",
-                    self.gateway.budget_ms
+                    "reply.forward_timeout_ms = {ms} is longer than gateway.deferred_limit_ms = {}",
+                    self.gateway.deferred_limit_ms
                 )));
             }
             if self.apps[..i].iter().any(|a| a.name == app.name) {
@@ -480,11 +492,11 @@ mod tests {
             Duration::from_millis(3500)
         );
         let e = error_of(&format!(
-            "[gateway]\nbudget_ms = 300\n{}",
-            forward.replace("forward = ", "forward_timeout_ms = 301\nforward = ")
+            "[gateway]\ndeferred_limit_ms = 5000\n{}",
+            forward.replace("forward = ", "forward_timeout_ms = 5001\nforward = ")
         ));
         assert!(
-            e.contains("\"demo\"") && e.contains("forward_timeout_ms = 301"),
+            e.contains("\"demo\"") && e.contains("forward_timeout_ms = 5001"),
             "{e}"
         );
         let e = error_of(&DEMO.replace("echo = true", "forward = \"https://e.x\""));

@@ -10,6 +10,8 @@ use crate::platform::Platform;
 pub(crate) struct App {
     pub name: String,
     pub platform: Platform,
+    /// WeCom: the AgentId active messages are sent with.
+    pub agent_id: Option<u64>,
     /// For plain `signature` checks (MP verification and plaintext mode).
     pub token: Token,
     /// Token, keys and receive id, when the app has an EncodingAESKey.
@@ -41,6 +43,7 @@ impl App {
         Ok(Self {
             name: config.name.clone(),
             platform: config.platform,
+            agent_id: config.agent_id,
             token,
             crypt,
         })

@@ -15,6 +15,7 @@
 
 mod app;
 mod dedup;
+mod deferred;
 mod rejection;
 mod request;
 mod route;
@@ -51,7 +52,7 @@ pub use route::Route;
 pub struct Gateway<B = ConfigBot> {
     apps: HashMap<String, App>,
     settings: GatewaySettings,
-    bot: B,
+    bot: Arc<B>,
     store: Arc<Backend>,
     dedup: Dedup,
     /// Each app's access-token credentials, for apps that have a secret.
@@ -59,7 +60,10 @@ pub struct Gateway<B = ConfigBot> {
     api: crate::config::ApiSettings,
     /// Built on first use: the HTTPS client loads its trust roots, which a callback that
     /// never calls an API should not pay for at cold start.
-    tokens: std::sync::OnceLock<Result<TokenProvider<Backend>, crate::wechat::ApiError>>,
+    tokens: std::sync::OnceLock<Result<Arc<TokenProvider<Backend>>, crate::wechat::ApiError>>,
+    /// Whether a bot that misses the budget may finish in the background, its reply sent
+    /// as an active message; see [`with_deferred_replies`](Self::with_deferred_replies).
+    deferred_replies: bool,
 }
 
 impl Gateway<ConfigBot> {
@@ -151,12 +155,13 @@ impl<B: Bot> Gateway<B> {
         Ok(Self {
             apps,
             settings,
-            bot,
+            bot: Arc::new(bot),
             store,
             dedup,
             token_sources,
             api: config.api.clone(),
             tokens: std::sync::OnceLock::new(),
+            deferred_replies: false,
         })
     }
 
@@ -166,17 +171,35 @@ impl<B: Bot> Gateway<B> {
     /// # Errors
     /// The HTTP client could not be built (no TLS roots on the system).
     pub fn tokens(&self) -> Result<&TokenProvider<Backend>, TokenError> {
+        self.shared_tokens().map(|t| &**t)
+    }
+
+    fn shared_tokens(&self) -> Result<&Arc<TokenProvider<Backend>>, TokenError> {
         self.tokens
             .get_or_init(|| {
                 let client = PlatformClient::new(self.api.endpoints(), self.api.timeouts())?;
-                Ok(TokenProvider::new(
+                Ok(Arc::new(TokenProvider::new(
                     Arc::clone(&self.store),
                     client,
                     TokenSettings::default(),
-                ))
+                )))
             })
             .as_ref()
             .map_err(|e| TokenError::Client(e.clone()))
+    }
+
+    /// Lets a bot that misses the budget finish in the background (up to
+    /// `gateway.deferred_limit_ms`) and sends its reply as an active message, for apps that
+    /// can send one (a `secret`, and for WeCom an `agent_id`). The callback is still
+    /// answered empty at the budget and that answer recorded, so retries neither run the
+    /// bot again nor cause a second message.
+    ///
+    /// Only for a process that keeps running after it answers: `wxgate serve` turns it on;
+    /// a Lambda function, frozen once it answers, does not.
+    #[must_use]
+    pub fn with_deferred_replies(mut self) -> Self {
+        self.deferred_replies = true;
+        self
     }
 
     /// Active messages (WeCom app messages, MP customer messages) over the shared token.
@@ -450,6 +473,11 @@ impl<B: Bot> Gateway<B> {
         message: &Message,
         deadline: Instant,
     ) -> Option<crate::reply::Reply> {
+        if let Some(delivery) = self.deferral(app, message) {
+            return self
+                .ask_bot_deferrable(app, authorizer_app_id, message, deadline, delivery)
+                .await;
+        }
         let inbound = Inbound {
             app: &app.name,
             platform: app.platform,
@@ -464,6 +492,67 @@ impl<B: Bot> Gateway<B> {
                     budget_ms = self.settings.budget_ms,
                     "the bot missed the time budget; answering empty"
                 );
+                None
+            }
+        }
+    }
+
+    /// How a late reply to `message` would be delivered, when deferred replies are on and
+    /// the app can send active messages.
+    fn deferral(&self, app: &App, message: &Message) -> Option<deferred::Delivery> {
+        if !self.deferred_replies || app.platform == Platform::Wecom && app.agent_id.is_none() {
+            return None;
+        }
+        let source = self.token_source(&app.name)?.clone();
+        let tokens = Arc::clone(self.shared_tokens().ok()?);
+        Some(deferred::Delivery {
+            app: app.name.clone(),
+            platform: app.platform,
+            agent_id: app.agent_id,
+            source,
+            tokens,
+            to: message.from_user_name.clone(),
+        })
+    }
+
+    /// The bot runs as its own task: answered within the budget, its reply is passive;
+    /// later, it goes on and its reply is sent actively.
+    async fn ask_bot_deferrable(
+        &self,
+        app: &App,
+        authorizer_app_id: Option<&str>,
+        message: &Message,
+        deadline: Instant,
+        delivery: deferred::Delivery,
+    ) -> Option<crate::reply::Reply> {
+        let limit = Duration::from_millis(self.settings.deferred_limit_ms);
+        let owned = deferred::OwnedInbound {
+            app: app.name.clone(),
+            platform: app.platform,
+            authorizer_app_id: authorizer_app_id.map(str::to_owned),
+            message: message.clone(),
+        };
+        let bot = Arc::clone(&self.bot);
+        let mut task = tokio::spawn(async move {
+            let inbound = owned.inbound();
+            tokio::time::timeout(limit, bot.reply(&inbound))
+                .await
+                .ok()
+                .flatten()
+        });
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => {
+                tracing::error!(app = %app.name, cause = %e, "the bot failed; answering empty");
+                None
+            }
+            Err(_) => {
+                tracing::info!(
+                    app = %app.name,
+                    budget_ms = self.settings.budget_ms,
+                    "the bot missed the time budget; answering empty, its reply will follow as an active message"
+                );
+                tokio::spawn(deferred::deliver_late(task, delivery, limit));
                 None
             }
         }

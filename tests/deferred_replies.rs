@@ -1,0 +1,193 @@
+//! Deferred replies in a gateway that keeps running after it answers (`wxgate serve`, or
+//! `Gateway::with_deferred_replies` in code): an upstream bot slower than the budget gets
+//! the callback answered empty at once, and its reply goes out as one active message, also
+//! when the platform retries meanwhile. Against a fake upstream bot and a fake WeChat API
+//! on 127.0.0.1.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::fake_platform::{CORP_ID, CORP_SECRET, FakePlatform};
+use support::fake_upstream::{Behavior, FakeUpstream};
+use wxgate::config::Config;
+use wxgate::gateway::{Gateway, unix_now};
+use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
+
+const UPSTREAM_SECRET: &str = "deferred-test-secret-0123456789";
+const BUDGET_MS: u64 = 300;
+
+struct Rig {
+    gateway: Gateway,
+    sim: PlatformSim,
+    platform: FakePlatform,
+    upstream: FakeUpstream,
+}
+
+/// A WeCom app answered by the upstream, able to send active messages (secret, agent_id).
+fn rig(upstream: Behavior, deferred: bool) -> Rig {
+    let platform = FakePlatform::start();
+    let upstream = FakeUpstream::start(UPSTREAM_SECRET, upstream);
+    let config = Config::parse(&format!(
+        r#"
+[gateway]
+budget_ms = {BUDGET_MS}
+[api]
+wecom_base_url = "{api}"
+mp_base_url = "{api}"
+[[apps]]
+name = "demo"
+platform = "wecom"
+corp_id = "{CORP_ID}"
+agent_id = 218
+token = "QDG6eK"
+encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+secret = "{CORP_SECRET}"
+[apps.reply]
+forward = "{upstream}"
+forward_secret = "{UPSTREAM_SECRET}"
+forward_timeout_ms = 5000
+"#,
+        api = platform.url(),
+        upstream = upstream.url(),
+    ))
+    .unwrap();
+    let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
+    let gateway = Gateway::from_config(&config).unwrap();
+    let gateway = if deferred {
+        gateway.with_deferred_replies()
+    } else {
+        gateway
+    };
+    Rig {
+        gateway,
+        sim,
+        platform,
+        upstream,
+    }
+}
+
+fn delivery(sim: &PlatformSim, attempt: usize) -> SignedRequest {
+    let header = Header {
+        to: sim.receive_id(),
+        from: "lisi",
+        create_time: unix_now(),
+        agent_id: Some(218),
+    };
+    sim.post(
+        &text_xml(&header, "what is the weather?", 4242),
+        unix_now(),
+        &format!("n{attempt}"),
+    )
+    .unwrap()
+}
+
+/// Delivers; the decrypted reply (`None`: empty) and how long the answer took.
+async fn deliver(rig: &Rig, request: &SignedRequest) -> (Option<String>, Duration) {
+    let started = Instant::now();
+    let response = rig.gateway.handle(request.to_callback()).await;
+    let took = started.elapsed();
+    let body = String::from_utf8(response.body.to_vec()).unwrap();
+    match rig
+        .sim
+        .check(request, response.status.as_u16(), &body)
+        .unwrap()
+    {
+        Answer::Reply(xml) => (Some(xml), took),
+        Answer::Empty => (None, took),
+        Answer::Verified(_) => panic!("a POST answered like a URL verification"),
+    }
+}
+
+/// Waits until `done` holds, for at most `limit`.
+async fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_within_the_budget_answers_passively() {
+    let rig = rig(
+        Behavior::text("sunny").after(Duration::from_millis(50)),
+        true,
+    );
+    let (reply, _) = deliver(&rig, &delivery(&rig.sim, 0)).await;
+    assert!(reply.expect("a passive reply").contains("sunny"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rig.platform.delivered(), 0, "no active message as well");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_bot_is_answered_empty_then_sent_once_despite_retries() {
+    let rig = rig(
+        Behavior::text("sunny later").after(Duration::from_millis(900)),
+        true,
+    );
+    let (reply, took) = deliver(&rig, &delivery(&rig.sim, 0)).await;
+    assert_eq!(reply, None);
+    assert!(took < Duration::from_millis(BUDGET_MS + 150), "{took:?}");
+    // The platform retries while the bot is still thinking: empty answers at once.
+    for attempt in 1..=3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (reply, took) = deliver(&rig, &delivery(&rig.sim, attempt)).await;
+        assert_eq!(reply, None, "retry {attempt}");
+        assert!(
+            took < Duration::from_millis(100),
+            "retry {attempt} took {took:?}"
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || rig.platform.delivered() == 1).await,
+        "the late reply was not sent"
+    );
+    // Settle, then check nothing more arrives.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = rig.platform.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].touser, "lisi");
+    assert_eq!(sent[0].agentid, Some(218));
+    assert_eq!(sent[0].msgtype, "text");
+    assert_eq!(sent[0].content, "sunny later");
+    assert_eq!(
+        rig.upstream.requests().len(),
+        1,
+        "one upstream call for four deliveries"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_bot_that_fails_sends_nothing() {
+    let rig = rig(
+        Behavior::status(500).after(Duration::from_millis(600)),
+        true,
+    );
+    let (reply, _) = deliver(&rig, &delivery(&rig.sim, 0)).await;
+    assert_eq!(reply, None);
+    assert!(
+        eventually(Duration::from_secs(3), || rig.upstream.requests().len()
+            == 1)
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rig.platform.delivered(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_deferred_replies_a_late_bot_is_abandoned() {
+    // As in Lambda, where the function is frozen once it answers.
+    let rig = rig(
+        Behavior::text("too late").after(Duration::from_millis(600)),
+        false,
+    );
+    let (reply, took) = deliver(&rig, &delivery(&rig.sim, 0)).await;
+    assert_eq!(reply, None);
+    assert!(took < Duration::from_millis(BUDGET_MS + 150), "{took:?}");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(rig.platform.delivered(), 0);
+}
