@@ -25,10 +25,8 @@ struct Rig {
 }
 
 /// A WeCom app answered by the upstream, able to send active messages (secret, agent_id).
-fn rig(upstream: Behavior, deferred: bool) -> Rig {
-    let platform = FakePlatform::start();
-    let upstream = FakeUpstream::start(UPSTREAM_SECRET, upstream);
-    let config = Config::parse(&format!(
+fn config_text(platform: &FakePlatform, upstream: &FakeUpstream) -> String {
+    format!(
         r#"
 [gateway]
 budget_ms = {BUDGET_MS}
@@ -50,8 +48,13 @@ forward_timeout_ms = 5000
 "#,
         api = platform.url(),
         upstream = upstream.url(),
-    ))
-    .unwrap();
+    )
+}
+
+fn rig(upstream: Behavior, deferred: bool) -> Rig {
+    let platform = FakePlatform::start();
+    let upstream = FakeUpstream::start(UPSTREAM_SECRET, upstream);
+    let config = Config::parse(&config_text(&platform, &upstream)).unwrap();
     let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
     let gateway = Gateway::from_config(&config).unwrap();
     let gateway = if deferred {
@@ -190,4 +193,23 @@ async fn without_deferred_replies_a_late_bot_is_abandoned() {
     assert!(took < Duration::from_millis(BUDGET_MS + 150), "{took:?}");
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(rig.platform.delivered(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wxgate_serve_sends_a_late_reply_actively() {
+    let platform = FakePlatform::start();
+    let upstream = FakeUpstream::start(
+        UPSTREAM_SECRET,
+        Behavior::text("from the server").after(Duration::from_millis(700)),
+    );
+    let server = support::serve::Server::start(&config_text(&platform, &upstream));
+    let sim = server.sim("demo");
+    let request = delivery(&sim, 0);
+    let (status, body) = server.send(&request).await;
+    assert_eq!(sim.check(&request, status, &body).unwrap(), Answer::Empty);
+    assert!(
+        eventually(Duration::from_secs(5), || platform.delivered() == 1).await,
+        "wxgate serve did not send the late reply"
+    );
+    assert_eq!(platform.sent()[0].content, "from the server");
 }
