@@ -49,11 +49,7 @@ async fn rig() -> Rig {
     let table = unique_table_name("faults");
     create_table(&client(&server.endpoint()).await, &table).await;
     let proxy = FaultProxy::start(server.addr());
-    let timeouts = DynamoTimeouts {
-        attempt: Duration::from_millis(150),
-        operation: Duration::from_millis(350),
-        max_attempts: 2,
-    };
+    let timeouts = DynamoTimeouts::per_attempt(Duration::from_millis(150));
     let conf = with_timeouts(client_config(&proxy.endpoint()), timeouts);
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), table);
     let config = Config::parse(&format!(

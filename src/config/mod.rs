@@ -221,32 +221,21 @@ impl AppConfig {
     }
 
     /// The credentials for this app's access token: WeCom corp id or MP AppID with the app
-    /// secret. `None` without a secret (the app only answers callbacks), and for Open
-    /// Platform apps, whose component token is a different flow.
-    ///
-    /// # Errors
-    /// The secret is an `env:` reference to a variable that is unset or empty.
-    pub fn token_source(&self) -> Result<Option<crate::wechat::TokenSource>, ConfigError> {
-        let Some(raw) = self.secret.as_deref() else {
-            return Ok(None);
-        };
-        let secret = secret::resolve(&self.name, "secret", raw)?;
-        let secret = secrecy::ExposeSecret::expose_secret(&secret);
-        Ok(
-            match (
-                self.platform,
-                self.corp_id.as_deref(),
-                self.app_id.as_deref(),
-            ) {
-                (Platform::Wecom, Some(corp_id), _) => {
-                    Some(crate::wechat::TokenSource::wecom(corp_id, secret))
-                }
-                (Platform::Mp, _, Some(app_id)) => {
-                    Some(crate::wechat::TokenSource::mp(app_id, secret))
-                }
-                _ => None,
-            },
-        )
+    /// secret, as resolved in `secrets`. `None` without a secret (the app only answers
+    /// callbacks), and for Open Platform apps, whose component token is a different flow.
+    pub fn token_source(&self, secrets: &AppSecrets) -> Option<crate::wechat::TokenSource> {
+        let secret = secrecy::ExposeSecret::expose_secret(secrets.secret.as_ref()?);
+        match (
+            self.platform,
+            self.corp_id.as_deref(),
+            self.app_id.as_deref(),
+        ) {
+            (Platform::Wecom, Some(corp_id), _) => {
+                Some(crate::wechat::TokenSource::wecom(corp_id, secret))
+            }
+            (Platform::Mp, _, Some(app_id)) => Some(crate::wechat::TokenSource::mp(app_id, secret)),
+            _ => None,
+        }
     }
 
     fn error(&self, reason: impl Into<String>) -> ConfigError {

@@ -12,6 +12,8 @@ pub(crate) struct App {
     pub platform: Platform,
     /// WeCom: the AgentId active messages are sent with.
     pub agent_id: Option<u64>,
+    /// The access-token credentials, when the app has a secret.
+    pub token_source: Option<crate::wechat::TokenSource>,
     /// For plain `signature` checks (MP verification and plaintext mode).
     pub token: Token,
     /// Token, keys and receive id, when the app has an EncodingAESKey.
@@ -44,6 +46,7 @@ impl App {
             name: config.name.clone(),
             platform: config.platform,
             agent_id: config.agent_id,
+            token_source: config.token_source(&secrets),
             token,
             crypt,
         })

@@ -55,8 +55,6 @@ pub struct Gateway<B = ConfigBot> {
     bot: Arc<B>,
     store: Arc<Backend>,
     dedup: Dedup,
-    /// Each app's access-token credentials, for apps that have a secret.
-    token_sources: HashMap<String, TokenSource>,
     api: crate::config::ApiSettings,
     /// Built on first use: the HTTPS client loads its trust roots, which a callback that
     /// never calls an API should not pay for at cold start.
@@ -116,11 +114,7 @@ impl<B: Bot> Gateway<B> {
             StorePlan::Memory => Backend::default(),
             StorePlan::Dynamodb { table } => {
                 let attempt = Duration::from_millis(config.store.timeout_ms);
-                let timeouts = DynamoTimeouts {
-                    attempt,
-                    operation: attempt * 2 + Duration::from_millis(50),
-                    max_attempts: 2,
-                };
+                let timeouts = DynamoTimeouts::per_attempt(attempt);
                 Backend::Dynamo(DynamoStore::from_env(table, timeouts).await)
             }
         };
@@ -137,15 +131,6 @@ impl<B: Bot> Gateway<B> {
             .iter()
             .map(|c| Ok((c.name.clone(), App::from_config(c)?)))
             .collect::<Result<_, ConfigError>>()?;
-        let token_sources = config
-            .apps
-            .iter()
-            .filter_map(|c| match c.token_source() {
-                Ok(Some(source)) => Some(Ok((c.name.clone(), source))),
-                Ok(None) => None,
-                Err(e) => Some(Err(e)),
-            })
-            .collect::<Result<_, ConfigError>>()?;
         let settings = config.gateway.clone();
         let dedup = Dedup::new(
             Arc::clone(&store),
@@ -158,7 +143,6 @@ impl<B: Bot> Gateway<B> {
             bot: Arc::new(bot),
             store,
             dedup,
-            token_sources,
             api: config.api.clone(),
             tokens: std::sync::OnceLock::new(),
             deferred_replies: false,
@@ -212,7 +196,7 @@ impl<B: Bot> Gateway<B> {
 
     /// The credentials of an app's access token; `None` when the app has no `secret`.
     pub fn token_source(&self, app: &str) -> Option<&TokenSource> {
-        self.token_sources.get(app)
+        self.apps.get(app)?.token_source.as_ref()
     }
 
     /// An app's access token, from the shared cache (fetched only when none is fresh).
@@ -473,9 +457,9 @@ impl<B: Bot> Gateway<B> {
         message: &Message,
         deadline: Instant,
     ) -> Option<crate::reply::Reply> {
-        if let Some(delivery) = self.deferral(app, message) {
+        if let Some(tokens) = self.deferral_tokens(app) {
             return self
-                .ask_bot_deferrable(app, authorizer_app_id, message, deadline, delivery)
+                .ask_bot_deferrable(app, authorizer_app_id, message, deadline, tokens)
                 .await;
         }
         let inbound = Inbound {
@@ -497,22 +481,16 @@ impl<B: Bot> Gateway<B> {
         }
     }
 
-    /// How a late reply to `message` would be delivered, when deferred replies are on and
-    /// the app can send active messages.
-    fn deferral(&self, app: &App, message: &Message) -> Option<deferred::Delivery> {
-        if !self.deferred_replies || app.platform == Platform::Wecom && app.agent_id.is_none() {
+    /// The tokens a late reply would be sent with, when deferred replies are on and the app
+    /// can send active messages (a secret, and on WeCom an agent id).
+    fn deferral_tokens(&self, app: &App) -> Option<&Arc<TokenProvider<Backend>>> {
+        if !self.deferred_replies
+            || app.token_source.is_none()
+            || app.platform == Platform::Wecom && app.agent_id.is_none()
+        {
             return None;
         }
-        let source = self.token_source(&app.name)?.clone();
-        let tokens = Arc::clone(self.shared_tokens().ok()?);
-        Some(deferred::Delivery {
-            app: app.name.clone(),
-            platform: app.platform,
-            agent_id: app.agent_id,
-            source,
-            tokens,
-            to: message.from_user_name.clone(),
-        })
+        self.shared_tokens().ok()
     }
 
     /// The bot runs as its own task: answered within the budget, its reply is passive;
@@ -523,7 +501,7 @@ impl<B: Bot> Gateway<B> {
         authorizer_app_id: Option<&str>,
         message: &Message,
         deadline: Instant,
-        delivery: deferred::Delivery,
+        tokens: &Arc<TokenProvider<Backend>>,
     ) -> Option<crate::reply::Reply> {
         let limit = Duration::from_millis(self.settings.deferred_limit_ms);
         let owned = deferred::OwnedInbound {
@@ -552,6 +530,15 @@ impl<B: Bot> Gateway<B> {
                     budget_ms = self.settings.budget_ms,
                     "the bot missed the time budget; answering empty, its reply will follow as an active message"
                 );
+                // Only now, for the late ones, is the delivery put together.
+                let delivery = deferred::Delivery {
+                    app: app.name.clone(),
+                    platform: app.platform,
+                    agent_id: app.agent_id,
+                    source: app.token_source.clone()?,
+                    tokens: Arc::clone(tokens),
+                    to: message.from_user_name.clone(),
+                };
                 tokio::spawn(deferred::deliver_late(task, delivery, limit));
                 None
             }

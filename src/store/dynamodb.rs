@@ -46,11 +46,13 @@ pub struct DynamoTimeouts {
     pub max_attempts: u32,
 }
 
-impl Default for DynamoTimeouts {
-    fn default() -> Self {
+impl DynamoTimeouts {
+    /// Two attempts of at most `attempt` each, with room for the short backoff between
+    /// them: what `[store] timeout_ms` configures.
+    pub fn per_attempt(attempt: Duration) -> Self {
         Self {
-            attempt: Duration::from_millis(250),
-            operation: Duration::from_millis(600),
+            attempt,
+            operation: attempt * 2 + Duration::from_millis(50),
             max_attempts: 2,
         }
     }
