@@ -30,20 +30,22 @@ fn at(now_ms: u64) -> DedupTimes {
 /// A DynamoDB store on a fresh table; the server lives as long as the returned guard.
 async fn dynamo() -> (DynamoServer, DynamoStore) {
     let server = DynamoServer::start();
-    let client = client(&server.endpoint()).await;
+    let store = store_on_new_table(&server.endpoint()).await;
+    (server, store)
+}
+
+/// A DynamoDB store on a table of its own at `endpoint`.
+async fn store_on_new_table(endpoint: &str) -> DynamoStore {
+    let client = client(endpoint).await;
     let table = unique_table_name("contract");
     create_table(&client, &table).await;
-    (server, DynamoStore::new(client, table))
+    DynamoStore::new(client, table)
 }
 
 /// A DynamoDB store on a fresh table of the moto server this test binary shares (one start
 /// of 0.5-0.9 s instead of one per test; each test has its own table).
 async fn moto() -> DynamoStore {
-    let server = MotoServer::shared();
-    let client = client(&server.endpoint()).await;
-    let table = unique_table_name("contract");
-    create_table(&client, &table).await;
-    DynamoStore::new(client, table)
+    store_on_new_table(&MotoServer::shared().endpoint()).await
 }
 
 /// Declares each scenario three times: `memory::name`, `dynamodb::name` (dynalite) and

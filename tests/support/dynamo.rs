@@ -364,18 +364,24 @@ impl Process {
 
     /// SIGKILL to the whole process group, then reap the child.
     fn kill(mut self) {
-        let group = format!("-{}", self.child.id());
-        let killed = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !killed {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        kill_process_group(&mut self.child);
     }
+}
+
+/// SIGKILL to `child`'s whole process group (it was started as a group leader), then reap
+/// it; a plain kill of the child if the group cannot be signalled.
+pub fn kill_process_group(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !killed {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
 }
 
 /// `GET /` answers `healthy: dynamodb...` once dynalite is listening.

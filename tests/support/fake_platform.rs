@@ -29,9 +29,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -42,6 +40,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use wxgate::wechat::{ApiEndpoints, TokenSource};
+
+use super::loopback::{LoopbackServer, lock};
 
 /// The WeCom corp id the fake accepts.
 pub const CORP_ID: &str = "wwfakecorp0000001";
@@ -247,45 +247,30 @@ impl State {
 
 /// The running fake; stopped on drop.
 pub struct FakePlatform {
-    addr: SocketAddr,
+    server: LoopbackServer,
     state: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl FakePlatform {
     /// Starts the fake on a free loopback port.
     pub fn start() -> FakePlatform {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(Mutex::new(State::new()));
-        let (shutdown, stop) = tokio::sync::oneshot::channel();
         let served = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name("fake-platform".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("fake platform runtime");
-                runtime.block_on(serve(listener, served, stop));
-                // Dropping the runtime here cancels connections still open or delayed.
-            })
-            .expect("spawn fake platform thread");
-        FakePlatform {
-            addr,
-            state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        let server = LoopbackServer::start("fake-platform", move |stream| {
+            let state = Arc::clone(&served);
+            async move {
+                let service = service_fn(move |request| handle(Arc::clone(&state), request));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            }
+        });
+        FakePlatform { server, state }
     }
 
     /// `http://127.0.0.1:port`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Both platforms' API on this fake.
@@ -413,46 +398,6 @@ impl FakePlatform {
     /// Messages delivered so far.
     pub fn delivered(&self) -> usize {
         self.state().sent.len()
-    }
-}
-
-impl Drop for FakePlatform {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let state = Arc::clone(&state);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| handle(Arc::clone(&state), request));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        }
     }
 }
 

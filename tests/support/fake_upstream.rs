@@ -11,14 +11,14 @@
 //! tests that use it; dropping it stops it.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::loopback::{LoopbackServer, lock};
 
 /// The largest request head read.
 const MAX_HEAD: usize = 16 * 1024;
@@ -161,50 +161,29 @@ struct State {
 
 /// The running fake; stopped on drop.
 pub struct FakeUpstream {
-    addr: SocketAddr,
+    server: LoopbackServer,
     state: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl FakeUpstream {
     /// Starts the fake on a free loopback port, checking signatures with `secret`, answering
     /// `behavior`.
     pub fn start(secret: &str, behavior: Behavior) -> FakeUpstream {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(Mutex::new(State {
             secret: secret.to_owned(),
             behavior,
             requests: Vec::new(),
         }));
-        let (shutdown, stop) = tokio::sync::oneshot::channel();
         let served = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name("fake-upstream".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("fake upstream runtime");
-                runtime.block_on(serve(listener, served, stop));
-                // Dropping the runtime cancels the connections still open.
-            })
-            .expect("spawn fake upstream thread");
-        FakeUpstream {
-            addr,
-            state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        let server = LoopbackServer::start("fake-upstream", move |stream| {
+            connection(stream, Arc::clone(&served))
+        });
+        FakeUpstream { server, state }
     }
 
     /// `http://127.0.0.1:port/bot`.
     pub fn url(&self) -> String {
-        format!("http://{}/bot", self.addr)
+        format!("http://{}/bot", self.server.addr())
     }
 
     /// Changes what the next requests get.
@@ -230,40 +209,6 @@ impl FakeUpstream {
                 return hung_up;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
-
-impl Drop for FakeUpstream {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                tokio::spawn(connection(stream, Arc::clone(&state)));
-            }
         }
     }
 }

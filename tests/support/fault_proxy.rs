@@ -25,6 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::loopback::lock;
+
 /// How long the proxy waits to connect to the upstream before giving up on a connection
 /// (closing it towards the client).
 pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -276,8 +278,4 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, to_client: bool
     }
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

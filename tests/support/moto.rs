@@ -37,6 +37,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::loopback::lock;
+
 /// How long [`MotoServer::start`] waits for the server to listen and then to answer.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -344,17 +346,7 @@ impl Process {
 
     /// SIGKILL to the whole process group, then reap the child.
     fn kill(mut self) {
-        let group = format!("-{}", self.child.id());
-        let killed = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !killed {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        super::dynamo::kill_process_group(&mut self.child);
     }
 }
 
@@ -388,8 +380,4 @@ fn answers_dynamodb(port: u16) -> bool {
         .next()
         .is_some_and(|status| status.contains(" 200 "))
         && response.contains("TableNames")
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -1,0 +1,83 @@
+//! A TCP server on 127.0.0.1 for the fakes the tests talk to (the WeChat API, an upstream
+//! bot). It runs on its own thread with its own tokio runtime, so it outlives the runtimes of
+//! the `#[tokio::test]`s that use it, and it is stopped and joined on drop.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use tokio::net::TcpStream;
+
+/// The running server.
+pub struct LoopbackServer {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LoopbackServer {
+    /// Listens on a free port and runs `connection` as a task for every connection accepted.
+    pub fn start<F, Fut>(name: &str, connection: F) -> LoopbackServer
+    where
+        F: Fn(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let addr = listener.local_addr().expect("local addr");
+        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("loopback server runtime");
+                runtime.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                    loop {
+                        tokio::select! {
+                            _ = &mut stop => return,
+                            accepted = listener.accept() => {
+                                let Ok((stream, _)) = accepted else { continue };
+                                tokio::spawn(connection(stream));
+                            }
+                        }
+                    }
+                });
+                // Dropping the runtime here cancels connections still open or delayed.
+            })
+            .expect("spawn loopback server thread");
+        LoopbackServer {
+            addr,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Locks a mutex; a test that panicked while holding it leaves data that is still readable.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
