@@ -463,6 +463,10 @@ mod tests {
     fn settings_out_of_range_are_refused() {
         let e = error_of(&format!("[gateway]\nbudget_ms = 5000\n{DEMO}"));
         assert!(e.contains("budget_ms"), "{e}");
+        for limit in [999, 600_001] {
+            let e = error_of(&format!("[gateway]\ndeferred_limit_ms = {limit}\n{DEMO}"));
+            assert!(e.contains("gateway.deferred_limit_ms"), "{e}");
+        }
         let e = error_of("apps = []");
         assert!(e.contains("at least one app"), "{e}");
         let e = error_of(&format!("[store]\nretention_secs = 1\n{DEMO}"));
