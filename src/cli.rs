@@ -682,7 +682,38 @@ fn send_failure(err: &SendError) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// The Lambda entry point: config from `WXGATE_CONFIG`, JSON logs, one request at a time.
+/// The environment variable that turns reply jobs on in the Lambda function. template.yaml
+/// sets it to `stream` together with the stream mapping that runs the jobs; without the
+/// mapping a job would never run, so it is off unless set.
+pub const REPLY_JOBS_ENV: &str = "WXGATE_REPLY_JOBS";
+
+/// Turns reply jobs on when [`REPLY_JOBS_ENV`] is `stream` and the store is DynamoDB (the
+/// table whose stream runs them).
+fn with_reply_jobs_from_env(gateway: Gateway) -> Gateway {
+    match std::env::var(REPLY_JOBS_ENV).ok().as_deref() {
+        None | Some("" | "off") => gateway,
+        Some("stream") if gateway.store().kind() == "dynamodb" => {
+            tracing::info!("slow replies run as jobs from the table's stream");
+            gateway.with_reply_jobs()
+        }
+        Some("stream") => {
+            tracing::warn!(
+                "{REPLY_JOBS_ENV}=stream needs the DynamoDB store; slow replies are answered within the budget or not at all"
+            );
+            gateway
+        }
+        Some(other) => {
+            tracing::warn!(
+                value = other,
+                "{REPLY_JOBS_ENV} is `stream` or `off`; reply jobs stay off"
+            );
+            gateway
+        }
+    }
+}
+
+/// The Lambda entry point: config from `WXGATE_CONFIG`, JSON logs, one event at a time
+/// (a callback, or a batch of reply jobs from the table's stream).
 pub fn lambda_main() -> ExitCode {
     crate::logging::init_json();
     let config = match std::env::var(CONFIG_ENV)
@@ -716,6 +747,7 @@ pub fn lambda_main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let gateway = with_reply_jobs_from_env(gateway);
     match runtime.block_on(crate::lambda::run(Arc::new(gateway))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

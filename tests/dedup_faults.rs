@@ -20,7 +20,7 @@ use wxgate::message::Callback;
 use wxgate::reply::Reply;
 use wxgate::simulate::{Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, text_xml};
 use wxgate::store::dynamodb::{DynamoTimeouts, with_timeouts};
-use wxgate::store::{Backend, DedupRecord, DynamoStore, Store, dedup_key, now_ms};
+use wxgate::store::{Backend, DedupRecord, DedupStore, DynamoStore, dedup_key, now_ms};
 
 const BUDGET: Duration = Duration::from_millis(1000);
 

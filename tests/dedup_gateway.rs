@@ -20,7 +20,7 @@ use wxgate::simulate::{
     Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, event_xml, location_xml,
     text_xml,
 };
-use wxgate::store::{Backend, DedupTimes, DynamoStore, MemoryStore, Store, dedup_key, now_ms};
+use wxgate::store::{Backend, DedupStore, DedupTimes, DynamoStore, MemoryStore, dedup_key, now_ms};
 
 /// Answers "answer #n" after a delay, n counting its runs: equal answers mean one run.
 struct CountingBot {

@@ -11,8 +11,8 @@ mod support;
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
 use support::moto::MotoServer;
 use wxgate::store::{
-    CachedToken, Claim, DedupRecord, DedupTimes, DynamoStore, Store, TokenRecord, dedup_key,
-    token_key,
+    CachedToken, Claim, DedupRecord, DedupTimes, DynamoStore, JobEnd, JobRecord, JobState, NewJob,
+    Store, TokenRecord, dedup_key, token_key,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -94,6 +94,11 @@ contract!(
     token_is_stored_only_by_the_lease_holder_and_expires,
     a_token_is_dropped_only_if_it_is_still_the_failed_one,
     a_refresh_lease_is_given_back_only_by_its_holder,
+    a_job_is_taken_once_and_answered_passively_while_the_callback_waits,
+    a_callback_that_stopped_waiting_leaves_the_reply_to_be_sent_once,
+    a_reply_after_the_answer_by_time_is_not_stored_for_the_callback,
+    a_crashed_workers_job_is_taken_over_and_a_failure_is_kept,
+    a_job_record_is_never_taken_over_by_a_claim,
 );
 
 async fn first_claim_wins_and_later_ones_see_it_in_progress(store: &impl Store) {
@@ -473,7 +478,7 @@ mod losing_claim_requests {
     use super::support::moto::MotoServer;
     use super::support::request_count::RequestCount;
     use super::{LEASE_MS, T0, at};
-    use wxgate::store::{Claim, DynamoStore, Store, dedup_key};
+    use wxgate::store::{Claim, DedupStore, DynamoStore, dedup_key};
 
     /// The requests (by operation) made between two snapshots.
     fn delta(
@@ -556,7 +561,7 @@ mod template_table {
     use super::support::dynamo::{client, create_table, unique_table_name};
     use super::support::moto::MotoServer;
     use super::{T0, at};
-    use wxgate::store::{Claim, DynamoStore, Store, dedup_key};
+    use wxgate::store::{Claim, DedupStore, DynamoStore, dedup_key};
 
     /// `TimeToLiveSpecification` of template.yaml's table: (`AttributeName`, `Enabled`).
     fn template_ttl() -> (String, bool) {
@@ -627,4 +632,301 @@ mod template_table {
             Claim::Done { reply: None }
         );
     }
+}
+
+const ANSWER_BY: u64 = T0 + 4_000;
+/// A decrypted callback as a job carries it: CDATA, quotes and non-ASCII text.
+const JOB_MESSAGE: &str = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><FromUserName><![CDATA[lisi]]></FromUserName><CreateTime>1800000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好 \"<&>\"]]></Content><MsgId>42</MsgId><AgentID>218</AgentID></xml>";
+
+fn job<'a>() -> NewJob<'a> {
+    NewJob {
+        app: "demo",
+        authorizer_app_id: Some("wxauthorizer"),
+        message: JOB_MESSAGE,
+        answer_by_ms: ANSWER_BY,
+    }
+}
+
+async fn job_state(store: &impl Store, key: &str, now_ms: u64) -> Option<JobState> {
+    store.job(key, now_ms).await.unwrap().map(|j| j.state)
+}
+
+async fn a_job_is_taken_once_and_answered_passively_while_the_callback_waits(store: &impl Store) {
+    let key = dedup_key("demo", "job|1");
+    assert_eq!(
+        store
+            .claim_with_job(&key, "cb", at(T0), job())
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+    assert_eq!(
+        store.job(&key, T0).await.unwrap(),
+        Some(JobRecord {
+            state: JobState::Pending,
+            app: "demo".into(),
+            authorizer_app_id: Some("wxauthorizer".into()),
+            message: JOB_MESSAGE.into(),
+            answer_by_ms: ANSWER_BY,
+            reason: None,
+            msgid: None,
+        })
+    );
+    // A stream record delivered twice: one worker gets the job.
+    assert!(store.take_job(&key, "w1", T0 + 100, 60_000).await.unwrap());
+    assert!(!store.take_job(&key, "w2", T0 + 150, 60_000).await.unwrap());
+    assert_eq!(
+        job_state(store, &key, T0 + 150).await,
+        Some(JobState::Running)
+    );
+    assert!(matches!(
+        store.dedup_record(&key, T0 + 200).await.unwrap(),
+        Some(DedupRecord::InProgress { .. })
+    ));
+    // Only the holder stores the reply.
+    assert!(
+        !store
+            .answer_job(&key, "w2", Some("<xml>r</xml>"), at(T0 + 300))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .answer_job(&key, "w1", Some("<xml>r</xml>"), at(T0 + 300))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.dedup_record(&key, T0 + 400).await.unwrap(),
+        Some(DedupRecord::Done {
+            reply: Some("<xml>r</xml>".into())
+        })
+    );
+    // The callback's give-up write comes too late to hide it; retries replay it.
+    assert!(
+        !store
+            .complete(&key, "cb", None, at(T0 + 500))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.claim(&key, "retry", at(T0 + 600)).await.unwrap(),
+        Claim::Done {
+            reply: Some("<xml>r</xml>".into())
+        }
+    );
+    assert_eq!(
+        job_state(store, &key, T0 + 600).await,
+        Some(JobState::Answered)
+    );
+    assert!(
+        !store
+            .take_job(&key, "w3", T0 + 120_000, 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(!store.start_sending(&key, "w1", at(T0 + 700)).await.unwrap());
+}
+
+async fn a_callback_that_stopped_waiting_leaves_the_reply_to_be_sent_once(store: &impl Store) {
+    let key = dedup_key("demo", "job|2");
+    assert_eq!(
+        store
+            .claim_with_job(&key, "cb", at(T0), job())
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+    assert!(store.take_job(&key, "w", T0 + 100, 60_000).await.unwrap());
+    // The callback's budget ends: it answers empty, and so do its retries.
+    assert!(
+        store
+            .complete(&key, "cb", None, at(T0 + 3_900))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.claim(&key, "retry", at(T0 + 5_000)).await.unwrap(),
+        Claim::Done { reply: None }
+    );
+    // The worker's reply comes in time by the clock, but nobody waits for it any more.
+    assert!(
+        !store
+            .answer_job(&key, "w", Some("<xml>late</xml>"), at(T0 + 3_950))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .start_sending(&key, "w", at(T0 + 6_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .start_sending(&key, "w", at(T0 + 6_001))
+            .await
+            .unwrap(),
+        "marked once"
+    );
+    assert_eq!(
+        job_state(store, &key, T0 + 6_100).await,
+        Some(JobState::Sending)
+    );
+    assert!(
+        !store
+            .end_job(&key, "other", JobEnd::Sent { msgid: None }, at(T0 + 6_200))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .end_job(
+                &key,
+                "w",
+                JobEnd::Sent {
+                    msgid: Some("msg-7")
+                },
+                at(T0 + 6_200)
+            )
+            .await
+            .unwrap()
+    );
+    let ended = store.job(&key, T0 + 6_300).await.unwrap().unwrap();
+    assert_eq!(
+        (ended.state, ended.msgid.as_deref()),
+        (JobState::Sent, Some("msg-7"))
+    );
+    assert_eq!(
+        store.dedup_record(&key, T0 + 6_300).await.unwrap(),
+        Some(DedupRecord::Done { reply: None })
+    );
+    // A redelivery of the stream record finds nothing to do.
+    assert!(
+        !store
+            .take_job(&key, "w2", T0 + 200_000, 60_000)
+            .await
+            .unwrap()
+    );
+}
+
+async fn a_reply_after_the_answer_by_time_is_not_stored_for_the_callback(store: &impl Store) {
+    let key = dedup_key("demo", "job|3");
+    assert_eq!(
+        store
+            .claim_with_job(&key, "cb", at(T0), job())
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+    assert!(store.take_job(&key, "w", T0 + 100, 60_000).await.unwrap());
+    // The callback died without giving up; its answer-by time has passed.
+    assert!(
+        !store
+            .answer_job(&key, "w", None, at(ANSWER_BY + 1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .start_sending(&key, "w", at(ANSWER_BY + 2))
+            .await
+            .unwrap()
+    );
+    // While sending, a retry of the callback is answered empty.
+    assert_eq!(
+        store.claim(&key, "retry", at(ANSWER_BY + 3)).await.unwrap(),
+        Claim::Done { reply: None }
+    );
+}
+
+async fn a_crashed_workers_job_is_taken_over_and_a_failure_is_kept(store: &impl Store) {
+    let key = dedup_key("demo", "job|4");
+    assert_eq!(
+        store
+            .claim_with_job(&key, "cb", at(T0), job())
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+    assert!(store.take_job(&key, "w1", T0, 5_000).await.unwrap());
+    assert!(
+        !store.take_job(&key, "w2", T0 + 5_000, 5_000).await.unwrap(),
+        "w1's last ms"
+    );
+    assert!(store.take_job(&key, "w2", T0 + 5_001, 5_000).await.unwrap());
+    // The crashed worker's late writes are refused.
+    assert!(
+        !store
+            .answer_job(&key, "w1", None, at(T0 + 5_100))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .end_job(&key, "w1", JobEnd::NoReply, at(T0 + 5_100))
+            .await
+            .unwrap()
+    );
+    let reason = "upstream: HTTP 500";
+    assert!(
+        store
+            .end_job(&key, "w2", JobEnd::Failed { reason }, at(T0 + 6_000))
+            .await
+            .unwrap()
+    );
+    // Kept past the usual retention (an hour here) for inspection.
+    let three_days = T0 + 3 * 86_400_000;
+    let failed = store.job(&key, three_days).await.unwrap().expect("kept");
+    assert_eq!(
+        (failed.state, failed.reason.as_deref()),
+        (JobState::Failed, Some(reason))
+    );
+    assert_eq!(
+        store.dedup_record(&key, three_days).await.unwrap(),
+        Some(DedupRecord::Done { reply: None })
+    );
+    assert!(!store.take_job(&key, "w3", three_days, 5_000).await.unwrap());
+    assert_eq!(
+        store.job(&key, T0 + 8 * 86_400_000).await.unwrap(),
+        None,
+        "then expires"
+    );
+}
+
+async fn a_job_record_is_never_taken_over_by_a_claim(store: &impl Store) {
+    let key = dedup_key("demo", "job|5");
+    assert_eq!(
+        store
+            .claim_with_job(&key, "cb", at(T0), job())
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+    // Past the callback's lease, a retry does not claim it again (that would start a
+    // second job): it answers empty, and the pending job is still the worker's to take.
+    let later = T0 + LEASE_MS + 1;
+    assert_eq!(
+        store.claim(&key, "retry", at(later)).await.unwrap(),
+        Claim::Done { reply: None }
+    );
+    assert_eq!(
+        store
+            .claim_with_job(&key, "retry2", at(later), job())
+            .await
+            .unwrap(),
+        Claim::Done { reply: None }
+    );
+    assert_eq!(
+        store.dedup_record(&key, later).await.unwrap(),
+        Some(DedupRecord::Done { reply: None })
+    );
+    assert!(
+        !store
+            .complete(&key, "retry", None, at(later))
+            .await
+            .unwrap()
+    );
+    assert_eq!(job_state(store, &key, later).await, Some(JobState::Pending));
+    assert!(store.take_job(&key, "w", later, 5_000).await.unwrap());
 }

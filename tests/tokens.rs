@@ -16,8 +16,8 @@ use serde_json::Value;
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
 use support::fake_platform::{self, FakePlatform};
 use wxgate::store::{
-    CachedToken, Claim, DedupRecord, DedupTimes, DynamoStore, EpochMillis, MemoryStore, Store,
-    StoreError, TokenRecord, token_key,
+    CachedToken, DynamoStore, EpochMillis, MemoryStore, StoreError, TokenRecord, TokenStore,
+    token_key,
 };
 use wxgate::wechat::{
     AccessToken, ApiError, ClientTimeouts, PlatformClient, TokenError, TokenProvider,
@@ -71,32 +71,7 @@ impl<S> Counting<S> {
     }
 }
 
-impl<S: Store> Store for Counting<S> {
-    async fn claim(&self, key: &str, owner: &str, times: DedupTimes) -> Result<Claim, StoreError> {
-        self.count();
-        self.inner.claim(key, owner, times).await
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        owner: &str,
-        reply: Option<&str>,
-        times: DedupTimes,
-    ) -> Result<bool, StoreError> {
-        self.count();
-        self.inner.complete(key, owner, reply, times).await
-    }
-
-    async fn dedup_record(
-        &self,
-        key: &str,
-        now_ms: EpochMillis,
-    ) -> Result<Option<DedupRecord>, StoreError> {
-        self.count();
-        self.inner.dedup_record(key, now_ms).await
-    }
-
+impl<S: TokenStore> TokenStore for Counting<S> {
     async fn token(&self, key: &str, now_ms: EpochMillis) -> Result<TokenRecord, StoreError> {
         self.count();
         self.inner.token(key, now_ms).await
@@ -139,26 +114,7 @@ impl<S: Store> Store for Counting<S> {
 /// A store that is down: every request fails.
 struct BrokenStore;
 
-impl Store for BrokenStore {
-    async fn claim(&self, _: &str, _: &str, _: DedupTimes) -> Result<Claim, StoreError> {
-        Err(down())
-    }
-    async fn complete(
-        &self,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-        _: DedupTimes,
-    ) -> Result<bool, StoreError> {
-        Err(down())
-    }
-    async fn dedup_record(
-        &self,
-        _: &str,
-        _: EpochMillis,
-    ) -> Result<Option<DedupRecord>, StoreError> {
-        Err(down())
-    }
+impl TokenStore for BrokenStore {
     async fn token(&self, _: &str, _: EpochMillis) -> Result<TokenRecord, StoreError> {
         Err(down())
     }
@@ -193,7 +149,7 @@ fn client_for(platform: &FakePlatform, timeouts: ClientTimeouts) -> PlatformClie
 }
 
 /// One "instance": a provider with its own cache over the shared `store`.
-fn instance<S: Store>(
+fn instance<S: TokenStore>(
     store: &Arc<S>,
     platform: &FakePlatform,
     settings: TokenSettings,
@@ -206,7 +162,7 @@ fn instance<S: Store>(
 }
 
 /// `get_api_domain_ip` through `provider.call`: spends a token on the fake.
-async fn domain_ip<S: Store>(
+async fn domain_ip<S: TokenStore>(
     provider: &TokenProvider<S>,
     source: &TokenSource,
 ) -> Result<Value, TokenError> {
@@ -261,16 +217,16 @@ both_stores!(
 // Scenarios
 // ------------------------------------------------------------------------------------------
 
-async fn cold_cache_fetches_once_wecom<S: Store + 'static>(store: Arc<S>) {
+async fn cold_cache_fetches_once_wecom<S: TokenStore + 'static>(store: Arc<S>) {
     cold_cache_fetches_once(store, FakePlatform::wecom_source()).await;
 }
 
-async fn cold_cache_fetches_once_mp<S: Store + 'static>(store: Arc<S>) {
+async fn cold_cache_fetches_once_mp<S: TokenStore + 'static>(store: Arc<S>) {
     cold_cache_fetches_once(store, FakePlatform::mp_source()).await;
 }
 
 /// 50 concurrent `get`s on a cold cache: one store round, one fetch, one token for all.
-async fn cold_cache_fetches_once<S: Store + 'static>(store: Arc<S>, source: TokenSource) {
+async fn cold_cache_fetches_once<S: TokenStore + 'static>(store: Arc<S>, source: TokenSource) {
     let fake = FakePlatform::start();
     // A little latency, so the callers really overlap the fetch.
     fake.set_delay(Duration::from_millis(50));
@@ -308,7 +264,7 @@ async fn cold_cache_fetches_once<S: Store + 'static>(store: Arc<S>, source: Toke
 
 /// Four instances start cold at once, while the platform is slow: the refresh lease lets
 /// one of them fetch; the others wait for the token it stores.
-async fn cold_instances_fetch_once<S: Store + 'static>(store: Arc<S>) {
+async fn cold_instances_fetch_once<S: TokenStore + 'static>(store: Arc<S>) {
     let fake = FakePlatform::start();
     fake.set_delay(Duration::from_millis(100));
     let source = FakePlatform::mp_source();
@@ -330,7 +286,7 @@ async fn cold_instances_fetch_once<S: Store + 'static>(store: Arc<S>) {
 }
 
 /// A fresh token is served from the local cache: no store request, no fetch.
-async fn fresh_tokens_cost_no_store_requests<S: Store + 'static>(store: Arc<S>) {
+async fn fresh_tokens_cost_no_store_requests<S: TokenStore + 'static>(store: Arc<S>) {
     let fake = FakePlatform::start();
     let source = FakePlatform::wecom_source();
     let a = instance(&store, &fake, TokenSettings::default());
@@ -355,7 +311,7 @@ async fn fresh_tokens_cost_no_store_requests<S: Store + 'static>(store: Arc<S>) 
 
 /// Two instances under steady load for several token lifetimes: one fetch per lifetime in
 /// all, never the same token twice, every API call accepted.
-async fn instances_share_one_fetch_per_lifetime<S: Store + 'static>(store: Arc<S>) {
+async fn instances_share_one_fetch_per_lifetime<S: TokenStore + 'static>(store: Arc<S>) {
     const LIFETIME: Duration = Duration::from_secs(1);
     const AHEAD: Duration = Duration::from_millis(500);
     const RUN: Duration = Duration::from_millis(2_300);
@@ -451,7 +407,7 @@ async fn instances_share_one_fetch_per_lifetime<S: Store + 'static>(store: Arc<S
 
 /// The platform revokes the token: many concurrent calls on both instances all succeed,
 /// after exactly one new fetch.
-async fn revoked_token_is_refetched_once<S: Store + 'static>(store: Arc<S>) {
+async fn revoked_token_is_refetched_once<S: TokenStore + 'static>(store: Arc<S>) {
     let fake = FakePlatform::start();
     let source = FakePlatform::wecom_source();
     let instances = [
@@ -489,7 +445,7 @@ async fn revoked_token_is_refetched_once<S: Store + 'static>(store: Arc<S>) {
 
 /// A platform error comes back typed, leaves nothing cached or leased, and the next `get`
 /// fetches again at once.
-async fn platform_errors_are_typed_and_not_cached<S: Store + 'static>(store: Arc<S>) {
+async fn platform_errors_are_typed_and_not_cached<S: TokenStore + 'static>(store: Arc<S>) {
     let fake = FakePlatform::start();
     let source = FakePlatform::mp_source();
     let provider = instance(&store, &fake, TokenSettings::default());
@@ -538,7 +494,7 @@ async fn platform_errors_are_typed_and_not_cached<S: Store + 'static>(store: Arc
 
 /// A platform that does not answer: a timeout error within the client's timeout; the next
 /// `get` succeeds once it answers again.
-async fn hanging_platform_times_out<S: Store + 'static>(store: Arc<S>) {
+async fn hanging_platform_times_out<S: TokenStore + 'static>(store: Arc<S>) {
     let fake = FakePlatform::start();
     let source = FakePlatform::wecom_source();
     let timeouts = ClientTimeouts {
@@ -575,7 +531,7 @@ async fn hanging_platform_times_out<S: Store + 'static>(store: Arc<S>) {
 /// With the clock moved by hand: a token is served locally until `refresh_ahead` before its
 /// expiry, then refreshed; a refresh the platform fails falls back on the still valid
 /// token, retried one lease later.
-async fn moved_clock_drives_refresh_and_fallback<S: Store + 'static>(store: Arc<S>) {
+async fn moved_clock_drives_refresh_and_fallback<S: TokenStore + 'static>(store: Arc<S>) {
     const SECOND: u64 = 1_000;
     let fake = FakePlatform::start();
     // Every fetch issues a new token, so each fetch shows in the token's name.

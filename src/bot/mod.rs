@@ -41,6 +41,36 @@ pub trait Bot: Send + Sync + 'static {
     /// The reply is checked against the platform's rules before it is sent; one that breaks
     /// them is logged and replaced by an empty answer.
     fn reply(&self, inbound: &Inbound<'_>) -> impl Future<Output = Option<Reply>> + Send;
+
+    /// How the reply is to be had where the gateway can hand slow work to a worker (a
+    /// Lambda function with its table's stream, docs/deferred-replies.md). The default,
+    /// [`Triage::Inline`], runs [`reply`](Self::reply) in the callback as everywhere else.
+    fn triage(&self, inbound: &Inbound<'_>) -> Triage {
+        let _ = inbound;
+        Triage::Inline
+    }
+
+    /// The reply, decided in a worker for a message [`triage`](Self::triage) sent there.
+    /// An error is why the job failed, recorded on it for inspection (no message contents,
+    /// no secrets).
+    fn work(
+        &self,
+        inbound: &Inbound<'_>,
+    ) -> impl Future<Output = Result<Option<Reply>, String>> + Send {
+        async move { Ok(self.reply(inbound).await) }
+    }
+}
+
+/// Where a message's reply comes from, when the gateway can use a worker.
+#[derive(Debug)]
+pub enum Triage {
+    /// Ask [`Bot::reply`] in the callback, within the budget.
+    Inline,
+    /// This reply, known at once (a local rule, or none).
+    Known(Option<Reply>),
+    /// Slow (an upstream call): decide it in a worker with [`Bot::work`]; the callback waits
+    /// for it within its budget, and a later reply goes out as an active message.
+    Worker,
 }
 
 /// The bot made of each app's `[apps.reply]` rules, and of the upstream bots of the apps
@@ -119,5 +149,29 @@ impl Bot for ConfigBot {
         }
         let upstream = self.upstreams.get(inbound.app)?;
         forward::reply(upstream, &self.client, inbound).await
+    }
+
+    /// A local rule's answer at once; the upstream's in a worker.
+    fn triage(&self, inbound: &Inbound<'_>) -> Triage {
+        match self.answer(inbound) {
+            Some(reply) => Triage::Known(Some(reply)),
+            None if self.upstreams.contains_key(inbound.app) => Triage::Worker,
+            None => Triage::Known(None),
+        }
+    }
+
+    /// As [`reply`](Bot::reply), with the upstream's failure as the error.
+    async fn work(&self, inbound: &Inbound<'_>) -> Result<Option<Reply>, String> {
+        if let Some(reply) = self.answer(inbound) {
+            return Ok(Some(reply));
+        }
+        let Some(upstream) = self.upstreams.get(inbound.app) else {
+            return Ok(None);
+        };
+        let started = tokio::time::Instant::now();
+        upstream.ask(&self.client, inbound).await.map_err(|error| {
+            forward::log_failure(inbound.app, &error, started.elapsed());
+            error.to_string()
+        })
     }
 }

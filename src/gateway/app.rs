@@ -52,3 +52,17 @@ impl App {
         })
     }
 }
+
+impl App {
+    /// Whether a late reply can go out as an active message: a secret for the token, and on
+    /// WeCom the agent id to send with. Open Platform apps send through their authorizers,
+    /// which is not built yet.
+    pub fn can_send_actively(&self) -> bool {
+        self.token_source.is_some()
+            && match self.platform {
+                crate::platform::Platform::Wecom => self.agent_id.is_some(),
+                crate::platform::Platform::Mp => true,
+                crate::platform::Platform::Open => false,
+            }
+    }
+}

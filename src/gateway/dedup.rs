@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::store::{Backend, Claim, DedupRecord, DedupTimes, Store, StoreError, new_owner, now_ms};
+use crate::store::{
+    Backend, Claim, DedupRecord, DedupStore, DedupTimes, NewJob, StoreError, new_owner, now_ms,
+};
 
 /// How long to wait between reads while another delivery decides.
 const POLL_FIRST: Duration = Duration::from_millis(10);
@@ -42,6 +44,13 @@ pub(crate) struct Ticket {
     owner: Option<String>,
 }
 
+impl Ticket {
+    /// Whether the store holds the claim (and so the job it carries).
+    pub fn is_claimed(&self) -> bool {
+        self.owner.is_some()
+    }
+}
+
 /// De-duplication over the configured store.
 #[derive(Debug)]
 pub(crate) struct Dedup {
@@ -69,12 +78,25 @@ impl Dedup {
         }
     }
 
-    /// Claims `key`, or waits (until `deadline`) for the delivery that holds it.
-    pub async fn begin(&self, app: &str, key: String, deadline: Instant) -> Begin {
+    /// Claims `key` (with the reply job a worker is to decide, if any), or waits (until
+    /// `deadline`) for the delivery that holds it.
+    pub async fn begin(
+        &self,
+        app: &str,
+        key: String,
+        deadline: Instant,
+        job: Option<NewJob<'_>>,
+    ) -> Begin {
         let owner = new_owner();
         let mut pause = POLL_FIRST;
         loop {
-            let claim = bounded(deadline, self.store.claim(&key, &owner, self.times())).await;
+            let claim = match job {
+                Some(job) => {
+                    let write = self.store.claim_with_job(&key, &owner, self.times(), job);
+                    bounded(deadline, write).await
+                }
+                None => bounded(deadline, self.store.claim(&key, &owner, self.times())).await,
+            };
             match claim {
                 Ok(Claim::Won) => {
                     return Begin::Decide(Ticket {
@@ -127,6 +149,53 @@ impl Dedup {
                         };
                     }
                 }
+            }
+        }
+    }
+
+    /// Waits (until `deadline`) for the worker deciding a job claimed with `ticket` to store
+    /// the reply, and answers it. At the deadline the callback gives up with one conditional
+    /// write (the worker then sends the reply actively); a reply stored just before that
+    /// write is still answered.
+    pub async fn await_worker(
+        &self,
+        app: &str,
+        ticket: Ticket,
+        deadline: Instant,
+    ) -> Option<String> {
+        let owner = ticket.owner?;
+        let key = ticket.key;
+        let mut pause = POLL_FIRST;
+        while Instant::now() + pause < deadline {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(POLL_MAX);
+            match bounded(deadline, self.store.dedup_record(&key, now_ms())).await {
+                Ok(Some(DedupRecord::Done { reply })) => return reply,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(app, store = self.store.kind(), cause = %e, "cannot read the worker's reply; answering empty");
+                    return None;
+                }
+            }
+        }
+        let until = deadline.max(Instant::now()) + FINISH_GRACE;
+        let give_up = self.store.complete(&key, &owner, None, self.times());
+        match bounded(until, give_up).await {
+            Ok(true) => {
+                tracing::info!(
+                    app,
+                    "the worker missed the time budget; answering empty, its reply will follow as an active message"
+                );
+                None
+            }
+            // The worker stored the reply (or ended the job) first.
+            Ok(false) => match bounded(until, self.store.dedup_record(&key, now_ms())).await {
+                Ok(Some(DedupRecord::Done { reply })) => reply,
+                _ => None,
+            },
+            Err(e) => {
+                tracing::warn!(app, store = self.store.kind(), cause = %e, "cannot record that the callback stopped waiting; answering empty");
+                None
             }
         }
     }

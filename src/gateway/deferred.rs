@@ -59,40 +59,55 @@ pub(crate) async fn deliver_late(
             return;
         }
     };
-    let messenger = Messenger::new(&delivery.tokens);
-    let result = match (delivery.platform, delivery.agent_id) {
-        (Platform::Wecom, Some(agent_id)) => match wecom_message(&reply) {
-            Some(message) => messenger
-                .send_wecom(&delivery.source, agent_id, &delivery.to, &message)
-                .await
-                .map(|_| ()),
-            None => return unsendable(app, &reply),
-        },
-        (Platform::Mp, _) => match mp_message(&reply) {
-            Some(message) => messenger
-                .send_mp(&delivery.source, &delivery.to, &message)
-                .await
-                .map(|_| ()),
-            None => return unsendable(app, &reply),
-        },
-        _ => return unsendable(app, &reply),
-    };
-    match result {
-        Ok(()) => tracing::info!(
+    match send_reply(&delivery, &reply).await {
+        Ok(_) => tracing::info!(
             app,
             reply = reply.msg_type(),
             "late reply sent as an active message"
         ),
-        Err(e) => tracing::warn!(app, cause = %e, "the late reply could not be sent"),
+        Err(reason) => tracing::warn!(app, cause = %reason, "the late reply could not be sent"),
     }
 }
 
-fn unsendable(app: &str, reply: &Reply) {
-    tracing::warn!(
-        app,
-        reply = reply.msg_type(),
-        "a late reply of this type cannot be sent as an active message; nothing sent"
-    );
+/// Sends `reply` to the sender as an active message. Returns the platform's message id
+/// (WeCom), or why it was not sent (no message contents: the reason may be stored).
+pub(crate) async fn send_reply(
+    delivery: &Delivery,
+    reply: &Reply,
+) -> Result<Option<String>, String> {
+    let messenger = Messenger::new(&delivery.tokens);
+    let receipt = match (delivery.platform, delivery.agent_id) {
+        (Platform::Wecom, Some(agent_id)) => match wecom_message(reply) {
+            Some(message) => {
+                messenger
+                    .send_wecom(&delivery.source, agent_id, &delivery.to, &message)
+                    .await
+            }
+            None => return Err(unsendable(reply)),
+        },
+        (Platform::Mp, _) => match mp_message(reply) {
+            Some(message) => {
+                messenger
+                    .send_mp(&delivery.source, &delivery.to, &message)
+                    .await
+            }
+            None => return Err(unsendable(reply)),
+        },
+        _ => {
+            return Err(format!(
+                "{} apps cannot send active messages",
+                delivery.platform.as_str()
+            ));
+        }
+    };
+    receipt.map(|r| r.msgid).map_err(|e| e.to_string())
+}
+
+fn unsendable(reply: &Reply) -> String {
+    format!(
+        "a `{}` reply cannot be sent as an active message",
+        reply.msg_type()
+    )
 }
 
 fn wecom_message(reply: &Reply) -> Option<WecomMessage> {

@@ -19,6 +19,7 @@ mod deferred;
 mod rejection;
 mod request;
 mod route;
+mod worker;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -45,6 +46,7 @@ pub use rejection::Rejection;
 use request::{CallbackQuery, TEXT_PLAIN, TEXT_XML, restore_base64_plus};
 pub use request::{CallbackRequest, CallbackResponse};
 pub use route::Route;
+pub use worker::JobOutcome;
 
 /// The gateway: the configured apps, the settings, the bot that decides replies, and the
 /// store that makes each callback take effect once.
@@ -62,6 +64,11 @@ pub struct Gateway<B = ConfigBot> {
     /// Whether a bot that misses the budget may finish in the background, its reply sent
     /// as an active message; see [`with_deferred_replies`](Self::with_deferred_replies).
     deferred_replies: bool,
+    /// Whether slow replies are decided by a worker fed by the store's stream; see
+    /// [`with_reply_jobs`](Self::with_reply_jobs).
+    reply_jobs: bool,
+    /// How long dedup records are kept (`store.retention_secs`).
+    retention_secs: u64,
 }
 
 impl Gateway<ConfigBot> {
@@ -80,6 +87,12 @@ impl Gateway<ConfigBot> {
     pub async fn open_config(config: &Config) -> Result<Self, ConfigError> {
         Self::open(config, ConfigBot::from_config(config)).await
     }
+}
+
+/// The epoch milliseconds of an instant (now plus what remains until it).
+fn epoch_ms_at(instant: Instant) -> crate::store::EpochMillis {
+    let remaining = instant.saturating_duration_since(Instant::now());
+    crate::store::now_ms().saturating_add(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Seconds since the Unix epoch.
@@ -146,6 +159,8 @@ impl<B: Bot> Gateway<B> {
             api: config.api.clone(),
             tokens: std::sync::OnceLock::new(),
             deferred_replies: false,
+            reply_jobs: false,
+            retention_secs: config.store.retention_secs,
         })
     }
 
@@ -183,6 +198,18 @@ impl<B: Bot> Gateway<B> {
     #[must_use]
     pub fn with_deferred_replies(mut self) -> Self {
         self.deferred_replies = true;
+        self
+    }
+
+    /// Hands the replies the bot [triages](crate::bot::Bot::triage) as slow to a worker:
+    /// the callback's claim carries the job, a worker ([`run_job`](Self::run_job), started
+    /// by the table's DynamoDB stream) decides it, and the callback waits for it within the
+    /// budget; a later reply goes out as an active message. For apps that can send one
+    /// (a `secret`, and on WeCom an `agent_id`). What the Lambda function does; see
+    /// docs/deferred-replies.md.
+    #[must_use]
+    pub fn with_reply_jobs(mut self) -> Self {
+        self.reply_jobs = true;
         self
     }
 
@@ -352,9 +379,10 @@ impl<B: Bot> Gateway<B> {
                 .verify_encrypted(signature, timestamp, nonce, &envelope.encrypt)?;
             self.check_replay(timestamp)?;
             let opened = crypt.decrypt(&envelope.encrypt)?;
-            let callback = Callback::parse(opened.frame.message_str()?)?;
+            let xml = opened.frame.message_str()?;
+            let callback = Callback::parse(xml)?;
             let Some(reply) = self
-                .decide(app, authorizer_app_id, callback, deadline)
+                .decide(app, authorizer_app_id, callback, xml, deadline)
                 .await
             else {
                 return Ok(CallbackResponse::success());
@@ -381,7 +409,7 @@ impl<B: Bot> Gateway<B> {
             let callback = Callback::parse(body)?;
             Ok(
                 match self
-                    .decide(app, authorizer_app_id, callback, deadline)
+                    .decide(app, authorizer_app_id, callback, body, deadline)
                     .await
                 {
                     Some(reply) => CallbackResponse::ok(TEXT_XML, reply),
@@ -391,12 +419,14 @@ impl<B: Bot> Gateway<B> {
         }
     }
 
-    /// The reply XML to a parsed callback, or `None` for the empty answer.
+    /// The reply XML to a parsed callback (`xml`, its plaintext), or `None` for the empty
+    /// answer.
     async fn decide(
         &self,
         app: &App,
         authorizer_app_id: Option<&str>,
         callback: Callback,
+        xml: &str,
         deadline: Instant,
     ) -> Option<String> {
         let message = match callback {
@@ -412,7 +442,15 @@ impl<B: Bot> Gateway<B> {
             return None;
         }
         let key = crate::store::callback_key(&app.name, authorizer_app_id, &message);
-        let ticket = match self.dedup.begin(&app.name, key, deadline).await {
+        let job = self
+            .for_worker(app, authorizer_app_id, &message)
+            .then(|| crate::store::NewJob {
+                app: &app.name,
+                authorizer_app_id,
+                message: xml,
+                answer_by_ms: epoch_ms_at(deadline),
+            });
+        let ticket = match self.dedup.begin(&app.name, key, deadline, job).await {
             Begin::Decide(ticket) => ticket,
             Begin::Replay { reply, recorded } => {
                 tracing::info!(
@@ -425,6 +463,16 @@ impl<B: Bot> Gateway<B> {
                 return reply;
             }
         };
+        if job.is_some() && ticket.is_claimed() {
+            let reply = self.dedup.await_worker(&app.name, ticket, deadline).await;
+            tracing::info!(
+                app = %app.name,
+                msg_type = %message.msg_type(),
+                reply = if reply.is_some() { "worker" } else { "none" },
+                "callback answered"
+            );
+            return reply;
+        }
         let started = Instant::now();
         let reply = self
             .ask_bot(app, authorizer_app_id, &message, deadline)
@@ -482,15 +530,28 @@ impl<B: Bot> Gateway<B> {
     }
 
     /// The tokens a late reply would be sent with, when deferred replies are on and the app
-    /// can send active messages (a secret, and on WeCom an agent id).
+    /// can send active messages.
     fn deferral_tokens(&self, app: &App) -> Option<&Arc<TokenProvider<Backend>>> {
-        if !self.deferred_replies
-            || app.token_source.is_none()
-            || app.platform == Platform::Wecom && app.agent_id.is_none()
-        {
+        if !self.deferred_replies || !app.can_send_actively() {
             return None;
         }
         self.shared_tokens().ok()
+    }
+
+    /// Whether a message's reply is to be decided by a worker: reply jobs on, an app that
+    /// can send a late reply actively, and a bot that says the reply is slow.
+    fn for_worker(&self, app: &App, authorizer_app_id: Option<&str>, message: &Message) -> bool {
+        self.reply_jobs
+            && app.can_send_actively()
+            && matches!(
+                self.bot.triage(&Inbound {
+                    app: &app.name,
+                    platform: app.platform,
+                    authorizer_app_id,
+                    message,
+                }),
+                crate::bot::Triage::Worker
+            )
     }
 
     /// The bot runs as its own task: answered within the budget, its reply is passive;

@@ -2,8 +2,8 @@
 //! to the backend without boxing every future.
 
 use super::{
-    CachedToken, Claim, DedupRecord, DedupTimes, DynamoStore, EpochMillis, MemoryStore, Store,
-    StoreError, TokenRecord,
+    CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, DynamoStore, EpochMillis, JobEnd,
+    JobRecord, MemoryStore, NewJob, StoreError, TokenRecord, TokenStore,
 };
 
 /// Either backend.
@@ -40,7 +40,7 @@ macro_rules! dispatch {
     };
 }
 
-impl Store for Backend {
+impl DedupStore for Backend {
     async fn claim(&self, key: &str, owner: &str, times: DedupTimes) -> Result<Claim, StoreError> {
         dispatch!(self, s => s.claim(key, owner, times))
     }
@@ -63,6 +63,61 @@ impl Store for Backend {
         dispatch!(self, s => s.dedup_record(key, now_ms))
     }
 
+    async fn claim_with_job(
+        &self,
+        key: &str,
+        owner: &str,
+        times: DedupTimes,
+        job: NewJob<'_>,
+    ) -> Result<Claim, StoreError> {
+        dispatch!(self, s => s.claim_with_job(key, owner, times, job))
+    }
+
+    async fn take_job(
+        &self,
+        key: &str,
+        worker: &str,
+        now_ms: EpochMillis,
+        limit_ms: u64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.take_job(key, worker, now_ms, limit_ms))
+    }
+
+    async fn answer_job(
+        &self,
+        key: &str,
+        worker: &str,
+        reply: Option<&str>,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.answer_job(key, worker, reply, times))
+    }
+
+    async fn start_sending(
+        &self,
+        key: &str,
+        worker: &str,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.start_sending(key, worker, times))
+    }
+
+    async fn end_job(
+        &self,
+        key: &str,
+        worker: &str,
+        end: JobEnd<'_>,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.end_job(key, worker, end, times))
+    }
+
+    async fn job(&self, key: &str, now_ms: EpochMillis) -> Result<Option<JobRecord>, StoreError> {
+        dispatch!(self, s => s.job(key, now_ms))
+    }
+}
+
+impl TokenStore for Backend {
     async fn token(&self, key: &str, now_ms: EpochMillis) -> Result<TokenRecord, StoreError> {
         dispatch!(self, s => s.token(key, now_ms))
     }

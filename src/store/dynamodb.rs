@@ -5,6 +5,7 @@
 //! | kind | `pk` | attributes |
 //! |---|---|---|
 //! | dedup | `dedup#{app}#{message key}` | `st` (`p` in progress, `d` done), `owner`, `lease_until` (ms), `reply` (done, when not empty) |
+//! | dedup with a reply job | as dedup, and | `job` (state), `app`, `authz` (Open Platform), `msg` (callback XML), `answer_by` (ms), `job_worker`, `job_until` (ms), `reason` (failed), `msgid` (sent) |
 //! | token | `token#{scope}` | `tok`, `tok_exp` and `tok_ref` (expiry and refresh point, ms), `lease_owner`, `lease_until` (ms) |
 //!
 //! A new callback costs one conditional `PutItem` (the claim) and one conditional
@@ -24,7 +25,8 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{
-    CachedToken, Claim, DedupRecord, DedupTimes, EpochMillis, Store, StoreError, TokenRecord,
+    CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, EpochMillis, JobEnd, JobRecord,
+    JobState, NewJob, StoreError, TokenRecord, TokenStore,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -33,6 +35,7 @@ const PK: &str = "pk";
 const EXPIRES_AT: &str = "expires_at";
 const STATE_IN_PROGRESS: &str = "p";
 const STATE_DONE: &str = "d";
+const JOB: &str = "job";
 
 /// Client timeouts for the store. A callback has a few seconds in all, so a slow store must
 /// fail fast and let the callback be answered without it.
@@ -108,6 +111,74 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key(PK, s(key))
+    }
+
+    /// A claim's conditional `PutItem`, with the job's attributes when it carries one. A
+    /// record carrying a job is never taken over (its worker decides it).
+    async fn claim_item(
+        &self,
+        key: &str,
+        owner: &str,
+        times: DedupTimes,
+        job: Option<NewJob<'_>>,
+    ) -> Result<Claim, StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(key))
+            .item("st", s(STATE_IN_PROGRESS))
+            .item("owner", s(owner))
+            .item("lease_until", n(times.lease_until_ms()))
+            .item(EXPIRES_AT, n(times.expires_at_secs()));
+        if let Some(job) = job {
+            put = put
+                .item(JOB, s(JobState::Pending.as_str()))
+                .item("app", s(job.app))
+                .item("msg", s(job.message))
+                .item("answer_by", n(job.answer_by_ms));
+            if let Some(authorizer) = job.authorizer_app_id {
+                put = put.item("authz", s(authorizer));
+            }
+        }
+        let result = put
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now_s OR (st = :p AND lease_until < :now_ms AND attribute_not_exists(job))",
+            )
+            .expression_attribute_values(":now_s", n(times.now_ms / 1000))
+            .expression_attribute_values(":now_ms", n(times.now_ms))
+            .expression_attribute_values(":p", s(STATE_IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Claim::Won),
+            Err(err) if is_condition_failed(&err) => err,
+            Err(err) => return Err(backend_error(err)),
+        };
+        let returned = match err.into_service_error() {
+            PutItemError::ConditionalCheckFailedException(e) => e.item,
+            _ => None,
+        };
+        let existing = match returned {
+            Some(item) => Some(item),
+            None => self.get(key).await?,
+        };
+        let record = match existing {
+            Some(item) => dedup_from_item(key, &item, times.now_ms)?,
+            None => None,
+        };
+        Ok(match record {
+            Some(DedupRecord::Done { reply }) => Claim::Done { reply },
+            Some(DedupRecord::InProgress { lease_until_ms }) => {
+                Claim::InProgress { lease_until_ms }
+            }
+            // Gone or expired between the write and the read: report it as a lease that has
+            // just run out, so the caller claims again rather than waiting.
+            None => Claim::InProgress {
+                lease_until_ms: times.now_ms.saturating_sub(1),
+            },
+        })
     }
 
     async fn get(&self, key: &str) -> Result<Option<Item>, StoreError> {
@@ -269,62 +340,176 @@ fn dedup_from_item(
         Some(STATE_DONE) => Ok(Some(DedupRecord::Done {
             reply: get_s(item, "reply").map(str::to_owned),
         })),
-        Some(STATE_IN_PROGRESS) => Ok(Some(DedupRecord::InProgress {
-            lease_until_ms: get_n(item, "lease_until")
-                .ok_or_else(|| corrupt(key, "in progress without lease_until"))?,
-        })),
+        Some(STATE_IN_PROGRESS) => {
+            let lease_until_ms = get_n(item, "lease_until")
+                .ok_or_else(|| corrupt(key, "in progress without lease_until"))?;
+            // A job whose callback's lease ran out was given up by it: answered empty, the
+            // reply goes out actively.
+            if item.contains_key(JOB) && lease_until_ms < now_ms {
+                return Ok(Some(DedupRecord::Done { reply: None }));
+            }
+            Ok(Some(DedupRecord::InProgress { lease_until_ms }))
+        }
         other => Err(corrupt(key, format!("unknown state {other:?}"))),
     }
 }
 
-impl Store for DynamoStore {
+/// Reads the job of a dedup item that has one.
+fn job_from_item(key: &str, item: &Item) -> Result<JobRecord, StoreError> {
+    let text = |name: &str| {
+        get_s(item, name)
+            .map(str::to_owned)
+            .ok_or_else(|| corrupt(key, format!("job without {name}")))
+    };
+    let state = get_s(item, JOB)
+        .and_then(JobState::parse)
+        .ok_or_else(|| corrupt(key, "unknown job state"))?;
+    Ok(JobRecord {
+        state,
+        app: text("app")?,
+        authorizer_app_id: get_s(item, "authz").map(str::to_owned),
+        message: text("msg")?,
+        answer_by_ms: get_n(item, "answer_by")
+            .ok_or_else(|| corrupt(key, "job without answer_by"))?,
+        reason: get_s(item, "reason").map(str::to_owned),
+        msgid: get_s(item, "msgid").map(str::to_owned),
+    })
+}
+
+impl DedupStore for DynamoStore {
     async fn claim(&self, key: &str, owner: &str, times: DedupTimes) -> Result<Claim, StoreError> {
+        self.claim_item(key, owner, times, None).await
+    }
+
+    async fn claim_with_job(
+        &self,
+        key: &str,
+        owner: &str,
+        times: DedupTimes,
+        job: NewJob<'_>,
+    ) -> Result<Claim, StoreError> {
+        self.claim_item(key, owner, times, Some(job)).await
+    }
+
+    async fn take_job(
+        &self,
+        key: &str,
+        worker: &str,
+        now_ms: EpochMillis,
+        limit_ms: u64,
+    ) -> Result<bool, StoreError> {
         let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(PK, s(key))
-            .item("st", s(STATE_IN_PROGRESS))
-            .item("owner", s(owner))
-            .item("lease_until", n(times.lease_until_ms()))
-            .item(EXPIRES_AT, n(times.expires_at_secs()))
+            .update(key)
+            .update_expression("SET job = :running, job_worker = :w, job_until = :until")
             .condition_expression(
-                "attribute_not_exists(pk) OR expires_at < :now_s OR (st = :p AND lease_until < :now_ms)",
+                "expires_at >= :now_s AND (job = :pending OR (job = :running AND job_until < :now))",
             )
-            .expression_attribute_values(":now_s", n(times.now_ms / 1000))
-            .expression_attribute_values(":now_ms", n(times.now_ms))
-            .expression_attribute_values(":p", s(STATE_IN_PROGRESS))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            .expression_attribute_values(":pending", s(JobState::Pending.as_str()))
+            .expression_attribute_values(":w", s(worker))
+            .expression_attribute_values(":until", n(now_ms.saturating_add(limit_ms)))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":now_s", n(now_ms / 1000))
             .send()
             .await;
-        let err = match result {
-            Ok(_) => return Ok(Claim::Won),
-            Err(err) if is_condition_failed(&err) => err,
-            Err(err) => return Err(backend_error(err)),
+        condition_held(result)
+    }
+
+    async fn answer_job(
+        &self,
+        key: &str,
+        worker: &str,
+        reply: Option<&str>,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .update(key)
+            .condition_expression(
+                "job = :running AND job_worker = :w AND st = :p AND answer_by >= :now",
+            )
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            .expression_attribute_values(":answered", s(JobState::Answered.as_str()))
+            .expression_attribute_values(":w", s(worker))
+            .expression_attribute_values(":p", s(STATE_IN_PROGRESS))
+            .expression_attribute_values(":d", s(STATE_DONE))
+            .expression_attribute_values(":now", n(times.now_ms))
+            .expression_attribute_values(":exp", n(times.expires_at_secs()));
+        let request = match reply {
+            Some(reply) => request
+                .update_expression(
+                    "SET st = :d, job = :answered, expires_at = :exp, reply = :r REMOVE lease_until",
+                )
+                .expression_attribute_values(":r", s(reply)),
+            None => request.update_expression(
+                "SET st = :d, job = :answered, expires_at = :exp REMOVE lease_until, reply",
+            ),
         };
-        let returned = match err.into_service_error() {
-            PutItemError::ConditionalCheckFailedException(e) => e.item,
-            _ => None,
-        };
-        let existing = match returned {
-            Some(item) => Some(item),
-            None => self.get(key).await?,
-        };
-        let record = match existing {
-            Some(item) => dedup_from_item(key, &item, times.now_ms)?,
-            None => None,
-        };
-        Ok(match record {
-            Some(DedupRecord::Done { reply }) => Claim::Done { reply },
-            Some(DedupRecord::InProgress { lease_until_ms }) => {
-                Claim::InProgress { lease_until_ms }
+        condition_held(request.send().await)
+    }
+
+    async fn start_sending(
+        &self,
+        key: &str,
+        worker: &str,
+        _times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        // The callback is marked answered (empty) too, for its retries: an answer stored by
+        // the worker would have ended the job as answered, so there is no reply to lose.
+        let result = self
+            .update(key)
+            .update_expression("SET job = :sending, st = :d REMOVE lease_until, reply")
+            .condition_expression("job = :running AND job_worker = :w")
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            .expression_attribute_values(":sending", s(JobState::Sending.as_str()))
+            .expression_attribute_values(":w", s(worker))
+            .expression_attribute_values(":d", s(STATE_DONE))
+            .send()
+            .await;
+        condition_held(result)
+    }
+
+    async fn end_job(
+        &self,
+        key: &str,
+        worker: &str,
+        end: JobEnd<'_>,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        // Running or sending: either way no reply was stored, so `st = d` answers empty.
+        let mut set = String::from("SET job = :state, st = :d, expires_at = :exp");
+        let mut request = self
+            .update(key)
+            .condition_expression("job_worker = :w AND (job = :running OR job = :sending)")
+            .expression_attribute_values(":state", s(end.state().as_str()))
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
+            .expression_attribute_values(":sending", s(JobState::Sending.as_str()))
+            .expression_attribute_values(":w", s(worker))
+            .expression_attribute_values(":d", s(STATE_DONE))
+            .expression_attribute_values(":exp", n(times.job_expires_at_secs(end)));
+        match end {
+            JobEnd::Sent { msgid: Some(msgid) } => {
+                set.push_str(", msgid = :m");
+                request = request.expression_attribute_values(":m", s(msgid));
             }
-            // Gone or expired between the write and the read: report it as a lease that has
-            // just run out, so the caller claims again rather than waiting.
-            None => Claim::InProgress {
-                lease_until_ms: times.now_ms.saturating_sub(1),
-            },
-        })
+            JobEnd::Failed { reason } => {
+                set.push_str(", reason = :why");
+                request = request.expression_attribute_values(":why", s(reason));
+            }
+            JobEnd::Sent { msgid: None } | JobEnd::NoReply => {}
+        }
+        set.push_str(" REMOVE lease_until");
+        condition_held(request.update_expression(set).send().await)
+    }
+
+    async fn job(&self, key: &str, now_ms: EpochMillis) -> Result<Option<JobRecord>, StoreError> {
+        let Some(item) = self.get(key).await? else {
+            return Ok(None);
+        };
+        let live = get_n(&item, EXPIRES_AT).is_some_and(|exp| exp >= now_ms / 1000);
+        if !live || !item.contains_key(JOB) {
+            return Ok(None);
+        }
+        job_from_item(key, &item).map(Some)
     }
 
     async fn complete(
@@ -336,9 +521,11 @@ impl Store for DynamoStore {
     ) -> Result<bool, StoreError> {
         let request = self
             .update(key)
-            .condition_expression("#owner = :owner")
+            // Only while still in progress: a job's worker may have stored the reply.
+            .condition_expression("#owner = :owner AND st = :p")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":p", s(STATE_IN_PROGRESS))
             .expression_attribute_values(":d", s(STATE_DONE))
             .expression_attribute_values(":exp", n(times.expires_at_secs()));
         let request = match reply {
@@ -361,7 +548,9 @@ impl Store for DynamoStore {
             None => Ok(None),
         }
     }
+}
 
+impl TokenStore for DynamoStore {
     async fn token(&self, key: &str, now_ms: EpochMillis) -> Result<TokenRecord, StoreError> {
         let Some(item) = self.get(key).await? else {
             return Ok(TokenRecord::default());

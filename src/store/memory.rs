@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{
-    CachedToken, Claim, DedupRecord, DedupTimes, EpochMillis, Store, StoreError, TokenRecord,
+    CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, EpochMillis, JobEnd, JobRecord,
+    JobState, NewJob, StoreError, TokenRecord, TokenStore,
 };
 
 /// How often expired records are swept out, so a long-running `serve` does not grow
@@ -25,6 +26,43 @@ struct DedupItem {
     owner: String,
     record: DedupRecord,
     expires_at_secs: u64,
+    job: Option<JobItem>,
+}
+
+#[derive(Debug, Clone)]
+struct JobItem {
+    record: JobRecord,
+    worker: Option<String>,
+    until_ms: EpochMillis,
+}
+
+impl DedupItem {
+    /// The record as callers see it: a job whose callback's lease ran out was given up by
+    /// it (answered empty; the reply goes out actively).
+    fn visible(&self, now_ms: EpochMillis) -> DedupRecord {
+        match self.record {
+            DedupRecord::InProgress { lease_until_ms }
+                if self.job.is_some() && lease_until_ms < now_ms =>
+            {
+                DedupRecord::Done { reply: None }
+            }
+            ref record => record.clone(),
+        }
+    }
+
+    /// The job, if `worker` holds it in one of `states`.
+    fn held_job(&mut self, worker: &str, states: &[JobState]) -> Option<&mut JobItem> {
+        self.job
+            .as_mut()
+            .filter(|j| j.worker.as_deref() == Some(worker) && states.contains(&j.record.state))
+    }
+
+    /// Marks the callback answered (empty) if it still waits.
+    fn give_up_waiting(&mut self) {
+        if matches!(self.record, DedupRecord::InProgress { .. }) {
+            self.record = DedupRecord::Done { reply: None };
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -51,6 +89,32 @@ impl MemoryStore {
         self.lock().dedup.len()
     }
 
+    fn claim_item(&self, key: &str, owner: &str, times: DedupTimes, job: Option<JobItem>) -> Claim {
+        let mut inner = self.lock();
+        if let Some(item) = inner.dedup.get(key).filter(|i| live(i, times.now_ms)) {
+            match item.visible(times.now_ms) {
+                DedupRecord::Done { reply } => return Claim::Done { reply },
+                DedupRecord::InProgress { lease_until_ms } if lease_until_ms >= times.now_ms => {
+                    return Claim::InProgress { lease_until_ms };
+                }
+                DedupRecord::InProgress { .. } => {} // the holder's lease ran out: take over
+            }
+        }
+        inner.dedup.insert(
+            key.to_owned(),
+            DedupItem {
+                owner: owner.to_owned(),
+                record: DedupRecord::InProgress {
+                    lease_until_ms: times.lease_until_ms(),
+                },
+                expires_at_secs: times.expires_at_secs(),
+                job,
+            },
+        );
+        inner.after_write(times.now_ms);
+        Claim::Won
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave a half-written item (every write is
         // one insert), so a poisoned lock is safe to keep using.
@@ -75,36 +139,140 @@ fn live(item: &DedupItem, now_ms: EpochMillis) -> bool {
     item.expires_at_secs >= now_ms / 1000
 }
 
-impl Store for MemoryStore {
+impl DedupStore for MemoryStore {
     async fn claim(&self, key: &str, owner: &str, times: DedupTimes) -> Result<Claim, StoreError> {
-        let mut inner = self.lock();
-        if let Some(item) = inner.dedup.get(key).filter(|i| live(i, times.now_ms)) {
-            match &item.record {
-                DedupRecord::Done { reply } => {
-                    return Ok(Claim::Done {
-                        reply: reply.clone(),
-                    });
-                }
-                DedupRecord::InProgress { lease_until_ms } if *lease_until_ms >= times.now_ms => {
-                    return Ok(Claim::InProgress {
-                        lease_until_ms: *lease_until_ms,
-                    });
-                }
-                DedupRecord::InProgress { .. } => {} // the holder's lease ran out: take over
-            }
-        }
-        inner.dedup.insert(
-            key.to_owned(),
-            DedupItem {
-                owner: owner.to_owned(),
-                record: DedupRecord::InProgress {
-                    lease_until_ms: times.lease_until_ms(),
-                },
-                expires_at_secs: times.expires_at_secs(),
+        Ok(self.claim_item(key, owner, times, None))
+    }
+
+    async fn claim_with_job(
+        &self,
+        key: &str,
+        owner: &str,
+        times: DedupTimes,
+        job: NewJob<'_>,
+    ) -> Result<Claim, StoreError> {
+        let job = JobItem {
+            record: JobRecord {
+                state: JobState::Pending,
+                app: job.app.to_owned(),
+                authorizer_app_id: job.authorizer_app_id.map(str::to_owned),
+                message: job.message.to_owned(),
+                answer_by_ms: job.answer_by_ms,
+                reason: None,
+                msgid: None,
             },
-        );
-        inner.after_write(times.now_ms);
-        Ok(Claim::Won)
+            worker: None,
+            until_ms: 0,
+        };
+        Ok(self.claim_item(key, owner, times, Some(job)))
+    }
+
+    async fn take_job(
+        &self,
+        key: &str,
+        worker: &str,
+        now_ms: EpochMillis,
+        limit_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(job) = inner
+            .dedup
+            .get_mut(key)
+            .filter(|i| live(i, now_ms))
+            .and_then(|i| i.job.as_mut())
+        else {
+            return Ok(false);
+        };
+        let free = match job.record.state {
+            JobState::Pending => true,
+            JobState::Running => job.until_ms < now_ms,
+            _ => false,
+        };
+        if free {
+            job.record.state = JobState::Running;
+            job.worker = Some(worker.to_owned());
+            job.until_ms = now_ms.saturating_add(limit_ms);
+        }
+        Ok(free)
+    }
+
+    async fn answer_job(
+        &self,
+        key: &str,
+        worker: &str,
+        reply: Option<&str>,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(item) = inner.dedup.get_mut(key) else {
+            return Ok(false);
+        };
+        let waiting = matches!(item.record, DedupRecord::InProgress { .. });
+        let Some(job) = item
+            .held_job(worker, &[JobState::Running])
+            .filter(|j| waiting && j.record.answer_by_ms >= times.now_ms)
+        else {
+            return Ok(false);
+        };
+        job.record.state = JobState::Answered;
+        item.record = DedupRecord::Done {
+            reply: reply.map(str::to_owned),
+        };
+        item.expires_at_secs = times.expires_at_secs();
+        Ok(true)
+    }
+
+    async fn start_sending(
+        &self,
+        key: &str,
+        worker: &str,
+        _times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(item) = inner.dedup.get_mut(key) else {
+            return Ok(false);
+        };
+        let Some(job) = item.held_job(worker, &[JobState::Running]) else {
+            return Ok(false);
+        };
+        job.record.state = JobState::Sending;
+        item.give_up_waiting();
+        Ok(true)
+    }
+
+    async fn end_job(
+        &self,
+        key: &str,
+        worker: &str,
+        end: JobEnd<'_>,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(item) = inner.dedup.get_mut(key) else {
+            return Ok(false);
+        };
+        let Some(job) = item.held_job(worker, &[JobState::Running, JobState::Sending]) else {
+            return Ok(false);
+        };
+        job.record.state = end.state();
+        match end {
+            JobEnd::Sent { msgid } => job.record.msgid = msgid.map(str::to_owned),
+            JobEnd::Failed { reason } => job.record.reason = Some(reason.to_owned()),
+            JobEnd::NoReply => {}
+        }
+        item.give_up_waiting();
+        item.expires_at_secs = times.job_expires_at_secs(end);
+        Ok(true)
+    }
+
+    async fn job(&self, key: &str, now_ms: EpochMillis) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .dedup
+            .get(key)
+            .filter(|i| live(i, now_ms))
+            .and_then(|i| i.job.as_ref())
+            .map(|j| j.record.clone()))
     }
 
     async fn complete(
@@ -115,7 +283,12 @@ impl Store for MemoryStore {
         times: DedupTimes,
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
-        let Some(item) = inner.dedup.get_mut(key).filter(|i| i.owner == owner) else {
+        // Only while still in progress: a job's worker may have stored the reply.
+        let Some(item) = inner
+            .dedup
+            .get_mut(key)
+            .filter(|i| i.owner == owner && matches!(i.record, DedupRecord::InProgress { .. }))
+        else {
             return Ok(false);
         };
         item.record = DedupRecord::Done {
@@ -136,9 +309,11 @@ impl Store for MemoryStore {
             .dedup
             .get(key)
             .filter(|i| live(i, now_ms))
-            .map(|i| i.record.clone()))
+            .map(|i| i.visible(now_ms)))
     }
+}
 
+impl TokenStore for MemoryStore {
     async fn token(&self, key: &str, now_ms: EpochMillis) -> Result<TokenRecord, StoreError> {
         let inner = self.lock();
         let Some(item) = inner.tokens.get(key) else {

@@ -88,6 +88,122 @@ pub enum DedupRecord {
     },
 }
 
+/// The reply job a callback's claim carries when its reply is decided by a worker (Lambda
+/// deferred replies, docs/deferred-replies.md): what the worker needs to decide it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewJob<'a> {
+    /// The configured app's name.
+    pub app: &'a str,
+    /// Open Platform: the authorized account the message is for.
+    pub authorizer_app_id: Option<&'a str>,
+    /// The decrypted callback XML, parsed again by the worker.
+    pub message: &'a str,
+    /// Until when the callback waits for a reply to send passively; after it, the worker
+    /// sends the reply as an active message.
+    pub answer_by_ms: EpochMillis,
+}
+
+/// Where a reply job is. Only `Pending` and a `Running` job whose worker's time ran out
+/// can be taken by a worker; the last four are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Written by the claim; no worker has it yet.
+    Pending,
+    /// A worker is deciding the reply.
+    Running,
+    /// The reply was stored in time and answered passively by the callback.
+    Answered,
+    /// The reply is being sent as an active message (a crash here is not retried: the
+    /// message may have gone out).
+    Sending,
+    /// The active message was sent.
+    Sent,
+    /// The bot gave no reply.
+    NoReply,
+    /// The job failed; `reason` says why. Kept longer, for inspection.
+    Failed,
+}
+
+impl JobState {
+    /// The name stored in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Answered => "answered",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::NoReply => "none",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The state of a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Running,
+            Self::Answered,
+            Self::Sending,
+            Self::Sent,
+            Self::NoReply,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == name)
+    }
+}
+
+/// A reply job as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    /// Where it is.
+    pub state: JobState,
+    /// The app it is for.
+    pub app: String,
+    /// Open Platform: the authorized account.
+    pub authorizer_app_id: Option<String>,
+    /// The decrypted callback XML.
+    pub message: String,
+    /// Until when the callback waits for a passive reply.
+    pub answer_by_ms: EpochMillis,
+    /// Why it failed (`Failed`).
+    pub reason: Option<String>,
+    /// The platform's id of the active message (`Sent`, when the platform gave one).
+    pub msgid: Option<String>,
+}
+
+/// How a job that was not answered passively ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEnd<'a> {
+    /// The active message went out.
+    Sent {
+        /// The platform's message id, if any.
+        msgid: Option<&'a str>,
+    },
+    /// The bot gave no reply: nothing to send.
+    NoReply,
+    /// The bot, the upstream or the send failed.
+    Failed {
+        /// Why, for whoever inspects the record (no message contents, no secrets).
+        reason: &'a str,
+    },
+}
+
+impl JobEnd<'_> {
+    /// The state the job ends in.
+    pub fn state(&self) -> JobState {
+        match self {
+            Self::Sent { .. } => JobState::Sent,
+            Self::NoReply => JobState::NoReply,
+            Self::Failed { .. } => JobState::Failed,
+        }
+    }
+}
+
+/// How long a failed job's record is kept at least, so it can be inspected.
+pub const FAILED_JOB_RETENTION_SECS: u64 = 7 * 86_400;
+
 /// The state of one cached access token.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TokenRecord {
@@ -142,11 +258,26 @@ impl DedupTimes {
     pub fn expires_at_secs(&self) -> u64 {
         (self.now_ms / 1000).saturating_add(self.retention_secs)
     }
+
+    /// The TTL of a record ending as `end`: a failed job is kept longer, for inspection.
+    pub fn job_expires_at_secs(&self, end: JobEnd<'_>) -> u64 {
+        match end {
+            JobEnd::Failed { .. } => (self.now_ms / 1000)
+                .saturating_add(self.retention_secs.max(FAILED_JOB_RETENTION_SECS)),
+            _ => self.expires_at_secs(),
+        }
+    }
 }
 
-/// The store contract. Keys are complete item keys; [`dedup_key`] and [`token_key`] build
-/// them, so the two kinds of item never collide.
-pub trait Store: Send + Sync {
+/// The whole store contract: dedup records (with their reply jobs) and cached tokens.
+/// Keys are complete item keys; [`dedup_key`] and [`token_key`] build them, so the two
+/// kinds of item never collide.
+pub trait Store: DedupStore + TokenStore {}
+
+impl<S: DedupStore + TokenStore> Store for S {}
+
+/// Callback dedup records and the reply jobs they may carry.
+pub trait DedupStore: Send + Sync {
     /// Claims a dedup key for `owner` with one conditional write. The claim succeeds when the
     /// key is new, its record has expired, or it is in progress under a lease that ran out.
     fn claim(
@@ -156,8 +287,10 @@ pub trait Store: Send + Sync {
         times: DedupTimes,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
 
-    /// Records the decided reply of a claim, if `owner` still holds it. Returns `false` when
-    /// the claim was taken over meanwhile (the record is then left to the new holder).
+    /// Records the decided reply of a claim, if `owner` still holds it in progress. Returns
+    /// `false` when the claim was taken over meanwhile (the record is then left to the new
+    /// holder) or a job's worker stored the reply first (read it with
+    /// [`dedup_record`](Self::dedup_record)).
     fn complete(
         &self,
         key: &str,
@@ -173,6 +306,70 @@ pub trait Store: Send + Sync {
         now_ms: EpochMillis,
     ) -> impl Future<Output = Result<Option<DedupRecord>, StoreError>> + Send;
 
+    /// As [`claim`](Self::claim), but a won claim also records a reply job (state
+    /// `Pending`) for a worker to decide. A record carrying a job is never taken over: its
+    /// worker decides it; once the callback's lease has run out it reads as done with the
+    /// empty answer (the reply then goes out actively).
+    fn claim_with_job(
+        &self,
+        key: &str,
+        owner: &str,
+        times: DedupTimes,
+        job: NewJob<'_>,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Gives a job to `worker` until `now_ms + limit_ms`: a pending one, or a running one
+    /// whose worker's time ran out (it crashed). Returns whether it was taken.
+    fn take_job(
+        &self,
+        key: &str,
+        worker: &str,
+        now_ms: EpochMillis,
+        limit_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Stores the reply `worker` decided for the callback to answer passively: only while
+    /// the callback is still waiting (record in progress, `answer_by` not passed). Returns
+    /// `false` when it is too late; the reply must then be sent actively.
+    fn answer_job(
+        &self,
+        key: &str,
+        worker: &str,
+        reply: Option<&str>,
+        times: DedupTimes,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Marks the job as being sent actively (and the callback as answered empty, for its
+    /// retries), if `worker` still holds it running. Recorded before the send, so a
+    /// redelivered job never sends twice. Returns whether it was marked.
+    fn start_sending(
+        &self,
+        key: &str,
+        worker: &str,
+        times: DedupTimes,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Ends a job `worker` holds (running or sending) that was not answered passively; the
+    /// callback then answers empty. A failed job is kept at least
+    /// [`FAILED_JOB_RETENTION_SECS`]. Returns whether `worker` still held it.
+    fn end_job(
+        &self,
+        key: &str,
+        worker: &str,
+        end: JobEnd<'_>,
+        times: DedupTimes,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Reads the job of a dedup record; `None` when there is none or it expired.
+    fn job(
+        &self,
+        key: &str,
+        now_ms: EpochMillis,
+    ) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
+}
+
+/// Cached access tokens and their refresh lease.
+pub trait TokenStore: Send + Sync {
     /// Reads a token item. A token past its expiry reads as no token.
     fn token(
         &self,

@@ -31,13 +31,15 @@ use super::token::{
     AccessToken, FIRST_BACKOFF, Step, TokenSettings, decide, expires_at, loser_recheck_at, millis,
     next_backoff, refresh_at,
 };
-use crate::store::{CachedToken, EpochMillis, Store, StoreError, new_owner, now_ms, token_key};
+use crate::store::{
+    CachedToken, EpochMillis, StoreError, TokenStore, new_owner, now_ms, token_key,
+};
 
 /// The time source for expiry and leases: milliseconds since the Unix epoch.
 pub type Clock = Arc<dyn Fn() -> EpochMillis + Send + Sync>;
 
 /// Hands out access tokens; see the module documentation for how they are shared.
-pub struct TokenProvider<S: Store> {
+pub struct TokenProvider<S: TokenStore> {
     store: Arc<S>,
     client: PlatformClient,
     settings: TokenSettings,
@@ -159,7 +161,7 @@ impl ScopeState {
     }
 }
 
-impl<S: Store> TokenProvider<S> {
+impl<S: TokenStore> TokenProvider<S> {
     /// A provider over `store`, fetching with `client`, on the system clock.
     pub fn new(store: Arc<S>, client: PlatformClient, settings: TokenSettings) -> Self {
         Self {
@@ -509,7 +511,7 @@ impl<S: Store> TokenProvider<S> {
     }
 }
 
-impl<S: Store> std::fmt::Debug for TokenProvider<S> {
+impl<S: TokenStore> std::fmt::Debug for TokenProvider<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenProvider")
             .field("settings", &self.settings)

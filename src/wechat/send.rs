@@ -45,7 +45,7 @@ use super::error::{ApiError, TokenError};
 use super::provider::TokenProvider;
 use super::source::TokenSource;
 use crate::platform::Platform;
-use crate::store::Store;
+use crate::store::TokenStore;
 
 /// WeCom's app message API.
 pub const WECOM_SEND_PATH: &str = "/cgi-bin/message/send";
@@ -706,12 +706,12 @@ impl From<TokenError> for SendError {
 /// Sends active messages with the tokens of a [`TokenProvider`].
 ///
 /// Borrowing and cheap: build one per send or keep one around.
-pub struct Messenger<'a, S: Store> {
+pub struct Messenger<'a, S: TokenStore> {
     tokens: &'a TokenProvider<S>,
     retry: RetryPolicy,
 }
 
-impl<'a, S: Store> Messenger<'a, S> {
+impl<'a, S: TokenStore> Messenger<'a, S> {
     /// A messenger over `tokens`, retrying with [`RetryPolicy::default`].
     pub fn new(tokens: &'a TokenProvider<S>) -> Self {
         Self {
@@ -844,7 +844,7 @@ impl<'a, S: Store> Messenger<'a, S> {
     }
 }
 
-impl<S: Store> std::fmt::Debug for Messenger<'_, S> {
+impl<S: TokenStore> std::fmt::Debug for Messenger<'_, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Messenger")
             .field("tokens", self.tokens)

@@ -1,15 +1,24 @@
-//! The AWS Lambda adapter: API Gateway events (HTTP API payload v2, REST API v1) in,
-//! API Gateway responses out, through `lambda_http`.
+//! The AWS Lambda adapter. One function takes two kinds of event, told apart by shape:
+//!
+//! * API Gateway events (HTTP API payload v2, REST API v1): a callback, answered with an API
+//!   Gateway response through `lambda_http`'s own conversions;
+//! * DynamoDB stream batches from the gateway's table: reply jobs, run by the worker
+//!   ([`stream`]), answered with the batch's failed items.
 //!
 //! lambda_http keeps API Gateway v2's `rawQueryString` as the URI's query, so the gateway
 //! percent-decodes the query itself and `+` in `echostr` survives. For REST v1 events, which
 //! only carry decoded parameters, lambda_http re-encodes them; a `+` that API Gateway turned
 //! into a space is mapped back by the gateway.
 
+pub mod stream;
+
 use std::sync::Arc;
 
 use http::header::{ALLOW, CONTENT_TYPE};
-use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::Service;
+use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response, service_fn};
+use serde_json::Value;
 
 use crate::bot::Bot;
 use crate::gateway::{CallbackRequest, CallbackResponse, Gateway};
@@ -19,11 +28,41 @@ use crate::gateway::{CallbackRequest, CallbackResponse, Gateway};
 /// # Errors
 /// The runtime API is unreachable or answered something unexpected.
 pub async fn run<B: Bot>(gateway: Arc<Gateway<B>>) -> Result<(), lambda_http::Error> {
-    lambda_http::run(service_fn(move |request: Request| {
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let gateway = Arc::clone(&gateway);
-        async move { Ok::<_, std::convert::Infallible>(handle(&gateway, request).await) }
+        async move { dispatch(gateway, event).await }
     }))
     .await
+}
+
+/// Answers one event of either kind. An event of neither kind is an invocation error.
+///
+/// # Errors
+/// The event is neither a DynamoDB stream batch nor an API Gateway request.
+pub async fn dispatch<B: Bot>(
+    gateway: Arc<Gateway<B>>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, lambda_http::Error> {
+    let LambdaEvent { payload, context } = event;
+    if let Some(batch) = stream::Batch::from_event(&payload) {
+        let failures = stream::run_batch(&gateway, batch).await;
+        return Ok(serde_json::to_value(failures)?);
+    }
+    let request: LambdaRequest = serde_json::from_value(payload).map_err(|e| {
+        tracing::error!(cause = %e, "an event that is neither an API Gateway request nor a DynamoDB stream batch");
+        e
+    })?;
+    // lambda_http's adapter, the one its `run` uses: the same request and response
+    // conversions (v1/v2, base64 bodies, stage paths) as before this function took streams.
+    let mut adapter = lambda_http::Adapter::from(service_fn(|request: Request| {
+        let gateway = &gateway;
+        async move { Ok::<_, std::convert::Infallible>(handle(gateway, request).await) }
+    }));
+    let response = adapter
+        .call(LambdaEvent::new(request, context))
+        .await
+        .map_err(|e| match e {})?;
+    Ok(serde_json::to_value(response)?)
 }
 
 /// Answers one API Gateway request.

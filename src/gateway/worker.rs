@@ -1,0 +1,223 @@
+//! The worker side of reply jobs (Lambda deferred replies, docs/deferred-replies.md): a
+//! callback's claim carried the job, the table's stream handed its key here, and this
+//! decides the reply and delivers it, passively through the waiting callback while it still
+//! waits, actively after.
+//!
+//! Every step is one conditional write, so a stream record delivered twice (Lambda retries
+//! a failed batch) neither asks the bot twice nor sends twice: the job is taken once, and
+//! the send is recorded before it is made.
+
+use std::time::Duration;
+
+use super::{Gateway, deferred};
+use crate::bot::{Bot, Inbound};
+use crate::message::{Callback, Message};
+use crate::store::{DedupStore, DedupTimes, JobEnd, JobRecord, StoreError, new_owner, now_ms};
+
+/// Time for the active send after the bot, within the job's time limit: a token fetch and
+/// a send with its retries.
+const SEND_ALLOWANCE: Duration = Duration::from_secs(30);
+
+/// What became of one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// The reply was stored while the callback waited; it answered it passively.
+    Answered,
+    /// The reply was sent as an active message.
+    Sent,
+    /// The bot gave no reply.
+    NoReply,
+    /// The job failed and is kept on its record with the reason.
+    Failed(String),
+    /// Nothing to do: the job is done, held by another worker, or gone (a redelivery).
+    Skipped,
+    /// The store failed; the job may be left half done. The event should be retried.
+    StoreUnavailable(String),
+}
+
+impl<B: Bot> Gateway<B> {
+    /// Runs the reply job of the dedup record `key`, within `gateway.deferred_limit_ms`
+    /// for the bot plus time to send.
+    pub async fn run_job(&self, key: &str) -> JobOutcome {
+        let worker = new_owner();
+        let limit = Duration::from_millis(self.settings.deferred_limit_ms);
+        let held = limit + SEND_ALLOWANCE;
+        let held_ms = u64::try_from(held.as_millis()).unwrap_or(u64::MAX);
+        let store = &self.store;
+        match store.take_job(key, &worker, now_ms(), held_ms).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(
+                    "reply job already taken, finished or gone; nothing to do (a redelivery)"
+                );
+                return JobOutcome::Skipped;
+            }
+            Err(e) => return unavailable(&e),
+        }
+        let job = match store.job(key, now_ms()).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return JobOutcome::Skipped,
+            Err(e) => return unavailable(&e),
+        };
+        let outcome = match tokio::time::timeout(held, self.decide_job(key, &worker, &job, limit))
+            .await
+        {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(reason)) => self.fail_job(key, &worker, &job.app, reason).await,
+            Err(_) => {
+                let reason = format!("the job missed its time limit of {} ms", held.as_millis());
+                self.fail_job(key, &worker, &job.app, reason).await
+            }
+        };
+        outcome.unwrap_or_else(|e| unavailable(&e))
+    }
+
+    /// Asks the bot and delivers its reply. `Err` is why the job failed.
+    async fn decide_job(
+        &self,
+        key: &str,
+        worker: &str,
+        job: &JobRecord,
+        limit: Duration,
+    ) -> Result<Result<JobOutcome, StoreError>, String> {
+        let app = self
+            .apps
+            .get(&job.app)
+            .ok_or_else(|| format!("the app `{}` is not configured", job.app))?;
+        let message = match Callback::parse(&job.message) {
+            Ok(Callback::Message(message)) => message,
+            Ok(Callback::Info(_)) => return Err("the stored callback is not a message".into()),
+            Err(e) => return Err(format!("the stored message cannot be read: {e}")),
+        };
+        let inbound = Inbound {
+            app: &app.name,
+            platform: app.platform,
+            authorizer_app_id: job.authorizer_app_id.as_deref(),
+            message: &message,
+        };
+        let started = tokio::time::Instant::now();
+        let reply = tokio::time::timeout(limit, self.bot.work(&inbound))
+            .await
+            .map_err(|_| {
+                format!(
+                    "the bot missed the deferred-reply limit of {} ms",
+                    limit.as_millis()
+                )
+            })??;
+        let bot_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let xml = match &reply {
+            Some(reply) => Some(
+                reply
+                    .render(&message, app.platform, super::unix_now())
+                    .map_err(|e| format!("the bot's reply breaks the platform's rules: {e}"))?,
+            ),
+            None => None,
+        };
+        let times = self.job_times();
+        match self
+            .store
+            .answer_job(key, worker, xml.as_deref(), times)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(app = %app.name, bot_ms, reply = reply.as_ref().map_or("none", |r| r.msg_type()), "reply job answered passively");
+                return Ok(Ok(JobOutcome::Answered));
+            }
+            Ok(false) => {}
+            Err(e) => return Ok(Err(e)),
+        }
+        let Some(reply) = reply else {
+            tracing::info!(app = %app.name, bot_ms, "the bot gave no reply; nothing to send");
+            return Ok(self
+                .end(key, worker, JobEnd::NoReply)
+                .await
+                .map(|_| JobOutcome::NoReply));
+        };
+        self.send_late(key, worker, app, &message, &reply, bot_ms)
+            .await
+    }
+
+    /// Sends a reply the callback no longer waits for, recording the send before making it.
+    async fn send_late(
+        &self,
+        key: &str,
+        worker: &str,
+        app: &super::App,
+        message: &Message,
+        reply: &crate::reply::Reply,
+        bot_ms: u64,
+    ) -> Result<Result<JobOutcome, StoreError>, String> {
+        let source = app
+            .token_source
+            .clone()
+            .ok_or("the app has no secret to send an active message with")?;
+        let tokens = self.shared_tokens().map_err(|e| e.to_string())?;
+        match self
+            .store
+            .start_sending(key, worker, self.job_times())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Ok(Ok(JobOutcome::Skipped)),
+            Err(e) => return Ok(Err(e)),
+        }
+        let delivery = deferred::Delivery {
+            app: app.name.clone(),
+            platform: app.platform,
+            agent_id: app.agent_id,
+            source,
+            tokens: std::sync::Arc::clone(tokens),
+            to: message.from_user_name.clone(),
+        };
+        let msgid = deferred::send_reply(&delivery, reply).await?;
+        tracing::info!(app = %app.name, bot_ms, reply = reply.msg_type(), "late reply sent as an active message");
+        Ok(self
+            .end(
+                key,
+                worker,
+                JobEnd::Sent {
+                    msgid: msgid.as_deref(),
+                },
+            )
+            .await
+            .map(|_| JobOutcome::Sent))
+    }
+
+    /// Records a failed job (kept for inspection) and logs why.
+    async fn fail_job(
+        &self,
+        key: &str,
+        worker: &str,
+        app: &str,
+        reason: String,
+    ) -> Result<JobOutcome, StoreError> {
+        tracing::error!(app, cause = %reason, "reply job failed; kept on its record");
+        self.end(key, worker, JobEnd::Failed { reason: &reason })
+            .await?;
+        Ok(JobOutcome::Failed(reason))
+    }
+
+    async fn end(&self, key: &str, worker: &str, end: JobEnd<'_>) -> Result<bool, StoreError> {
+        let ended = self
+            .store
+            .end_job(key, worker, end, self.job_times())
+            .await?;
+        if !ended {
+            tracing::warn!("the reply job was taken over by another worker before it ended");
+        }
+        Ok(ended)
+    }
+
+    fn job_times(&self) -> DedupTimes {
+        DedupTimes {
+            now_ms: now_ms(),
+            lease_ms: 0,
+            retention_secs: self.retention_secs,
+        }
+    }
+}
+
+fn unavailable(e: &StoreError) -> JobOutcome {
+    tracing::warn!(cause = %e, "store unavailable for a reply job; the event will be retried");
+    JobOutcome::StoreUnavailable(e.to_string())
+}
