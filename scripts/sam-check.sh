@@ -102,6 +102,8 @@ command -v cargo-lambda >/dev/null 2>&1 || die "cargo-lambda not found in $venv/
 # --- 2. validate ---------------------------------------------------------------------------
 step "sam validate --lint"
 sam validate --lint --template-file template.yaml || die "sam validate --lint failed"
+step "template wiring (scripts/template-check.py)"
+"$venv/bin/python" scripts/template-check.py template.yaml || die "the template is not wired as the gateway needs"
 
 if ((validate_only)); then
   step "ok (validate only)"

@@ -106,6 +106,57 @@ async fn every_sample_event_gets_its_expected_answer() {
     assert!(function.is_running());
 }
 
+#[tokio::test]
+async fn the_sample_stream_batch_is_a_worker_event_and_other_events_are_errors() {
+    let mut function = start(OFFICIAL_SAMPLE_APP).await;
+    // A reply job whose record is not in this function's (embedded) store: the worker
+    // finds nothing to take, and nothing to retry.
+    let batch = function
+        .invoke(read_json("dynamodb-stream-job.json"))
+        .await
+        .unwrap();
+    assert_eq!(
+        batch.outcome,
+        support::runtime_api::Outcome::Response(serde_json::json!({"batchItemFailures": []}))
+    );
+    assert!(function.logs().contains("nothing to do"));
+    // Neither API Gateway nor a stream: an invocation error, and the function goes on.
+    let odd = function
+        .invoke(serde_json::json!({"detail-type": "Scheduled Event"}))
+        .await
+        .unwrap();
+    assert!(
+        matches!(odd.outcome, support::runtime_api::Outcome::Error { .. }),
+        "{:?}",
+        odd.outcome
+    );
+    let sim = PlatformSim::new(
+        Config::parse(OFFICIAL_SAMPLE_APP)
+            .unwrap()
+            .app("demo")
+            .unwrap(),
+    )
+    .unwrap();
+    let header = Header {
+        to: sim.receive_id(),
+        from: "lisi",
+        create_time: unix_now(),
+        agent_id: Some(218),
+    };
+    let request = sim
+        .post(&text_xml(&header, "still serving", 77), unix_now(), "n")
+        .unwrap();
+    let event = apigw_v2_event(
+        "POST",
+        &request.path,
+        &request.query,
+        Some(&request.body),
+        false,
+    );
+    let response = function.invoke(event).await.unwrap().response().unwrap();
+    assert_eq!(response.status, 200);
+}
+
 /// The official sample app with a small body limit.
 fn live_config() -> String {
     format!("[gateway]\nmax_body_bytes = 4096\n{OFFICIAL_SAMPLE_APP}")
