@@ -41,7 +41,11 @@ struct Rig {
     sim: PlatformSim,
 }
 
-fn config_text(platform: &FakePlatform, upstream: &FakeUpstream) -> String {
+fn config_text(
+    platform: &FakePlatform,
+    upstream: &FakeUpstream,
+    forward_timeout_ms: u64,
+) -> String {
     format!(
         r#"
 [api]
@@ -58,7 +62,7 @@ secret = "{CORP_SECRET}"
 keywords = [{{ equals = ["ping"], reply = "pong" }}]
 forward = "{upstream}"
 forward_secret = "{UPSTREAM_SECRET}"
-forward_timeout_ms = 8000
+forward_timeout_ms = {forward_timeout_ms}
 "#,
         api = platform.url(),
         upstream = upstream.url(),
@@ -66,13 +70,17 @@ forward_timeout_ms = 8000
 }
 
 async fn rig(behavior: Behavior) -> Rig {
+    rig_with(behavior, 8_000).await
+}
+
+async fn rig_with(behavior: Behavior, forward_timeout_ms: u64) -> Rig {
     let server = DynamoServer::start();
     let table = unique_table_name("jobs");
     let db = client(&server.endpoint()).await;
     create_table(&db, &table).await;
     let platform = FakePlatform::start();
     let upstream = FakeUpstream::start(UPSTREAM_SECRET, behavior);
-    let config = config_text(&platform, &upstream);
+    let config = config_text(&platform, &upstream, forward_timeout_ms);
     let endpoint = server.endpoint();
     let env = [
         ("WXGATE_CONFIG", config.as_str()),
@@ -387,4 +395,37 @@ async fn a_local_rule_answers_in_the_callback_without_a_job() {
     let done = item(&rig, &key).await.unwrap();
     assert_eq!(s(&done, "job"), None, "no job for a local answer");
     assert!(rig.upstream.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_upstream_fails_the_job_before_the_invocation_deadline() {
+    // The upstream may take 20 s, but the invocation has 10 s (the runtime API's deadline
+    // header): the job is cut short and recorded as failed while the function can.
+    let mut rig = rig_with(
+        Behavior::text("never").after(Duration::from_secs(60)),
+        20_000,
+    )
+    .await;
+    let request = delivery(&rig.sim, QUESTION, 0);
+    let key = key_of(&rig.sim);
+    let pending = rig.callbacks.api().submit(event(&request));
+    let record = stream_event(&claimed_item(&rig, &key).await, "400");
+    let working = rig.worker.api().submit(record);
+    let (answer, _) = answer_of(&mut rig, &request, pending).await;
+    assert_eq!(answer, Answer::Empty);
+    let worked = rig.worker.wait(working).await.unwrap();
+    assert_eq!(batch_failures(&worked.outcome), Vec::<Value>::new());
+    assert!(
+        worked.elapsed < Duration::from_secs(10),
+        "{:?}",
+        worked.elapsed
+    );
+    let failed = item(&rig, &key).await.unwrap();
+    assert_eq!(s(&failed, "job"), Some("failed"));
+    assert!(
+        s(&failed, "reason").unwrap_or_default().contains("limit"),
+        "{failed:?}"
+    );
+    assert!(rig.worker.logs().contains("reply job failed"));
+    assert_eq!(rig.platform.delivered(), 0);
 }

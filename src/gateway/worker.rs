@@ -17,6 +17,8 @@ use crate::store::{DedupStore, DedupTimes, JobEnd, JobRecord, StoreError, new_ow
 /// Time for the active send after the bot, within the job's time limit: a token fetch and
 /// a send with its retries.
 const SEND_ALLOWANCE: Duration = Duration::from_secs(30);
+/// Time kept before an invocation's deadline to record how the job ended.
+const END_MARGIN_MS: u64 = 1_500;
 
 /// What became of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,11 +39,22 @@ pub enum JobOutcome {
 
 impl<B: Bot> Gateway<B> {
     /// Runs the reply job of the dedup record `key`, within `gateway.deferred_limit_ms`
-    /// for the bot plus time to send.
-    pub async fn run_job(&self, key: &str) -> JobOutcome {
+    /// for the bot plus time to send, and ending before `end_by` (epoch ms; a Lambda
+    /// invocation's deadline) so a job cut short is recorded as failed rather than killed.
+    pub async fn run_job(
+        &self,
+        key: &str,
+        end_by: Option<crate::store::EpochMillis>,
+    ) -> JobOutcome {
         let worker = new_owner();
-        let limit = Duration::from_millis(self.settings.deferred_limit_ms);
-        let held = limit + SEND_ALLOWANCE;
+        let mut held = Duration::from_millis(self.settings.deferred_limit_ms) + SEND_ALLOWANCE;
+        if let Some(end_by) = end_by {
+            let left = end_by
+                .saturating_sub(now_ms())
+                .saturating_sub(END_MARGIN_MS);
+            held = held.min(Duration::from_millis(left));
+        }
+        let limit = held.min(Duration::from_millis(self.settings.deferred_limit_ms));
         let held_ms = u64::try_from(held.as_millis()).unwrap_or(u64::MAX);
         let store = &self.store;
         match store.take_job(key, &worker, now_ms(), held_ms).await {

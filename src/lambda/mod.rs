@@ -45,7 +45,8 @@ pub async fn dispatch<B: Bot>(
 ) -> Result<Value, lambda_http::Error> {
     let LambdaEvent { payload, context } = event;
     if let Some(batch) = stream::Batch::from_event(&payload) {
-        let failures = stream::run_batch(&gateway, batch).await;
+        let deadline = (context.deadline > 0).then_some(context.deadline);
+        let failures = stream::run_batch(&gateway, batch, deadline).await;
         return Ok(serde_json::to_value(failures)?);
     }
     let request: LambdaRequest = serde_json::from_value(payload).map_err(|e| {

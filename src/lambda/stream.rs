@@ -105,12 +105,17 @@ fn job_of(record: &Value) -> Option<JobRecordRef> {
 }
 
 /// Runs every job of a batch at once and answers the records to retry.
-pub async fn run_batch<B: Bot>(gateway: &Arc<Gateway<B>>, batch: Batch) -> BatchResponse {
+/// `deadline` is the invocation's (epoch ms): every job ends before it.
+pub async fn run_batch<B: Bot>(
+    gateway: &Arc<Gateway<B>>,
+    batch: Batch,
+    deadline: Option<u64>,
+) -> BatchResponse {
     let mut tasks = tokio::task::JoinSet::new();
     let mut sequence_numbers = std::collections::HashMap::new();
     for job in batch.jobs {
         let gateway = Arc::clone(gateway);
-        let task = tasks.spawn(async move { gateway.run_job(&job.key).await });
+        let task = tasks.spawn(async move { gateway.run_job(&job.key, deadline).await });
         sequence_numbers.insert(task.id(), job.sequence_number);
     }
     let mut response = BatchResponse::default();
