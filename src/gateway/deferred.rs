@@ -2,8 +2,9 @@
 //! goes out as an active message (WeCom app message, MP customer message).
 //!
 //! Only where the process keeps running after it answers (`wxgate serve`, a gateway built
-//! in code): a Lambda function is frozen once it answers, so there the late bot is
-//! abandoned as before (see docs/deferred-replies.md for the Lambda design).
+//! in code). A Lambda function is frozen once it answers; there slow replies run as reply
+//! jobs instead (`worker.rs`, docs/deferred-replies.md), which send through
+//! [`send_reply`] too.
 //!
 //! The callback itself records the empty answer at the budget, so the platform's retries
 //! neither start the bot again nor cause a second message.

@@ -11,7 +11,9 @@
 //! unsigned junk is refused by the signature check before any decryption, and nothing that
 //! fails a check reaches the bot. The bot runs under the time budget; a late bot is
 //! abandoned and the callback answered empty, because a late answer is worse than none (the
-//! platform retries it and shows the user an error).
+//! platform retries it and shows the user an error), unless its reply can follow as an
+//! active message: in the background (`deferred`, `wxgate serve`) or as a reply job decided
+//! by a worker (`worker`, Lambda).
 
 mod app;
 mod dedup;
