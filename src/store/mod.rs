@@ -59,7 +59,7 @@ pub enum StoreError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// This delivery is the first (or took over a dead holder's claim): run the bot, then
-    /// [`Store::complete`] with the same owner.
+    /// [`DedupStore::complete`] with the same owner.
     Won,
     /// An earlier delivery recorded its answer: send it again (`None` is the empty answer).
     Done {
