@@ -66,7 +66,7 @@ fn main() {
         let gateway = Arc::new(
             Gateway::with_store(
                 &config,
-                wxgate::bot::ConfigBot::from_config(&config),
+                wxgate::bot::ConfigBot::from_config(&config).expect("config"),
                 Arc::new(Backend::Dynamo(store)),
             )
             .unwrap(),

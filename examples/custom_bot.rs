@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:3000".into());
     let config = Config::load(path.as_ref())?;
     let bot = ClockBot {
-        rules: ConfigBot::from_config(&config),
+        rules: ConfigBot::from_config(&config)?,
         seen: Mutex::default(),
     };
     let gateway = Arc::new(Gateway::with_bot(&config, bot)?);

@@ -212,8 +212,9 @@ fn check(config: Option<PathBuf>) -> ExitCode {
         Ok(plan) => plan,
         Err(e) => return config_failure(&e),
     };
-    let rules = ConfigBot::from_config(&config);
-    if let Err(e) = Gateway::with_store(&config, rules, Arc::new(Backend::default())) {
+    let built = ConfigBot::from_config(&config)
+        .and_then(|rules| Gateway::with_store(&config, rules, Arc::new(Backend::default())));
+    if let Err(e) = built {
         return config_failure(&e);
     }
     out!(
@@ -240,8 +241,8 @@ fn check(config: Option<PathBuf>) -> ExitCode {
 /// How the store is described to a person.
 fn describe(plan: &StorePlan) -> String {
     match plan {
-        StorePlan::Memory => "embedded store".into(),
-        StorePlan::Dynamodb { table } => format!("DynamoDB table {table}"),
+        StorePlan::Memory => crate::store::describe_memory(),
+        StorePlan::Dynamodb { table } => crate::store::describe_table(table),
     }
 }
 
@@ -249,10 +250,6 @@ fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
     crate::logging::init_text();
     let config = match load(config) {
         Ok(c) => c,
-        Err(e) => return config_failure(&e),
-    };
-    let plan = match config.store.plan_from_env() {
-        Ok(plan) => plan,
         Err(e) => return config_failure(&e),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -283,7 +280,11 @@ fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
         // The first stdout line is the base URL; scripts and tests read it. Write errors
         // (a reader that went away) must not stop the server.
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "wxgate serving http://{bound} ({})", describe(&plan));
+        let _ = writeln!(
+            out,
+            "wxgate serving http://{bound} ({})",
+            gateway.store().describe()
+        );
         for app in &config.apps {
             let suffix = if app.platform == Platform::Open {
                 "  (+ /{authorizer_appid} for messages)"

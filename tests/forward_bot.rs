@@ -432,7 +432,7 @@ async fn a_bot_in_code_falls_back_to_the_upstream() {
     let fake = FakeUpstream::start(SECRET, Behavior::text("upstream"));
     let config = config(1000, &forward_rules(&fake.url(), ""));
     let bot = TimeBot {
-        rules: ConfigBot::try_from_config(&config).unwrap(),
+        rules: ConfigBot::from_config(&config).unwrap(),
     };
     let gateway = Gateway::with_bot(&config, bot).unwrap();
     let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();

@@ -86,28 +86,10 @@ pub struct ConfigBot {
 impl ConfigBot {
     /// Compiles every app's rules and reads their `forward_secret`s.
     ///
-    /// An app whose `forward_secret` cannot be read (`env:NAME` unset) gets no upstream
-    /// here; a gateway is never built from such a config, since
-    /// [`AppConfig::secrets`](crate::config::AppConfig::secrets) refuses it. Use
-    /// [`try_from_config`](Self::try_from_config) to have the error.
-    pub fn from_config(config: &Config) -> Self {
-        let mut bot = Self::local(config);
-        bot.upstreams = config
-            .apps
-            .iter()
-            .filter_map(|app| {
-                let upstream = Upstream::from_config(app, &config.gateway).ok()??;
-                Some((app.name.clone(), upstream))
-            })
-            .collect();
-        bot
-    }
-
-    /// As [`from_config`](Self::from_config), failing when a `forward_secret` cannot be read.
-    ///
     /// # Errors
-    /// [`ConfigError::App`] naming the app and the variable.
-    pub fn try_from_config(config: &Config) -> Result<Self, ConfigError> {
+    /// [`ConfigError::App`] naming the app and the variable, when a `forward_secret`
+    /// cannot be read (`env:NAME` unset or empty).
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let mut bot = Self::local(config);
         for app in &config.apps {
             if let Some(upstream) = Upstream::from_config(app, &config.gateway)? {

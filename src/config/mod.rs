@@ -180,8 +180,6 @@ pub struct AppSecrets {
     pub previous_encoding_aes_key: Option<SecretString>,
     /// The app secret.
     pub secret: Option<SecretString>,
-    /// The key requests to the upstream bot are signed with (`[apps.reply] forward_secret`).
-    pub forward_secret: Option<SecretString>,
 }
 
 impl AppConfig {
@@ -216,7 +214,6 @@ impl AppConfig {
                 &self.previous_encoding_aes_key,
             )?,
             secret: optional("secret", &self.secret)?,
-            forward_secret: optional("reply.forward_secret", &self.reply.forward_secret)?,
         })
     }
 
@@ -503,23 +500,20 @@ mod tests {
             &format!("{FORWARD}\"env:WXGATE_TEST_UNSET_FORWARD_SECRET\""),
         ))
         .unwrap();
-        let app = config.app("demo").unwrap();
-        let e = app.secrets().unwrap_err().to_string();
+        let e = crate::bot::ConfigBot::from_config(&config)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("reply.forward_secret") && e.contains("$WXGATE_TEST_UNSET_FORWARD_SECRET"),
             "{e}"
         );
-        let e = crate::bot::ConfigBot::try_from_config(&config)
+        let e = crate::gateway::Gateway::from_config(&config)
             .unwrap_err()
             .to_string();
         assert!(e.contains("$WXGATE_TEST_UNSET_FORWARD_SECRET"), "{e}");
-        assert!(crate::gateway::Gateway::from_config(&config).is_err());
-        // The lenient constructor leaves the app without an upstream.
-        assert!(
-            crate::bot::ConfigBot::from_config(&config)
-                .upstream("demo")
-                .is_none()
-        );
+        // The secret is the bot's: a gateway with a bot of its own starts without it.
+        let own_bot = crate::bot::ConfigBot::default();
+        assert!(crate::gateway::Gateway::with_bot(&config, own_bot).is_ok());
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Gateway<ConfigBot> {
     /// # Errors
     /// Secrets that cannot be read or keys that are not valid.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        Self::with_bot(config, ConfigBot::from_config(config))
+        Self::with_bot(config, ConfigBot::from_config(config)?)
     }
 
     /// A gateway answering with each app's rules, over the configured store.
@@ -87,7 +87,7 @@ impl Gateway<ConfigBot> {
     /// # Errors
     /// As [`Gateway::open`].
     pub async fn open_config(config: &Config) -> Result<Self, ConfigError> {
-        Self::open(config, ConfigBot::from_config(config)).await
+        Self::open(config, ConfigBot::from_config(config)?).await
     }
 }
 

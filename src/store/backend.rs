@@ -16,6 +16,14 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// What it is, for people: `embedded store` or `DynamoDB table NAME`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Memory(_) => super::describe_memory(),
+            Self::Dynamo(store) => super::describe_table(store.table()),
+        }
+    }
+
     /// A short name for logs.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -414,6 +414,16 @@ pub trait TokenStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// How the embedded store is named to people (`wxgate serve`, `check`).
+pub fn describe_memory() -> String {
+    "embedded store".into()
+}
+
+/// How a DynamoDB table is named to people.
+pub fn describe_table(table: &str) -> String {
+    format!("DynamoDB table {table}")
+}
+
 /// The item key of a callback's dedup record: per app, then the message's own key.
 pub fn dedup_key(app: &str, message_key: &str) -> String {
     format!("dedup#{app}#{message_key}")
