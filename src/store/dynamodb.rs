@@ -181,6 +181,46 @@ impl DynamoStore {
         })
     }
 
+    /// Every reply job in the table (in `state`, if given), read with a paginated Scan: an
+    /// operator's tool (`wxgate jobs`), never the gateway's path, and outside the function
+    /// role's permissions. Expired items are left out.
+    ///
+    /// # Errors
+    /// The scan failed, or a job item cannot be read.
+    pub async fn list_jobs(
+        &self,
+        state: Option<JobState>,
+        now_ms: EpochMillis,
+    ) -> Result<Vec<(String, JobRecord)>, StoreError> {
+        let mut jobs = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut scan = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .expression_attribute_values(":now_s", n(now_ms / 1000))
+                .set_exclusive_start_key(start.take());
+            scan = match state {
+                Some(state) => scan
+                    .filter_expression("job = :state AND expires_at >= :now_s")
+                    .expression_attribute_values(":state", s(state.as_str())),
+                None => scan.filter_expression("attribute_exists(job) AND expires_at >= :now_s"),
+            };
+            let page = scan.send().await.map_err(backend_error)?;
+            for item in page.items.unwrap_or_default() {
+                let key = get_s(&item, PK).unwrap_or_default().to_owned();
+                let job = job_from_item(&key, &item)?;
+                jobs.push((key, job));
+            }
+            match page.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => return Ok(jobs),
+            }
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `send`, `notify`, `check`, and the Lambda entry point.
+//! The command line: `serve`, `send`, `notify`, `check`, `jobs`, and the Lambda entry point.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -42,6 +42,9 @@ macro_rules! eout {
     }};
 }
 
+// After the macros, which it uses.
+mod jobs;
+
 #[derive(Debug, Parser)]
 #[command(name = "wxgate", version, about, long_about = None)]
 pub struct Cli {
@@ -75,6 +78,10 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// List the reply jobs kept in the DynamoDB table (deferred replies in Lambda): state,
+    /// when, app, message key, and why a failed one failed. No message contents. Exits 1
+    /// when the table cannot be read, 2 for config errors.
+    Jobs(jobs::JobsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -179,6 +186,7 @@ pub fn main() -> ExitCode {
         Command::Send(args) => send(&args),
         Command::Notify(args) => notify(&args),
         Command::Check { config } => check(config),
+        Command::Jobs(args) => jobs::run(&args),
     }
 }
 
