@@ -153,7 +153,7 @@ impl Bot for ConfigBot {
         let started = tokio::time::Instant::now();
         upstream.ask(&self.client, inbound).await.map_err(|error| {
             forward::log_failure(inbound.app, &error, started.elapsed());
-            error.to_string()
+            format!("upstream: {error}")
         })
     }
 }

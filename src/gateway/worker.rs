@@ -182,7 +182,9 @@ impl<B: Bot> Gateway<B> {
             tokens: std::sync::Arc::clone(tokens),
             to: message.from_user_name.clone(),
         };
-        let msgid = deferred::send_reply(&delivery, reply).await?;
+        let msgid = deferred::send_reply(&delivery, reply)
+            .await
+            .map_err(|e| format!("active message: {e}"))?;
         tracing::info!(app = %app.name, bot_ms, reply = reply.msg_type(), "late reply sent as an active message");
         Ok(self
             .end(
