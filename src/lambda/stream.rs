@@ -139,7 +139,65 @@ pub async fn run_batch<B: Bot>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    /// Any JSON value, a few levels deep, with the field names a stream record has.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            prop_oneof![
+                Just("aws:dynamodb".to_owned()),
+                Just("INSERT".to_owned()),
+                Just("pending".to_owned()),
+                ".{0,8}"
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("Records".to_owned()),
+                        Just("eventSource".to_owned()),
+                        Just("eventName".to_owned()),
+                        Just("dynamodb".to_owned()),
+                        Just("Keys".to_owned()),
+                        Just("NewImage".to_owned()),
+                        Just("pk".to_owned()),
+                        Just("job".to_owned()),
+                        Just("S".to_owned()),
+                        Just("SequenceNumber".to_owned()),
+                    ],
+                    inner,
+                    0..5,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Whatever shape an event has, reading it as a batch never panics, and every job it
+        /// finds is a record's key whose new image says `job = pending`.
+        #[test]
+        fn any_event_is_read_without_panic(event in any_json()) {
+            if let Some(batch) = Batch::from_event(&event) {
+                let records = event["Records"].as_array().cloned().unwrap_or_default();
+                for job in batch.jobs {
+                    let found = records.iter().any(|r| {
+                        r["dynamodb"]["Keys"]["pk"]["S"] == job.key.as_str()
+                            && r["dynamodb"]["NewImage"]["job"]["S"] == "pending"
+                            && r["dynamodb"]["SequenceNumber"] == job.sequence_number.as_str()
+                    });
+                    prop_assert!(found, "{} is not a pending job of {}", job.key, event);
+                }
+            }
+        }
+    }
 
     fn record(event_name: &str, job: Option<&str>, key: &str, seq: &str) -> Value {
         let mut image = json!({"pk": {"S": key}, "st": {"S": "p"}});

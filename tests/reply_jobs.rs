@@ -1,0 +1,202 @@
+//! Reply jobs in process: a gateway with `with_reply_jobs` over the embedded store, its
+//! worker side (`Gateway::run_job`) called directly as the stream would call it, against a
+//! fake upstream and a fake WeChat API on 127.0.0.1. The Lambda wiring of the same code is
+//! in `tests/lambda_jobs.rs`; this covers what is quicker to arrange here.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::fake_platform::{CORP_ID, CORP_SECRET, FakePlatform, SendFault};
+use support::fake_upstream::{Behavior, FakeUpstream};
+use wxgate::config::Config;
+use wxgate::gateway::{Gateway, JobOutcome, unix_now};
+use wxgate::message::Callback;
+use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
+use wxgate::store::{DedupStore, JobState, dedup_key, now_ms};
+
+const UPSTREAM_SECRET: &str = "reply-jobs-test-secret-0123456789";
+const BUDGET_MS: u64 = 400;
+const MSG_ID: u64 = 5_150_001;
+
+struct Rig {
+    gateway: Arc<Gateway>,
+    sim: Arc<PlatformSim>,
+    platform: FakePlatform,
+    upstream: FakeUpstream,
+}
+
+fn rig(behavior: Behavior) -> Rig {
+    let platform = FakePlatform::start();
+    let upstream = FakeUpstream::start(UPSTREAM_SECRET, behavior);
+    let config = Config::parse(&format!(
+        r#"
+[gateway]
+budget_ms = {BUDGET_MS}
+[api]
+wecom_base_url = "{api}"
+[[apps]]
+name = "demo"
+platform = "wecom"
+corp_id = "{CORP_ID}"
+agent_id = 218
+token = "QDG6eK"
+encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+secret = "{CORP_SECRET}"
+[apps.reply]
+forward = "{upstream}"
+forward_secret = "{UPSTREAM_SECRET}"
+forward_timeout_ms = 5000
+"#,
+        api = platform.url(),
+        upstream = upstream.url(),
+    ))
+    .unwrap();
+    let sim = Arc::new(PlatformSim::new(config.app("demo").unwrap()).unwrap());
+    let gateway = Arc::new(Gateway::from_config(&config).unwrap().with_reply_jobs());
+    Rig {
+        gateway,
+        sim,
+        platform,
+        upstream,
+    }
+}
+
+fn delivery(sim: &PlatformSim, attempt: usize) -> (SignedRequest, String) {
+    let header = Header {
+        to: sim.receive_id(),
+        from: "lisi",
+        create_time: unix_now(),
+        agent_id: Some(218),
+    };
+    let xml = text_xml(&header, "any news?", MSG_ID);
+    let key = dedup_key("demo", Callback::parse(&xml).unwrap().dedup_key().as_str());
+    let request = sim.post(&xml, unix_now(), &format!("n{attempt}")).unwrap();
+    (request, key)
+}
+
+/// Delivers in a task (the callback waits for the worker), returning its answer later.
+fn deliver(rig: &Rig, request: SignedRequest) -> tokio::task::JoinHandle<(Answer, Duration)> {
+    let gateway = Arc::clone(&rig.gateway);
+    let sim = Arc::clone(&rig.sim);
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let response = gateway.handle(request.to_callback()).await;
+        let took = started.elapsed();
+        let body = String::from_utf8(response.body.to_vec()).unwrap();
+        let answer = sim
+            .check(&request, response.status.as_u16(), &body)
+            .unwrap();
+        (answer, took)
+    })
+}
+
+/// Waits for the claim with its job, as the stream would deliver it.
+async fn pending_job(rig: &Rig, key: &str) {
+    let until = Instant::now() + Duration::from_secs(3);
+    while rig
+        .gateway
+        .store()
+        .job(key, now_ms())
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < until, "no job was claimed");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn job_state(rig: &Rig, key: &str) -> (JobState, Option<String>) {
+    let job = rig
+        .gateway
+        .store()
+        .job(key, now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    (job.state, job.reason)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_job_ask_the_upstream_once() {
+    let rig = rig(Behavior::text("fine").after(Duration::from_millis(50)));
+    let (request, key) = delivery(&rig.sim, 0);
+    let callback = deliver(&rig, request);
+    pending_job(&rig, &key).await;
+    let (a, b) = tokio::join!(
+        rig.gateway.run_job(&key, None),
+        rig.gateway.run_job(&key, None)
+    );
+    let mut outcomes = [a, b];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(outcomes, [JobOutcome::Answered, JobOutcome::Skipped]);
+    let (answer, took) = callback.await.unwrap();
+    assert!(
+        matches!(answer, Answer::Reply(ref x) if x.contains("fine")),
+        "{answer:?}"
+    );
+    assert!(took < Duration::from_millis(BUDGET_MS), "{took:?}");
+    assert_eq!(rig.upstream.requests().len(), 1);
+    assert_eq!(job_state(&rig, &key).await.0, JobState::Answered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_the_platform_refuses_is_a_failed_job_with_the_errcode() {
+    let rig = rig(Behavior::text("too late").after(Duration::from_millis(700)));
+    // 81013: no valid recipient. Not retried (only -1 and 5xx are).
+    rig.platform.fail_next_sends(1, SendFault::Errcode(81013));
+    let (request, key) = delivery(&rig.sim, 0);
+    let callback = deliver(&rig, request);
+    pending_job(&rig, &key).await;
+    let worker = {
+        let gateway = Arc::clone(&rig.gateway);
+        let key = key.clone();
+        tokio::spawn(async move { gateway.run_job(&key, None).await })
+    };
+    let (answer, took) = callback.await.unwrap();
+    assert_eq!(answer, Answer::Empty);
+    assert!(took < Duration::from_millis(BUDGET_MS + 200), "{took:?}");
+    let JobOutcome::Failed(reason) = worker.await.unwrap() else {
+        panic!("the job did not fail");
+    };
+    assert!(
+        reason.starts_with("active message:") && reason.contains("81013"),
+        "{reason}"
+    );
+    assert_eq!(
+        job_state(&rig, &key).await,
+        (JobState::Failed, Some(reason))
+    );
+    assert_eq!(rig.platform.send_requests(), 1, "not retried");
+    assert_eq!(rig.platform.delivered(), 0);
+    // A retry of the callback is answered empty; nothing is asked or sent again.
+    let (retry, _) = delivery(&rig.sim, 1);
+    let (answer, _) = deliver(&rig, retry).await.unwrap();
+    assert_eq!(answer, Answer::Empty);
+    assert_eq!(rig.gateway.run_job(&key, None).await, JobOutcome::Skipped);
+    assert_eq!(rig.upstream.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_ends_before_its_deadline_and_says_so() {
+    let rig = rig(Behavior::text("never").after(Duration::from_secs(30)));
+    let (request, key) = delivery(&rig.sim, 0);
+    let callback = deliver(&rig, request);
+    pending_job(&rig, &key).await;
+    // An invocation with 2.5 s left: the job gets 1 s (1.5 s kept to record the end).
+    let started = Instant::now();
+    let outcome = rig.gateway.run_job(&key, Some(now_ms() + 2_500)).await;
+    let took = started.elapsed();
+    let JobOutcome::Failed(reason) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(reason.contains("limit"), "{reason}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2_000),
+        "{took:?}"
+    );
+    assert_eq!(callback.await.unwrap().0, Answer::Empty);
+    assert_eq!(job_state(&rig, &key).await.0, JobState::Failed);
+}
