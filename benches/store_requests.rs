@@ -9,6 +9,10 @@
 #[path = "../tests/support/dynamo.rs"]
 #[allow(rustdoc::broken_intra_doc_links)]
 mod dynamo;
+#[path = "../tests/support/fake_upstream.rs"]
+mod fake_upstream;
+#[path = "../tests/support/loopback.rs"]
+mod loopback;
 #[path = "../tests/support/request_count.rs"]
 mod request_count;
 
@@ -17,7 +21,7 @@ use std::sync::Arc;
 
 use request_count::RequestCount;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, unix_now};
+use wxgate::gateway::{Gateway, JobOutcome, unix_now};
 use wxgate::simulate::{
     Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, location_xml, text_xml,
 };
@@ -60,14 +64,17 @@ fn main() {
         let conf = dynamo::config(&server.endpoint())
             .interceptor(count.interceptor())
             .build();
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), table);
+        let store = Arc::new(Backend::Dynamo(DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(conf),
+            table,
+        )));
         let config = Config::parse(OFFICIAL_SAMPLE_APP).unwrap();
         let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
         let gateway = Arc::new(
             Gateway::with_store(
                 &config,
                 wxgate::bot::ConfigBot::from_config(&config).expect("config"),
-                Arc::new(Backend::Dynamo(store)),
+                Arc::clone(&store),
             )
             .unwrap(),
         );
@@ -134,5 +141,50 @@ fn main() {
             handle(&gateway, &verify).await;
         }
         row("URL verification", before);
+
+        // A reply job: the same app with its reply from an upstream (answering at once) and a
+        // gateway handing it to a worker, run here as the stream would run it.
+        let upstream =
+            fake_upstream::FakeUpstream::start("bench-secret", fake_upstream::Behavior::text("ok"));
+        let forward = OFFICIAL_SAMPLE_APP.replace(
+            "[apps.reply]\necho = true",
+            &format!(
+                "secret = \"s\"\n[apps.reply]\nforward = \"{}\"\nforward_secret = \"bench-secret\"",
+                upstream.url()
+            ),
+        );
+        assert_ne!(forward, OFFICIAL_SAMPLE_APP, "the sample app's reply line moved");
+        let forward = Config::parse(&forward).unwrap();
+        let jobs = Arc::new(
+            Gateway::with_store(
+                &forward,
+                wxgate::bot::ConfigBot::from_config(&forward).expect("config"),
+                Arc::clone(&store),
+            )
+            .unwrap()
+            .with_reply_jobs(),
+        );
+        let mut worker_window_requests = 0;
+        let before = count.snapshot();
+        for id in 0..N {
+            let request = message(2_000_000 + id, "job");
+            let callback = {
+                let jobs = Arc::clone(&jobs);
+                tokio::spawn(async move { handle(&jobs, &request).await })
+            };
+            // The stream's delay, shortened: the claim is written well within it.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let worker_before: u64 = count.snapshot().values().sum();
+            let key = wxgate::store::dedup_key("demo", &format!("msg|{}", 2_000_000 + id));
+            assert_eq!(jobs.run_job(&key, None).await, JobOutcome::Answered);
+            let worker_after: u64 = count.snapshot().values().sum();
+            callback.await.unwrap();
+            worker_window_requests += worker_after - worker_before;
+        }
+        row("upstream reply by a reply job, answered in time (callback and worker)", before);
+        println!(
+            "| of which while the worker ran (take, read, answer; a callback read may fall in it) | **{:.2}** |",
+            worker_window_requests as f64 / N as f64
+        );
     });
 }
