@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value, json};
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
-use support::fake_platform::{CORP_ID, CORP_SECRET, FakePlatform};
+use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::runtime_api::{FunctionProcess, Outcome, apigw_v2_event};
 use wxgate::config::Config;
@@ -46,26 +46,13 @@ fn config_text(
     upstream: &FakeUpstream,
     forward_timeout_ms: u64,
 ) -> String {
-    format!(
-        r#"
-[api]
-wecom_base_url = "{api}"
-[[apps]]
-name = "demo"
-platform = "wecom"
-corp_id = "{CORP_ID}"
-agent_id = 218
-token = "QDG6eK"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-secret = "{CORP_SECRET}"
-[apps.reply]
-keywords = [{{ equals = ["ping"], reply = "pong" }}]
-forward = "{upstream}"
-forward_secret = "{UPSTREAM_SECRET}"
-forward_timeout_ms = {forward_timeout_ms}
-"#,
-        api = platform.url(),
-        upstream = upstream.url(),
+    support::fake_platform::forward_app_config(
+        "",
+        &platform.url(),
+        &upstream.url(),
+        UPSTREAM_SECRET,
+        forward_timeout_ms,
+        r#"keywords = [{ equals = ["ping"], reply = "pong" }]"#,
     )
 }
 

@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::fake_platform::{CORP_ID, CORP_SECRET, FakePlatform, SendFault};
+use support::fake_platform::{FakePlatform, SendFault};
 use support::fake_upstream::{Behavior, FakeUpstream};
 use wxgate::config::Config;
 use wxgate::gateway::{Gateway, JobOutcome, unix_now};
@@ -30,27 +30,13 @@ struct Rig {
 fn rig(behavior: Behavior) -> Rig {
     let platform = FakePlatform::start();
     let upstream = FakeUpstream::start(UPSTREAM_SECRET, behavior);
-    let config = Config::parse(&format!(
-        r#"
-[gateway]
-budget_ms = {BUDGET_MS}
-[api]
-wecom_base_url = "{api}"
-[[apps]]
-name = "demo"
-platform = "wecom"
-corp_id = "{CORP_ID}"
-agent_id = 218
-token = "QDG6eK"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-secret = "{CORP_SECRET}"
-[apps.reply]
-forward = "{upstream}"
-forward_secret = "{UPSTREAM_SECRET}"
-forward_timeout_ms = 5000
-"#,
-        api = platform.url(),
-        upstream = upstream.url(),
+    let config = Config::parse(&support::fake_platform::forward_app_config(
+        &format!("budget_ms = {BUDGET_MS}"),
+        &platform.url(),
+        &upstream.url(),
+        UPSTREAM_SECRET,
+        5000,
+        "",
     ))
     .unwrap();
     let sim = Arc::new(PlatformSim::new(config.app("demo").unwrap()).unwrap());

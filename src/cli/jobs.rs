@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{EXIT_CONFIG, EXIT_REPLY_FAILED, config_failure, load};
+use super::{EXIT_CONFIG, EXIT_REPLY_FAILED, Threads, config_failure, load, runtime};
 use crate::config::StorePlan;
 use crate::store::{DynamoStore, JobRecord, JobState, dynamodb::DynamoTimeouts, now_ms};
 
@@ -54,15 +54,9 @@ pub fn run(args: &JobsArgs) -> ExitCode {
         }
         Err(e) => return config_failure(&e),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(Threads::One) {
         Ok(rt) => rt,
-        Err(e) => {
-            eout!("wxgate: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let state = if args.failed {
         Some(JobState::Failed)

@@ -190,6 +190,26 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The async runtime of a command: one thread for a one-shot command (starts fastest),
+/// all cores for `serve`. A failure is said on stderr and is the command's exit.
+fn runtime(threads: Threads) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = match threads {
+        Threads::One => tokio::runtime::Builder::new_current_thread(),
+        Threads::All => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build().map_err(|e| {
+        eout!("wxgate: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// How many threads a command's runtime has.
+#[derive(Debug, Clone, Copy)]
+enum Threads {
+    One,
+    All,
+}
+
 fn load(config: Option<PathBuf>) -> Result<Config, ConfigError> {
     Config::discover(config.as_deref())
 }
@@ -260,15 +280,9 @@ fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(Threads::All) {
         Ok(rt) => rt,
-        Err(e) => {
-            eout!("wxgate: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         // A server keeps running after it answers, so a bot slower than the budget can
@@ -596,15 +610,9 @@ fn notify(args: &NotifyArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(Threads::One) {
         Ok(rt) => rt,
-        Err(e) => {
-            eout!("wxgate: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         // The configured store: with [store] or WXGATE_TABLE pointing at DynamoDB, the token

@@ -633,3 +633,39 @@ async fn handle(
         ),
     })
 }
+
+/// The config of a WeCom app that answers through the upstream at `upstream_url` and can send late replies
+/// actively (the fake platform's credentials, `agent_id` 218), with `[api]` pointed at
+/// `platform_url`. `reply_extra` goes into `[apps.reply]` (local rules); `gateway` is the
+/// `[gateway]` section's body.
+pub fn forward_app_config(
+    gateway: &str,
+    platform_url: &str,
+    upstream_url: &str,
+    secret: &str,
+    forward_timeout_ms: u64,
+    reply_extra: &str,
+) -> String {
+    format!(
+        r#"
+[gateway]
+{gateway}
+[api]
+wecom_base_url = "{platform_url}"
+mp_base_url = "{platform_url}"
+[[apps]]
+name = "demo"
+platform = "wecom"
+corp_id = "{CORP_ID}"
+agent_id = 218
+token = "QDG6eK"
+encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+secret = "{CORP_SECRET}"
+[apps.reply]
+{reply_extra}
+forward = "{upstream_url}"
+forward_secret = "{secret}"
+forward_timeout_ms = {forward_timeout_ms}
+"#,
+    )
+}
