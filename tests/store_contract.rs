@@ -666,7 +666,7 @@ async fn a_job_is_taken_once_and_answered_passively_while_the_callback_waits(sto
             state: JobState::Pending,
             app: "demo".into(),
             authorizer_app_id: Some("wxauthorizer".into()),
-            message: JOB_MESSAGE.into(),
+            message: Some(JOB_MESSAGE.into()),
             answer_by_ms: ANSWER_BY,
             reason: None,
             msgid: None,
@@ -718,6 +718,11 @@ async fn a_job_is_taken_once_and_answered_passively_while_the_callback_waits(sto
     assert_eq!(
         job_state(store, &key, T0 + 600).await,
         Some(JobState::Answered)
+    );
+    let answered = store.job(&key, T0 + 600).await.unwrap().unwrap();
+    assert_eq!(
+        answered.message, None,
+        "contents are not kept once answered"
     );
     assert!(
         !store
@@ -797,6 +802,7 @@ async fn a_callback_that_stopped_waiting_leaves_the_reply_to_be_sent_once(store:
         (ended.state, ended.msgid.as_deref()),
         (JobState::Sent, Some("msg-7"))
     );
+    assert_eq!(ended.message, None, "contents are not kept once sent");
     assert_eq!(
         store.dedup_record(&key, T0 + 6_300).await.unwrap(),
         Some(DedupRecord::Done { reply: None })
@@ -881,6 +887,11 @@ async fn a_crashed_workers_job_is_taken_over_and_a_failure_is_kept(store: &impl 
     assert_eq!(
         (failed.state, failed.reason.as_deref()),
         (JobState::Failed, Some(reason))
+    );
+    assert_eq!(
+        failed.message.as_deref(),
+        Some(JOB_MESSAGE),
+        "a failed job keeps it"
     );
     assert_eq!(
         store.dedup_record(&key, three_days).await.unwrap(),

@@ -97,7 +97,11 @@ impl<B: Bot> Gateway<B> {
             .apps
             .get(&job.app)
             .ok_or_else(|| format!("the app `{}` is not configured", job.app))?;
-        let message = match Callback::parse(&job.message) {
+        let stored = job
+            .message
+            .as_deref()
+            .ok_or("the job's message is no longer stored")?;
+        let message = match Callback::parse(stored) {
             Ok(Callback::Message(message)) => message,
             Ok(Callback::Info(_)) => return Err("the stored callback is not a message".into()),
             Err(e) => return Err(format!("the stored message cannot be read: {e}")),

@@ -408,7 +408,7 @@ fn job_from_item(key: &str, item: &Item) -> Result<JobRecord, StoreError> {
         state,
         app: text("app")?,
         authorizer_app_id: get_s(item, "authz").map(str::to_owned),
-        message: text("msg")?,
+        message: get_s(item, "msg").map(str::to_owned),
         answer_by_ms: get_n(item, "answer_by")
             .ok_or_else(|| corrupt(key, "job without answer_by"))?,
         reason: get_s(item, "reason").map(str::to_owned),
@@ -477,11 +477,11 @@ impl DedupStore for DynamoStore {
         let request = match reply {
             Some(reply) => request
                 .update_expression(
-                    "SET st = :d, job = :answered, expires_at = :exp, reply = :r REMOVE lease_until",
+                    "SET st = :d, job = :answered, expires_at = :exp, reply = :r REMOVE lease_until, msg",
                 )
                 .expression_attribute_values(":r", s(reply)),
             None => request.update_expression(
-                "SET st = :d, job = :answered, expires_at = :exp REMOVE lease_until, reply",
+                "SET st = :d, job = :answered, expires_at = :exp REMOVE lease_until, reply, msg",
             ),
         };
         condition_held(request.send().await)
@@ -497,7 +497,7 @@ impl DedupStore for DynamoStore {
         // the worker would have ended the job as answered, so there is no reply to lose.
         let result = self
             .update(key)
-            .update_expression("SET job = :sending, st = :d REMOVE lease_until, reply")
+            .update_expression("SET job = :sending, st = :d REMOVE lease_until, reply, msg")
             .condition_expression("job = :running AND job_worker = :w")
             .expression_attribute_values(":running", s(JobState::Running.as_str()))
             .expression_attribute_values(":sending", s(JobState::Sending.as_str()))
@@ -537,7 +537,12 @@ impl DedupStore for DynamoStore {
             }
             JobEnd::Sent { msgid: None } | JobEnd::NoReply => {}
         }
-        set.push_str(" REMOVE lease_until");
+        // A failed job keeps its message for inspection; otherwise it is no longer needed.
+        set.push_str(if matches!(end, JobEnd::Failed { .. }) {
+            " REMOVE lease_until"
+        } else {
+            " REMOVE lease_until, msg"
+        });
         condition_held(request.update_expression(set).send().await)
     }
 

@@ -156,7 +156,7 @@ impl DedupStore for MemoryStore {
                 state: JobState::Pending,
                 app: job.app.to_owned(),
                 authorizer_app_id: job.authorizer_app_id.map(str::to_owned),
-                message: job.message.to_owned(),
+                message: Some(job.message.to_owned()),
                 answer_by_ms: job.answer_by_ms,
                 reason: None,
                 msgid: None,
@@ -215,6 +215,7 @@ impl DedupStore for MemoryStore {
             return Ok(false);
         };
         job.record.state = JobState::Answered;
+        job.record.message = None;
         item.record = DedupRecord::Done {
             reply: reply.map(str::to_owned),
         };
@@ -236,6 +237,7 @@ impl DedupStore for MemoryStore {
             return Ok(false);
         };
         job.record.state = JobState::Sending;
+        job.record.message = None;
         item.give_up_waiting();
         Ok(true)
     }
@@ -255,6 +257,9 @@ impl DedupStore for MemoryStore {
             return Ok(false);
         };
         job.record.state = end.state();
+        if !matches!(end, JobEnd::Failed { .. }) {
+            job.record.message = None;
+        }
         match end {
             JobEnd::Sent { msgid } => job.record.msgid = msgid.map(str::to_owned),
             JobEnd::Failed { reason } => job.record.reason = Some(reason.to_owned()),

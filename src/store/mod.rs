@@ -163,8 +163,10 @@ pub struct JobRecord {
     pub app: String,
     /// Open Platform: the authorized account.
     pub authorizer_app_id: Option<String>,
-    /// The decrypted callback XML.
-    pub message: String,
+    /// The decrypted callback XML, until the job is answered, sent or found without a reply
+    /// (then removed: message contents are not kept longer than the job needs them). A
+    /// failed job keeps it, for inspection, as long as its record.
+    pub message: Option<String>,
     /// Until when the callback waits for a passive reply.
     pub answer_by_ms: EpochMillis,
     /// Why it failed (`Failed`).
