@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::fake_platform::{FakePlatform, SendFault};
+use support::fake_platform::{APP_ID, APP_SECRET, FakePlatform, SendApi, SendFault};
 use support::fake_upstream::{Behavior, FakeUpstream};
 use wxgate::config::Config;
 use wxgate::gateway::{Gateway, JobOutcome, unix_now};
@@ -185,4 +185,72 @@ async fn a_job_ends_before_its_deadline_and_says_so() {
     );
     assert_eq!(callback.await.unwrap().0, Answer::Empty);
     assert_eq!(job_state(&rig, &key).await.0, JobState::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_official_account_gets_a_late_reply_as_a_customer_message() {
+    let platform = FakePlatform::start();
+    let upstream = FakeUpstream::start(
+        UPSTREAM_SECRET,
+        Behavior::text("订单已发货").after(Duration::from_millis(700)),
+    );
+    let config = Config::parse(&format!(
+        r#"
+[gateway]
+budget_ms = {BUDGET_MS}
+[api]
+mp_base_url = "{api}"
+[[apps]]
+name = "shop"
+platform = "mp"
+app_id = "{APP_ID}"
+secret = "{APP_SECRET}"
+token = "QDG6eK"
+encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+[apps.reply]
+forward = "{upstream}"
+forward_secret = "{UPSTREAM_SECRET}"
+forward_timeout_ms = 5000
+"#,
+        api = platform.url(),
+        upstream = upstream.url(),
+    ))
+    .unwrap();
+    let sim = PlatformSim::new(config.app("shop").unwrap()).unwrap();
+    let gateway = Arc::new(Gateway::from_config(&config).unwrap().with_reply_jobs());
+    let header = Header {
+        to: "gh_fakeaccount",
+        from: "oFAKEOPENID0001",
+        create_time: unix_now(),
+        agent_id: None,
+    };
+    let xml = text_xml(&header, "我的订单呢", MSG_ID);
+    let key = dedup_key("shop", Callback::parse(&xml).unwrap().dedup_key().as_str());
+    let request = sim.post(&xml, unix_now(), "n0").unwrap();
+    let callback = {
+        let gateway = Arc::clone(&gateway);
+        tokio::spawn(async move { gateway.handle(request.to_callback()).await })
+    };
+    let until = Instant::now() + Duration::from_secs(3);
+    while gateway.store().job(&key, now_ms()).await.unwrap().is_none() {
+        assert!(Instant::now() < until, "no job was claimed");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let outcome = gateway.run_job(&key, None).await;
+    assert_eq!(outcome, JobOutcome::Sent);
+    let response = callback.await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&response.body), "success");
+    let sent = platform.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].api, SendApi::Mp);
+    assert_eq!(
+        (
+            sent[0].touser.as_str(),
+            sent[0].msgtype.as_str(),
+            sent[0].content.as_str()
+        ),
+        ("oFAKEOPENID0001", "text", "订单已发货")
+    );
+    let job = gateway.store().job(&key, now_ms()).await.unwrap().unwrap();
+    assert_eq!((job.state, job.message), (JobState::Sent, None));
 }
