@@ -57,3 +57,48 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn check_says_what_becomes_of_an_upstreams_late_reply() {
+    let app = |name: &str, extra: &str| {
+        format!(
+            "[[apps]]\nname = \"{name}\"\nplatform = \"wecom\"\ncorp_id = \"wx5823bf96d3bd56c7\"\n\
+             token = \"QDG6eK\"\nencoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"\n{extra}\
+             [apps.reply]\nforward = \"https://bot.example.com/hook\"\nforward_secret = \"s\"\n"
+        )
+    };
+    let config = format!(
+        "{}{}",
+        app("sends", "agent_id = 218\nsecret = \"corp-secret\"\n"),
+        app("drops", "agent_id = 218\n")
+    );
+    let dir = std::env::temp_dir().join(format!("wxgate-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("forward.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config", path.to_str().unwrap()])
+        .env_remove("WXGATE_TABLE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no line for {name}: {stdout}"))
+            .to_owned()
+    };
+    assert!(
+        line("sends").contains(
+            "forward → bot.example.com; a reply later than the budget is sent as an active message"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        line("drops").contains("dropped: sending it actively needs secret and agent_id"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

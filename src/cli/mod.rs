@@ -254,7 +254,11 @@ fn check(config: Option<PathBuf>) -> ExitCode {
         // The upstream's host only: its path may carry a key.
         let forward = app.reply.forward.as_deref().map_or(String::new(), |url| {
             let host = url.split("://").nth(1).unwrap_or(url).split('/').next();
-            format!("  (forward → {})", host.unwrap_or_default())
+            format!(
+                "  (forward → {}; {})",
+                host.unwrap_or_default(),
+                late_replies(app)
+            )
         });
         out!(
             "  {:<6} {:<16} {}{forward}",
@@ -271,6 +275,22 @@ fn describe(plan: &StorePlan) -> String {
     match plan {
         StorePlan::Memory => crate::store::describe_memory(),
         StorePlan::Dynamodb { table } => crate::store::describe_table(table),
+    }
+}
+
+/// What becomes of an upstream's reply that misses the budget, for `check`.
+fn late_replies(app: &crate::config::AppConfig) -> &'static str {
+    match (app.platform, app.secret.is_some(), app.agent_id.is_some()) {
+        (Platform::Wecom, true, true) | (Platform::Mp, true, _) => {
+            "a reply later than the budget is sent as an active message"
+        }
+        (Platform::Wecom, _, _) => {
+            "a reply later than the budget is dropped: sending it actively needs secret and agent_id"
+        }
+        (Platform::Mp, false, _) => {
+            "a reply later than the budget is dropped: sending it actively needs secret"
+        }
+        (Platform::Open, _, _) => "a reply later than the budget is dropped",
     }
 }
 
