@@ -117,7 +117,9 @@ async fn two_workers_on_one_job_ask_the_upstream_once() {
     );
     let mut outcomes = [a, b];
     outcomes.sort_by_key(|o| format!("{o:?}"));
-    assert_eq!(outcomes, [JobOutcome::Answered, JobOutcome::Skipped]);
+    // The second finds the job running: it is to be retried, and by then it is done.
+    assert_eq!(outcomes, [JobOutcome::Answered, JobOutcome::Busy]);
+    assert_eq!(rig.gateway.run_job(&key, None).await, JobOutcome::Skipped);
     let (answer, took) = callback.await.unwrap();
     assert!(
         matches!(answer, Answer::Reply(ref x) if x.contains("fine")),
@@ -253,4 +255,46 @@ forward_timeout_ms = 5000
     );
     let job = gateway.store().job(&key, now_ms()).await.unwrap().unwrap();
     assert_eq!((job.state, job.message), (JobState::Sent, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_held_by_a_crashed_worker_is_retried_not_dropped() {
+    use wxgate::lambda::stream::{Batch, JobRecordRef, run_batch};
+    let rig = rig(Behavior::text("fine"));
+    let (request, key) = delivery(&rig.sim, 0);
+    let callback = deliver(&rig, request);
+    pending_job(&rig, &key).await;
+    // A worker took the job and died: its time limit has not run out.
+    assert!(
+        rig.gateway
+            .store()
+            .take_job(&key, "dead-worker", now_ms(), 60_000)
+            .await
+            .unwrap()
+    );
+    let batch = Batch {
+        jobs: vec![JobRecordRef {
+            key: key.clone(),
+            sequence_number: "4242".into(),
+        }],
+    };
+    let response = run_batch(&rig.gateway, batch, None).await;
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "4242"}]})
+    );
+    assert!(
+        rig.upstream.requests().is_empty(),
+        "the held job is not run twice"
+    );
+    assert_eq!(job_state(&rig, &key).await.0, JobState::Running);
+    assert_eq!(callback.await.unwrap().0, Answer::Empty);
+    // Once the dead worker's time is up, a retry takes the job over.
+    let later = rig
+        .gateway
+        .store()
+        .take_job(&key, "retry", now_ms() + 61_000, 60_000)
+        .await
+        .unwrap();
+    assert!(later, "taken over after the limit");
 }

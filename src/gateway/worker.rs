@@ -12,7 +12,9 @@ use std::time::Duration;
 use super::{Gateway, deferred};
 use crate::bot::{Bot, Inbound};
 use crate::message::{Callback, Message};
-use crate::store::{DedupStore, DedupTimes, JobEnd, JobRecord, StoreError, new_owner, now_ms};
+use crate::store::{
+    DedupStore, DedupTimes, JobEnd, JobRecord, JobState, StoreError, new_owner, now_ms,
+};
 
 /// Time for the active send after the bot, within the job's time limit: a token fetch and
 /// a send with its retries.
@@ -31,8 +33,10 @@ pub enum JobOutcome {
     NoReply,
     /// The job failed and is kept on its record with the reason.
     Failed(String),
-    /// Nothing to do: the job is done, held by another worker, or gone (a redelivery).
+    /// Nothing to do: the job is done or gone (a redelivery).
     Skipped,
+    /// Another worker holds the job, within its time limit. The event should be retried.
+    Busy,
     /// The store failed; the job may be left half done. The event should be retried.
     StoreUnavailable(String),
 }
@@ -59,12 +63,7 @@ impl<B: Bot> Gateway<B> {
         let store = &self.store;
         match store.take_job(key, &worker, now_ms(), held_ms).await {
             Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(
-                    "reply job already taken, finished or gone; nothing to do (a redelivery)"
-                );
-                return JobOutcome::Skipped;
-            }
+            Ok(false) => return self.not_taken(key).await,
             Err(e) => return unavailable(&e),
         }
         let job = match store.job(key, now_ms()).await {
@@ -83,6 +82,27 @@ impl<B: Bot> Gateway<B> {
             }
         };
         outcome.unwrap_or_else(|e| unavailable(&e))
+    }
+
+    /// Why a job could not be taken. Lambda redelivers a record only after the invocation
+    /// that had it ended, so a job still running under another worker's time limit was most
+    /// likely left by a worker that crashed: that is worth a retry (and, once retries run
+    /// out, the on-failure queue) rather than silence.
+    async fn not_taken(&self, key: &str) -> JobOutcome {
+        match self.store.job(key, now_ms()).await {
+            Ok(Some(job)) if job.state == JobState::Running => {
+                tracing::warn!(
+                    app = %job.app,
+                    "reply job held by another worker (one that crashed, if this is a retry); the record will be retried"
+                );
+                JobOutcome::Busy
+            }
+            Ok(_) => {
+                tracing::info!("reply job already finished or gone; nothing to do (a redelivery)");
+                JobOutcome::Skipped
+            }
+            Err(e) => unavailable(&e),
+        }
     }
 
     /// Asks the bot and delivers its reply. `Err` is why the job failed.

@@ -4,8 +4,9 @@
 //! whose filter passes only records written with `job = "pending"` (template.yaml); each is
 //! the claim of a callback whose reply the bot decides slowly. The records of a batch run
 //! concurrently, each as [`Gateway::run_job`]. The answer lists the records to retry
-//! (`ReportBatchItemFailures`): only those the store failed on. A job that fails otherwise
-//! is recorded as failed on its item, so retrying it would change nothing.
+//! (`ReportBatchItemFailures`): those the store failed on, and jobs still held by another
+//! worker (one that crashed). A job that fails otherwise is recorded as failed on its item,
+//! so retrying it would change nothing.
 //!
 //! Only the fields used are read, so any stream view type that carries the keys and the new
 //! image works; a record without them is logged and skipped, never retried.
@@ -121,7 +122,10 @@ pub async fn run_batch<B: Bot>(
     let mut response = BatchResponse::default();
     while let Some(done) = tasks.join_next_with_id().await {
         let (id, retry) = match done {
-            Ok((id, outcome)) => (id, matches!(outcome, JobOutcome::StoreUnavailable(_))),
+            Ok((id, outcome)) => (
+                id,
+                matches!(outcome, JobOutcome::StoreUnavailable(_) | JobOutcome::Busy),
+            ),
             Err(e) => {
                 tracing::error!(cause = %e, "a reply job panicked; its record will be retried");
                 (e.id(), true)
