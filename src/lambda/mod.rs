@@ -58,6 +58,15 @@ struct Shape {
     records: Option<IgnoredAny>,
 }
 
+/// Whether an event's JSON has `Records`, as stream batches do and API Gateway events
+/// never do.
+///
+/// # Errors
+/// The text is not a JSON object.
+pub fn is_stream_batch(json: &str) -> Result<bool, serde_json::Error> {
+    Ok(serde_json::from_str::<Shape>(json)?.records.is_some())
+}
+
 /// Answers one event of either kind. An event of neither kind is an invocation error.
 ///
 /// # Errors
@@ -68,7 +77,7 @@ pub async fn dispatch<B: Bot>(
 ) -> Result<Answer<impl Serialize>, lambda_http::Error> {
     let LambdaEvent { payload, context } = event;
     let json = payload.get();
-    if serde_json::from_str::<Shape>(json)?.records.is_some() {
+    if is_stream_batch(json)? {
         let value: Value = serde_json::from_str(json)?;
         let Some(batch) = stream::Batch::from_event(&value) else {
             tracing::error!("an event with Records that are not from DynamoDB");
