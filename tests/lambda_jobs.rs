@@ -275,9 +275,11 @@ async fn an_upstream_answering_in_6_s_is_sent_once_as_an_active_message_despite_
 
     let (answer, took) = answer_of(&mut rig, &request, pending).await;
     assert_eq!(answer, Answer::Empty);
+    // At the budget, not before (it waited for the worker) and well inside the platform's
+    // 5 s (the give-up write may take up to 300 ms past the budget; the rest is slack for a
+    // loaded CI machine).
     assert!(
-        took >= Duration::from_millis(BUDGET_MS - 300)
-            && took < Duration::from_millis(BUDGET_MS + 400),
+        took >= Duration::from_millis(BUDGET_MS - 300) && took < Duration::from_millis(4_800),
         "answered after {took:?}"
     );
     // The platform retries while the upstream is still thinking: empty answers at once.

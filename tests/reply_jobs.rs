@@ -17,7 +17,7 @@ use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
 use wxgate::store::{DedupStore, JobState, dedup_key, now_ms};
 
 const UPSTREAM_SECRET: &str = "reply-jobs-test-secret-0123456789";
-const BUDGET_MS: u64 = 400;
+const BUDGET_MS: u64 = 600;
 const MSG_ID: u64 = 5_150_001;
 
 struct Rig {
