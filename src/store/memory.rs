@@ -125,6 +125,13 @@ impl MemoryStore {
 }
 
 impl Inner {
+    /// The token item whose refresh lease `owner` holds.
+    fn token_leased_by(&mut self, key: &str, owner: &str) -> Option<&mut TokenItem> {
+        self.tokens
+            .get_mut(key)
+            .filter(|i| i.lease_owner.as_deref() == Some(owner))
+    }
+
     fn after_write(&mut self, now_ms: EpochMillis) {
         if now_ms.saturating_sub(self.last_sweep_ms) >= SWEEP_INTERVAL_MS {
             self.last_sweep_ms = now_ms;
@@ -358,11 +365,7 @@ impl TokenStore for MemoryStore {
         token: &CachedToken,
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
-        let Some(item) = inner
-            .tokens
-            .get_mut(key)
-            .filter(|i| i.lease_owner.as_deref() == Some(owner))
-        else {
+        let Some(item) = inner.token_leased_by(key, owner) else {
             return Ok(false);
         };
         item.token = Some(token.clone());
@@ -373,11 +376,7 @@ impl TokenStore for MemoryStore {
 
     async fn release_token_lease(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
         let mut inner = self.lock();
-        let Some(item) = inner
-            .tokens
-            .get_mut(key)
-            .filter(|i| i.lease_owner.as_deref() == Some(owner))
-        else {
+        let Some(item) = inner.token_leased_by(key, owner) else {
             return Ok(false);
         };
         item.lease_owner = None;

@@ -289,18 +289,7 @@ impl Process {
                 ))
             })?;
         let stdin = child.stdin.take().expect("piped stdin");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().expect("piped stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = pipe.read(&mut buf) {
-                let mut s = lock(&sink);
-                if s.len() < 64 * 1024 {
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }
-        });
+        let stderr = capture_stderr(&mut child);
         // cli.js prints `Listening at http://:::PORT` once *its* listen succeeded. Waiting for
         // that line (rather than for the port to answer) cannot be fooled by another server
         // that won a race for the same port.
@@ -366,6 +355,24 @@ impl Process {
     fn kill(mut self) {
         kill_process_group(&mut self.child);
     }
+}
+
+/// Collects what a server child writes to stderr (its first 64 KiB), on a thread of its own,
+/// so a failed start can say why.
+pub fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let mut pipe = child.stderr.take().expect("piped stderr");
+    let sink = Arc::clone(&stderr);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut buf) {
+            let mut s = lock(&sink);
+            if s.len() < 64 * 1024 {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    stderr
 }
 
 /// SIGKILL to `child`'s whole process group (it was started as a group leader), then reap

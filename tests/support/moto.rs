@@ -263,18 +263,7 @@ impl Process {
                 )
             })?;
         let stdin = child.stdin.take().expect("piped stdin");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().expect("piped stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = pipe.read(&mut buf) {
-                let mut s = lock(&sink);
-                if s.len() < 64 * 1024 {
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }
-        });
+        let stderr = super::dynamo::capture_stderr(&mut child);
         // serve.py prints `moto listening on 127.0.0.1:PORT` once its socket listens.
         let (port_tx, port_rx) = mpsc::channel();
         let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
