@@ -32,7 +32,7 @@ use bytes::Bytes;
 use http::Method;
 use tokio::time::Instant;
 
-use crate::bot::{Bot, ConfigBot, Inbound};
+use crate::bot::{Bot, ConfigBot, Inbound, Triage};
 use crate::config::{Config, ConfigError, GatewaySettings, StorePlan};
 use crate::crypto::EncryptedEnvelope;
 use crate::error::ProtocolError;
@@ -444,14 +444,13 @@ impl<B: Bot> Gateway<B> {
             return None;
         }
         let key = crate::store::callback_key(&app.name, authorizer_app_id, &message);
-        let job = self
-            .for_worker(app, authorizer_app_id, &message)
-            .then(|| crate::store::NewJob {
-                app: &app.name,
-                authorizer_app_id,
-                message: xml,
-                answer_by_ms: epoch_ms_at(deadline),
-            });
+        let triage = self.triage(app, authorizer_app_id, &message);
+        let job = matches!(triage, Triage::Worker).then(|| crate::store::NewJob {
+            app: &app.name,
+            authorizer_app_id,
+            message: xml,
+            answer_by_ms: epoch_ms_at(deadline),
+        });
         let ticket = match self.dedup.begin(&app.name, key, deadline, job).await {
             Begin::Decide(ticket) => ticket,
             Begin::Replay { reply, recorded } => {
@@ -476,9 +475,14 @@ impl<B: Bot> Gateway<B> {
             return reply;
         }
         let started = Instant::now();
-        let reply = self
-            .ask_bot(app, authorizer_app_id, &message, deadline)
-            .await;
+        let reply = match triage {
+            // The bot already gave it while triaging: not asked twice.
+            Triage::Known(reply) => reply,
+            _ => {
+                self.ask_bot(app, authorizer_app_id, &message, deadline)
+                    .await
+            }
+        };
         let xml = reply.as_ref().and_then(|reply| {
             reply
                 .render(&message, app.platform, unix_now())
@@ -540,20 +544,19 @@ impl<B: Bot> Gateway<B> {
         self.shared_tokens().ok()
     }
 
-    /// Whether a message's reply is to be decided by a worker: reply jobs on, an app that
-    /// can send a late reply actively, and a bot that says the reply is slow.
-    fn for_worker(&self, app: &App, authorizer_app_id: Option<&str>, message: &Message) -> bool {
-        self.reply_jobs
-            && app.can_send_actively()
-            && matches!(
-                self.bot.triage(&Inbound {
-                    app: &app.name,
-                    platform: app.platform,
-                    authorizer_app_id,
-                    message,
-                }),
-                crate::bot::Triage::Worker
-            )
+    /// Where a message's reply comes from. Only with reply jobs on, for an app that can send
+    /// a late reply actively, is the bot asked to triage (`Worker`: decided by a worker);
+    /// otherwise the bot runs in the callback (`Inline`).
+    fn triage(&self, app: &App, authorizer_app_id: Option<&str>, message: &Message) -> Triage {
+        if !self.reply_jobs || !app.can_send_actively() {
+            return Triage::Inline;
+        }
+        self.bot.triage(&Inbound {
+            app: &app.name,
+            platform: app.platform,
+            authorizer_app_id,
+            message,
+        })
     }
 
     /// The bot runs as its own task: answered within the budget, its reply is passive;
