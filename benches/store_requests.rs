@@ -183,7 +183,7 @@ fn main() {
         }
         row("upstream reply by a reply job, answered in time (callback and worker)", before);
         println!(
-            "| of which while the worker ran (take, read, answer; a callback read may fall in it) | **{:.2}** |",
+            "| of which while the worker ran (take, answer; a callback read may fall in it) | **{:.2}** |",
             worker_window_requests as f64 / N as f64
         );
     });

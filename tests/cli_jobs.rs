@@ -37,7 +37,11 @@ async fn job(store: &DynamoStore, app: &str, id: &str, end: Option<JobEnd<'_>>) 
         .claim_with_job(&key, "cb", times(now), new)
         .await
         .unwrap();
-    store.take_job(&key, "w", now, 60_000).await.unwrap();
+    store
+        .take_job(&key, "w", now, 60_000)
+        .await
+        .unwrap()
+        .expect("taken");
     if let Some(end) = end {
         if matches!(end, JobEnd::Sent { .. }) {
             assert!(store.start_sending(&key, "w", times(now)).await.unwrap());

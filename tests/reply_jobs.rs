@@ -271,6 +271,7 @@ async fn a_job_held_by_a_crashed_worker_is_retried_not_dropped() {
             .take_job(&key, "dead-worker", now_ms(), 60_000)
             .await
             .unwrap()
+            .is_some()
     );
     let batch = Batch {
         jobs: vec![JobRecordRef {
@@ -295,6 +296,7 @@ async fn a_job_held_by_a_crashed_worker_is_retried_not_dropped() {
         .store()
         .take_job(&key, "retry", now_ms() + 61_000, 60_000)
         .await
-        .unwrap();
+        .unwrap()
+        .is_some();
     assert!(later, "taken over after the limit");
 }

@@ -673,8 +673,27 @@ async fn a_job_is_taken_once_and_answered_passively_while_the_callback_waits(sto
         })
     );
     // A stream record delivered twice: one worker gets the job.
-    assert!(store.take_job(&key, "w1", T0 + 100, 60_000).await.unwrap());
-    assert!(!store.take_job(&key, "w2", T0 + 150, 60_000).await.unwrap());
+    // The job comes back with the take, as stored and now running.
+    let taken = store.take_job(&key, "w1", T0 + 100, 60_000).await.unwrap();
+    assert_eq!(
+        taken,
+        Some(JobRecord {
+            state: JobState::Running,
+            app: "demo".into(),
+            authorizer_app_id: Some("wxauthorizer".into()),
+            message: Some(JOB_MESSAGE.into()),
+            answer_by_ms: ANSWER_BY,
+            reason: None,
+            msgid: None,
+        })
+    );
+    assert!(
+        store
+            .take_job(&key, "w2", T0 + 150, 60_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         job_state(store, &key, T0 + 150).await,
         Some(JobState::Running)
@@ -725,10 +744,11 @@ async fn a_job_is_taken_once_and_answered_passively_while_the_callback_waits(sto
         "contents are not kept once answered"
     );
     assert!(
-        !store
+        store
             .take_job(&key, "w3", T0 + 120_000, 60_000)
             .await
             .unwrap()
+            .is_none()
     );
     assert!(!store.start_sending(&key, "w1", at(T0 + 700)).await.unwrap());
 }
@@ -742,7 +762,13 @@ async fn a_callback_that_stopped_waiting_leaves_the_reply_to_be_sent_once(store:
             .unwrap(),
         Claim::Won
     );
-    assert!(store.take_job(&key, "w", T0 + 100, 60_000).await.unwrap());
+    assert!(
+        store
+            .take_job(&key, "w", T0 + 100, 60_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
     // The callback's budget ends: it answers empty, and so do its retries.
     assert!(
         store
@@ -809,10 +835,11 @@ async fn a_callback_that_stopped_waiting_leaves_the_reply_to_be_sent_once(store:
     );
     // A redelivery of the stream record finds nothing to do.
     assert!(
-        !store
+        store
             .take_job(&key, "w2", T0 + 200_000, 60_000)
             .await
             .unwrap()
+            .is_none()
     );
 }
 
@@ -825,7 +852,13 @@ async fn a_reply_after_the_answer_by_time_is_not_stored_for_the_callback(store: 
             .unwrap(),
         Claim::Won
     );
-    assert!(store.take_job(&key, "w", T0 + 100, 60_000).await.unwrap());
+    assert!(
+        store
+            .take_job(&key, "w", T0 + 100, 60_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
     // The callback died without giving up; its answer-by time has passed.
     assert!(
         !store
@@ -855,12 +888,28 @@ async fn a_crashed_workers_job_is_taken_over_and_a_failure_is_kept(store: &impl 
             .unwrap(),
         Claim::Won
     );
-    assert!(store.take_job(&key, "w1", T0, 5_000).await.unwrap());
     assert!(
-        !store.take_job(&key, "w2", T0 + 5_000, 5_000).await.unwrap(),
+        store
+            .take_job(&key, "w1", T0, 5_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .take_job(&key, "w2", T0 + 5_000, 5_000)
+            .await
+            .unwrap()
+            .is_none(),
         "w1's last ms"
     );
-    assert!(store.take_job(&key, "w2", T0 + 5_001, 5_000).await.unwrap());
+    assert!(
+        store
+            .take_job(&key, "w2", T0 + 5_001, 5_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
     // The crashed worker's late writes are refused.
     assert!(
         !store
@@ -897,7 +946,13 @@ async fn a_crashed_workers_job_is_taken_over_and_a_failure_is_kept(store: &impl 
         store.dedup_record(&key, three_days).await.unwrap(),
         Some(DedupRecord::Done { reply: None })
     );
-    assert!(!store.take_job(&key, "w3", three_days, 5_000).await.unwrap());
+    assert!(
+        store
+            .take_job(&key, "w3", three_days, 5_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         store.job(&key, T0 + 8 * 86_400_000).await.unwrap(),
         None,
@@ -939,5 +994,11 @@ async fn a_job_record_is_never_taken_over_by_a_claim(store: &impl Store) {
             .unwrap()
     );
     assert_eq!(job_state(store, &key, later).await, Some(JobState::Pending));
-    assert!(store.take_job(&key, "w", later, 5_000).await.unwrap());
+    assert!(
+        store
+            .take_job(&key, "w", later, 5_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

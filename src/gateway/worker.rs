@@ -61,14 +61,9 @@ impl<B: Bot> Gateway<B> {
         let limit = held.min(Duration::from_millis(self.settings.deferred_limit_ms));
         let held_ms = u64::try_from(held.as_millis()).unwrap_or(u64::MAX);
         let store = &self.store;
-        match store.take_job(key, &worker, now_ms(), held_ms).await {
-            Ok(true) => {}
-            Ok(false) => return self.not_taken(key).await,
-            Err(e) => return unavailable(&e),
-        }
-        let job = match store.job(key, now_ms()).await {
+        let job = match store.take_job(key, &worker, now_ms(), held_ms).await {
             Ok(Some(job)) => job,
-            Ok(None) => return JobOutcome::Skipped,
+            Ok(None) => return self.not_taken(key).await,
             Err(e) => return unavailable(&e),
         };
         let outcome = match tokio::time::timeout(held, self.decide_job(key, &worker, &job, limit))

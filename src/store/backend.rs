@@ -87,7 +87,7 @@ impl DedupStore for Backend {
         worker: &str,
         now_ms: EpochMillis,
         limit_ms: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<JobRecord>, StoreError> {
         dispatch!(self, s => s.take_job(key, worker, now_ms, limit_ms))
     }
 

@@ -22,7 +22,7 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{
     CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, EpochMillis, JobEnd, JobRecord,
@@ -437,7 +437,7 @@ impl DedupStore for DynamoStore {
         worker: &str,
         now_ms: EpochMillis,
         limit_ms: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<JobRecord>, StoreError> {
         let result = self
             .update(key)
             .update_expression("SET job = :running, job_worker = :w, job_until = :until")
@@ -450,9 +450,15 @@ impl DedupStore for DynamoStore {
             .expression_attribute_values(":until", n(now_ms.saturating_add(limit_ms)))
             .expression_attribute_values(":now", n(now_ms))
             .expression_attribute_values(":now_s", n(now_ms / 1000))
+            // The job as taken comes back with the write: no read after it.
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        condition_held(result)
+        match result {
+            Ok(out) => job_from_item(key, &out.attributes.unwrap_or_default()).map(Some),
+            Err(err) if is_condition_failed(&err) => Ok(None),
+            Err(err) => Err(backend_error(err)),
+        }
     }
 
     async fn answer_job(

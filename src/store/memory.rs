@@ -180,7 +180,7 @@ impl DedupStore for MemoryStore {
         worker: &str,
         now_ms: EpochMillis,
         limit_ms: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<JobRecord>, StoreError> {
         let mut inner = self.lock();
         let Some(job) = inner
             .dedup
@@ -188,19 +188,20 @@ impl DedupStore for MemoryStore {
             .filter(|i| live(i, now_ms))
             .and_then(|i| i.job.as_mut())
         else {
-            return Ok(false);
+            return Ok(None);
         };
         let free = match job.record.state {
             JobState::Pending => true,
             JobState::Running => job.until_ms < now_ms,
             _ => false,
         };
-        if free {
-            job.record.state = JobState::Running;
-            job.worker = Some(worker.to_owned());
-            job.until_ms = now_ms.saturating_add(limit_ms);
+        if !free {
+            return Ok(None);
         }
-        Ok(free)
+        job.record.state = JobState::Running;
+        job.worker = Some(worker.to_owned());
+        job.until_ms = now_ms.saturating_add(limit_ms);
+        Ok(Some(job.record.clone()))
     }
 
     async fn answer_job(

@@ -321,14 +321,15 @@ pub trait DedupStore: Send + Sync {
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
 
     /// Gives a job to `worker` until `now_ms + limit_ms`: a pending one, or a running one
-    /// whose worker's time ran out (it crashed). Returns whether it was taken.
+    /// whose worker's time ran out (it crashed). Returns the job as taken (in the same
+    /// request), or `None` when it could not be taken.
     fn take_job(
         &self,
         key: &str,
         worker: &str,
         now_ms: EpochMillis,
         limit_ms: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
 
     /// Stores the reply `worker` decided for the callback to answer passively: only while
     /// the callback is still waiting (record in progress, `answer_by` not passed). Returns
