@@ -362,3 +362,53 @@ async fn a_bad_config_stops_the_function_at_start_with_the_reason() {
         other => panic!("expected the process to exit: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_reply_jobs_setting_that_cannot_work_is_said_at_start_and_callbacks_still_answered() {
+    for (value, said) in [
+        ("sometimes", "WXGATE_REPLY_JOBS is `stream` or `off`"),
+        (
+            "stream",
+            "WXGATE_REPLY_JOBS=stream needs the DynamoDB store",
+        ),
+    ] {
+        let mut function = FunctionProcess::spawn(
+            env!("CARGO_BIN_EXE_wxgate"),
+            &[],
+            &[
+                ("WXGATE_CONFIG", OFFICIAL_SAMPLE_APP),
+                ("WXGATE_REPLY_JOBS", value),
+            ],
+        )
+        .await
+        .unwrap();
+        // It still answers callbacks.
+        let sim = PlatformSim::new(
+            Config::parse(OFFICIAL_SAMPLE_APP)
+                .unwrap()
+                .app("demo")
+                .unwrap(),
+        )
+        .unwrap();
+        let header = Header {
+            to: sim.receive_id(),
+            from: "lisi",
+            create_time: unix_now(),
+            agent_id: Some(218),
+        };
+        let request = sim
+            .post(&text_xml(&header, "hello", 78), unix_now(), "n")
+            .unwrap();
+        let event = apigw_v2_event(
+            "POST",
+            &request.path,
+            &request.query,
+            Some(&request.body),
+            false,
+        );
+        let response = function.invoke(event).await.unwrap().response().unwrap();
+        assert_eq!(response.status, 200);
+        let logs = function.logs();
+        assert!(logs.contains(said), "{value}: {logs}");
+    }
+}
