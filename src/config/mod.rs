@@ -7,6 +7,7 @@
 mod api;
 pub mod secret;
 mod store;
+mod toml_error;
 
 use std::path::Path;
 use std::time::Duration;
@@ -317,8 +318,8 @@ impl Config {
     /// Syntax errors (with line and column), unknown keys, out-of-range settings, duplicate or
     /// malformed app names, missing platform fields and replies the platform would refuse.
     pub fn parse(toml_text: &str) -> Result<Self, ConfigError> {
-        let config: Self =
-            toml::from_str(toml_text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let config: Self = toml::from_str(toml_text)
+            .map_err(|e| ConfigError::Syntax(toml_error::describe(toml_text, &e)))?;
         config.check()?;
         Ok(config)
     }
@@ -520,5 +521,43 @@ mod tests {
     fn syntax_errors_say_where() {
         let e = error_of("[[apps]\nname = 1");
         assert!(e.contains("line 1"), "{e}");
+        let e = error_of(r#"apps = [{ name = "d", platform = "wecom", agent_id = "218" }]"#);
+        assert!(
+            e.contains("line 1, column 54 (agent_id): invalid type: a string, expected u64"),
+            "{e}"
+        );
+    }
+
+    /// The broken configs a secret is embedded in: wrong types next to it, the secret's own
+    /// value of a wrong type, unknown keys and syntax errors on its line, an unknown variant.
+    const BROKEN: [&str; 9] = [
+        r#"apps = [{ name = "d", platform = "wecom", corp_id = "ww1", token = "{S}", agent_id = "218" }]"#,
+        r#"apps = [{ name = "d", platform = "wecom", corp_id = "ww1", token = {N} }]"#,
+        r#"apps = [{ name = "d", platform = "{S}", token = "t" }]"#,
+        r#"apps = [{ name = "d", platform = "wecom", token = "{S}", tokne = "x" }]"#,
+        r#"apps = [{ name = "d", platform = "wecom", token = "{S} }]"#,
+        r#"apps = [{ name = "d", platform = "wecom", token = {S} }]"#,
+        r#"apps = [{ name = "d", platform = "wecom", secret = ["{S}"], token = "t" }]"#,
+        "[[apps]]\nname = \"d\"\nplatform = \"mp\"\ntoken = \"{S}\"\nagent_id = -1\n",
+        r#"[gateway]
+budget_ms = "{S}"
+"#,
+    ];
+
+    proptest::proptest! {
+        /// A config error never repeats a value written in the config: not the source line
+        /// (toml's own report quotes it), not the value itself (serde's messages quote it).
+        #[test]
+        fn config_errors_never_quote_a_secret(
+            secret in "[A-Za-z][A-Za-z0-9]{11,39}",
+            number in 10_000_000u64..u64::MAX,
+            which in 0..BROKEN.len(),
+        ) {
+            let text = BROKEN[which].replace("{S}", &secret).replace("{N}", &number.to_string());
+            let e = error_of(&text);
+            proptest::prop_assert!(!e.contains(&secret), "{e}");
+            proptest::prop_assert!(!e.contains(&number.to_string()), "{e}");
+            proptest::prop_assert!(e.contains("line "), "{e}");
+        }
     }
 }
