@@ -37,6 +37,7 @@ pub mod reply;
 pub mod server;
 pub mod simulate;
 pub mod store;
+pub mod url_policy;
 pub mod wechat;
 pub mod xml;
 

@@ -34,7 +34,6 @@
 //! [`ForwardError`]; the bot logs it as one warning and answers empty.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -99,41 +98,13 @@ fn keyed(secret: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
 /// # Errors
 /// What is wrong, without repeating the URL.
 pub fn parse_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw.trim()).map_err(|e| format!("not a URL ({e})"))?;
-    let host = url.host_str().unwrap_or_default();
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(host) => {}
-        "http" => {
-            return Err(
-                "http:// is only accepted for a loopback host (localhost, 127.0.0.1, [::1]); use https://"
-                    .into(),
-            );
+    crate::url_policy::check(raw).map_err(|why| {
+        if why.contains("credentials") {
+            format!("{why}; the upstream authenticates requests by forward_secret")
+        } else {
+            why
         }
-        other => return Err(format!("the scheme must be https, not {other}")),
-    }
-    if host.is_empty() {
-        return Err("the URL has no host".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(
-            "the URL carries credentials; the upstream authenticates requests by forward_secret"
-                .into(),
-        );
-    }
-    if url.fragment().is_some() {
-        return Err("the URL has a #fragment, which is never sent".into());
-    }
-    Ok(url)
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    })
 }
 
 /// The default time limit of one upstream call: the budget less a quarter of it, but at

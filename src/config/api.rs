@@ -34,15 +34,9 @@ impl ApiSettings {
             ("wecom_base_url", &self.wecom_base_url),
             ("mp_base_url", &self.mp_base_url),
         ] {
-            let lower = url.to_ascii_lowercase();
-            let host = lower
-                .strip_prefix("https://")
-                .or_else(|| lower.strip_prefix("http://"));
-            if host.is_none_or(|h| h.trim_end_matches('/').is_empty()) {
-                return Err(ConfigError::Setting(format!(
-                    "api.{name} must be an http:// or https:// URL, not {url:?}"
-                )));
-            }
+            // `gettoken` carries the app secret in its query string, and every call a token.
+            crate::url_policy::check(url)
+                .map_err(|why| ConfigError::Setting(format!("api.{name}: {why}")))?;
         }
         if !(100..=30_000).contains(&self.timeout_ms) {
             return Err(ConfigError::Setting(format!(
@@ -80,16 +74,22 @@ mod tests {
         let s = ApiSettings::default();
         assert!(s.check().is_ok());
         assert_eq!(s.endpoints(), ApiEndpoints::default());
-        let bad = ApiSettings {
-            mp_base_url: "api.weixin.qq.com".into(),
+        for (url, why) in [
+            ("api.weixin.qq.com", "not a URL"),
+            ("http://api.weixin.qq.com", "loopback"),
+        ] {
+            let bad = ApiSettings {
+                mp_base_url: url.into(),
+                ..ApiSettings::default()
+            };
+            let e = bad.check().unwrap_err().to_string();
+            assert!(e.contains("api.mp_base_url") && e.contains(why), "{e}");
+        }
+        let local = ApiSettings {
+            wecom_base_url: "http://127.0.0.1:9".into(),
             ..ApiSettings::default()
         };
-        assert!(
-            bad.check()
-                .unwrap_err()
-                .to_string()
-                .contains("api.mp_base_url")
-        );
+        assert!(local.check().is_ok());
         let bad = ApiSettings {
             timeout_ms: 5,
             ..ApiSettings::default()
