@@ -45,8 +45,53 @@ fn as_xml_carries_it(text: &str) -> String {
         .replace('\r', "\n")
 }
 
+/// Strings made of what can break a CDATA writer: brackets, markup, ampersands, every C0
+/// control character, CR, the two non-characters XML forbids, and multibyte text.
+fn hostile_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("]".to_owned()),
+        Just(">".to_owned()),
+        Just("<".to_owned()),
+        Just("&".to_owned()),
+        Just("\r".to_owned()),
+        Just("中".to_owned()),
+        Just("\u{1f600}".to_owned()),
+        Just("\u{FFFE}".to_owned()),
+        Just("\u{FFFF}".to_owned()),
+        Just("<MsgType>".to_owned()),
+        (0u32..0x20).prop_map(|c| char::from_u32(c).unwrap().to_string()),
+    ];
+    prop::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// What the writer writes reads back as exactly one field holding the text as XML carries
+    /// it: no character sequence can end a CDATA section early and add elements.
+    #[test]
+    fn written_text_is_one_field_equal_to_the_text_as_xml_carries_it(text in hostile_text()) {
+        let mut out = String::new();
+        wxgate::xml::XmlWriter::new(&mut out).open("xml").text("C", &text).close("xml");
+        let fields = Fields::parse(&out).unwrap();
+        prop_assert_eq!(fields.len(), 1, "{}", out);
+        prop_assert_eq!(fields.get("C").unwrap(), &*wxgate::xml::written_as(&text));
+        prop_assert_eq!(wxgate::xml::written_as(&text), as_xml_carries_it(&text));
+    }
+
+    /// A text reply to any text renders one MsgType and one Content.
+    #[test]
+    fn a_reply_carries_exactly_its_own_elements(text in hostile_text()) {
+        let inbound = Message::parse(
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName>\
+             <CreateTime>1</CreateTime><MsgType>text</MsgType><Content>x</Content><MsgId>1</MsgId></xml>",
+        ).unwrap();
+        let xml = Reply::text(text.clone()).render(&inbound, Platform::Mp, 2).unwrap();
+        let fields = Fields::parse(&xml).unwrap();
+        prop_assert_eq!(fields.iter().filter(|f| f.name == "MsgType").count(), 1, "{}", xml);
+        prop_assert_eq!(fields.iter().filter(|f| f.name == "Content").count(), 1, "{}", xml);
+        prop_assert_eq!(fields.get("MsgType"), Some("text"));
+    }
 
     #[test]
     fn encrypt_then_decrypt_returns_message_and_receive_id(

@@ -25,15 +25,13 @@ impl<'a> EncryptedEnvelope<'a> {
     /// # Errors
     /// -40002 for malformed XML or a missing or empty `Encrypt`.
     pub fn parse(xml: &'a str) -> Result<Self, ProtocolError> {
-        // Keep the two fields wanted as they stream past; no field list is built.
+        // Before the signature is checked: only the root's direct children are read, at a
+        // cost that does not depend on how the body is shaped (`xml::scan_top_level`).
         let (mut encrypt, mut to_user_name_hint) = (None, None);
-        xml::scan(xml, |name, value| {
-            match &*name {
-                "Encrypt" if encrypt.is_none() => encrypt = Some(value),
-                "ToUserName" if to_user_name_hint.is_none() => to_user_name_hint = Some(value),
-                _ => {}
-            }
-            Ok(())
+        xml::scan_top_level(xml, |name, value| match name {
+            "Encrypt" if encrypt.is_none() => encrypt = Some(value),
+            "ToUserName" if to_user_name_hint.is_none() => to_user_name_hint = Some(value),
+            _ => {}
         })?;
         let encrypt = encrypt
             .filter(|e| !e.is_empty())

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
+use super::chars::{clean, is_forbidden, may_need_cleaning};
 use crate::error::ProtocolError;
 
 /// Largest document accepted, envelope or body; real callbacks are a few KiB.
@@ -17,6 +18,12 @@ pub const MAX_XML_LEN: usize = 1 << 20;
 pub const MAX_DEPTH: usize = 16;
 /// Most fields accepted in one document.
 pub const MAX_FIELDS: usize = 4096;
+/// Longest element name accepted, in bytes; the platforms' longest is under 32.
+pub const MAX_NAME_LEN: usize = 64;
+/// Longest dotted path of a field accepted, in bytes. With [`MAX_DEPTH`] and
+/// [`MAX_NAME_LEN`] it bounds what naming one leaf may cost, so a document of deeply nested
+/// long names costs about what a plain one of its size does.
+pub const MAX_PATH_LEN: usize = 256;
 
 /// One leaf element: its dotted path below the root and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,23 +43,23 @@ pub struct Fields<'a> {
 
 /// Text collected for the element being read.
 #[derive(Default)]
-struct Pending<'a> {
+pub(super) struct Pending<'a> {
     value: Option<Cow<'a, str>>,
     /// A CDATA section was seen: whitespace text around it is layout, not content.
     saw_cdata: bool,
     /// Only whitespace text has been collected so far.
-    only_space: bool,
+    pub(super) only_space: bool,
 }
 
 impl<'a> Pending<'a> {
-    fn push(&mut self, piece: Cow<'a, str>) {
+    pub(super) fn push(&mut self, piece: Cow<'a, str>) {
         match &mut self.value {
             None => self.value = Some(piece),
             Some(v) => v.to_mut().push_str(&piece),
         }
     }
 
-    fn push_text(&mut self, piece: Cow<'a, str>) {
+    pub(super) fn push_text(&mut self, piece: Cow<'a, str>) {
         let space = piece.bytes().all(|b| b.is_ascii_whitespace());
         if space && self.saw_cdata {
             return;
@@ -65,7 +72,7 @@ impl<'a> Pending<'a> {
         self.push(piece);
     }
 
-    fn push_cdata(&mut self, piece: Cow<'a, str>) {
+    pub(super) fn push_cdata(&mut self, piece: Cow<'a, str>) {
         if !self.saw_cdata && self.only_space {
             self.value = None;
         }
@@ -74,7 +81,7 @@ impl<'a> Pending<'a> {
         self.push(piece);
     }
 
-    fn take(&mut self) -> Cow<'a, str> {
+    pub(super) fn take(&mut self) -> Cow<'a, str> {
         let value = self.value.take().unwrap_or(Cow::Borrowed(""));
         *self = Pending::default();
         value
@@ -184,12 +191,15 @@ pub fn scan<'a>(
         }
         on_field(name, value)
     };
-    // XML reports CR LF and lone CR as LF; one scan of the whole input decides whether any
-    // value can need that, so the usual document pays nothing per value.
-    let has_cr = memchr::memchr(b'\r', xml.as_bytes()).is_some();
-    let eol = |text: Cow<'a, str>| if has_cr { normalize_eol(text) } else { text };
+    // Values drop what XML cannot carry and report CR LF and lone CR as LF (`chars`); one
+    // scan of the whole input decides whether any value can need that, so the usual
+    // document pays nothing per value.
+    let cleaning = may_need_cleaning(xml.as_bytes());
+    let eol = |text: Cow<'a, str>| if cleaning { clean(text) } else { text };
     // Names of the open elements below the root, and whether each has child elements.
     let mut path: Vec<(Cow<'a, str>, bool)> = Vec::with_capacity(4);
+    // The bytes of the dotted path of the open elements, separators included.
+    let mut path_len = 0usize;
     let mut in_root = false;
     let mut root_done = false;
     let mut pending = Pending::default();
@@ -202,7 +212,7 @@ pub fn scan<'a>(
         match event {
             Event::Start(start) | Event::Empty(start) => {
                 // `<a/>` is `<a></a>`: the same bookkeeping, closed at once.
-                let name = reborrow(xml, Cow::Borrowed(start.name().into_inner()))?;
+                let name = element_name(xml, start.name().into_inner())?;
                 if root_done {
                     return Err(ProtocolError::Xml("more than one root element".into()));
                 }
@@ -220,10 +230,17 @@ pub fn scan<'a>(
                 if let Some(parent) = path.last_mut() {
                     parent.1 = true;
                 }
+                let leaf_len = path_len + usize::from(!path.is_empty()) + name.len();
+                if leaf_len > MAX_PATH_LEN {
+                    return Err(ProtocolError::Xml(format!(
+                        "a field path is longer than {MAX_PATH_LEN} bytes"
+                    )));
+                }
                 pending = Pending::default();
                 if self_closing {
                     emit(joined(&path, name), Cow::Borrowed(""))?;
                 } else {
+                    path_len = leaf_len;
                     path.push((name, false));
                 }
             }
@@ -239,14 +256,12 @@ pub fn scan<'a>(
                     }
                 };
                 if open != closing {
-                    return Err(ProtocolError::Xml(format!(
-                        "<{}> is closed by </{}>",
-                        truncate(&String::from_utf8_lossy(open), 32),
-                        truncate(&String::from_utf8_lossy(closing), 32)
-                    )));
+                    return Err(mismatched_end(open, closing));
                 }
                 match path.pop() {
                     Some((name, has_children)) => {
+                        path_len =
+                            path_len.saturating_sub(name.len() + usize::from(!path.is_empty()));
                         let value = pending.take();
                         if !has_children {
                             emit(joined(&path, name), value)?;
@@ -280,7 +295,9 @@ pub fn scan<'a>(
                 }
                 let resolved = resolve_reference(&reference)?;
                 pending.only_space = false;
-                pending.push(Cow::Owned(resolved));
+                if let Some(c) = resolved {
+                    pending.push(Cow::Owned(c));
+                }
             }
             Event::DocType(_) => return Err(ProtocolError::XmlDoctype),
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
@@ -301,7 +318,10 @@ pub fn scan<'a>(
 /// bytes tied to its event. Finding them in the input again gives `&'a str` without copying
 /// or re-validating UTF-8: `str::get` checks only that both ends are character boundaries.
 /// A slice that is not found there (an owned buffer) is validated and copied instead.
-fn reborrow<'a>(input: &'a str, piece: Cow<'_, [u8]>) -> Result<Cow<'a, str>, ProtocolError> {
+pub(super) fn reborrow<'a>(
+    input: &'a str,
+    piece: Cow<'_, [u8]>,
+) -> Result<Cow<'a, str>, ProtocolError> {
     let offset = (piece.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
     if let Some(found) = input.get(offset..offset.saturating_add(piece.len())) {
         // Same address and length: the very same bytes.
@@ -312,15 +332,6 @@ fn reborrow<'a>(input: &'a str, piece: Cow<'_, [u8]>) -> Result<Cow<'a, str>, Pr
     String::from_utf8(piece.into_owned())
         .map(Cow::Owned)
         .map_err(|_| ProtocolError::Xml("text is not UTF-8".into()))
-}
-
-/// XML parsers report every CR LF and lone CR as LF (XML 1.0 §2.11).
-fn normalize_eol(text: Cow<'_, str>) -> Cow<'_, str> {
-    // Called only for documents holding a CR; most of their values still hold none.
-    if memchr::memchr(b'\r', text.as_bytes()).is_none() {
-        return text;
-    }
-    Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 /// `Parent.Child` below the root; a field directly under the root keeps its bare name
@@ -339,11 +350,15 @@ fn joined<'a>(path: &[(Cow<'a, str>, bool)], name: Cow<'a, str>) -> Cow<'a, str>
 }
 
 /// Only the five predefined entities and character references exist without a DTD, and
-/// DTDs are refused, so anything else is an error rather than an expansion.
-fn resolve_reference(reference: &quick_xml::events::BytesRef<'_>) -> Result<String, ProtocolError> {
+/// DTDs are refused, so anything else is an error rather than an expansion. A character
+/// reference to a character XML cannot carry is dropped, as the raw character would be.
+pub(super) fn resolve_reference(
+    reference: &quick_xml::events::BytesRef<'_>,
+) -> Result<Option<String>, ProtocolError> {
     if reference.is_char_ref() {
         return match reference.resolve_char_ref() {
-            Ok(Some(c)) => Ok(c.to_string()),
+            Ok(Some(c)) if is_forbidden(c) => Ok(None),
+            Ok(Some(c)) => Ok(Some(c.to_string())),
             _ => Err(ProtocolError::Xml("invalid character reference".into())),
         };
     }
@@ -351,8 +366,33 @@ fn resolve_reference(reference: &quick_xml::events::BytesRef<'_>) -> Result<Stri
         .decode()
         .map_err(|_| ProtocolError::Xml("entity name is not UTF-8".into()))?;
     quick_xml::escape::resolve_predefined_entity(&name)
-        .map(str::to_owned)
-        .ok_or_else(|| ProtocolError::Xml(format!("unknown entity &{};", truncate(&name, 32))))
+        .map(|resolved| Some(resolved.to_owned()))
+        .ok_or_else(|| ProtocolError::Xml(format!("unknown entity &{};", shown(&name))))
+}
+
+/// An element name, checked for length before anything else is done with it.
+pub(super) fn element_name<'a>(xml: &'a str, raw: &[u8]) -> Result<Cow<'a, str>, ProtocolError> {
+    if raw.len() > MAX_NAME_LEN {
+        return Err(ProtocolError::Xml(format!(
+            "an element name is longer than {MAX_NAME_LEN} bytes"
+        )));
+    }
+    reborrow(xml, Cow::Borrowed(raw))
+}
+
+/// The error for `<open>` closed by `</closing>`, names shortened and escaped.
+pub(super) fn mismatched_end(open: &[u8], closing: &[u8]) -> ProtocolError {
+    ProtocolError::Xml(format!(
+        "<{}> is closed by </{}>",
+        shown(&String::from_utf8_lossy(open)),
+        shown(&String::from_utf8_lossy(closing))
+    ))
+}
+
+/// A name from the document for an error message: at most 32 characters, control
+/// characters escaped (errors reach logs and response bodies).
+fn shown(name: &str) -> String {
+    crate::logging::escape_controls(truncate(name, 32)).into_owned()
 }
 
 fn truncate(s: &str, max_chars: usize) -> &str {
@@ -448,9 +488,45 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_parse_without_crashing() {
-        let f = pairs("<xml><C><![CDATA[a\u{1}b\u{0}]]></C></xml>");
-        assert_eq!(f, vec![p("C", "a\u{1}b\u{0}")]);
+    fn characters_xml_cannot_carry_are_dropped_raw_or_as_references() {
+        let f = pairs("<xml><C><![CDATA[a\u{1}b\u{0}]]></C><D>x&#1;y&#x1F;z&#xFFFE;</D></xml>");
+        assert_eq!(f, vec![p("C", "ab"), p("D", "xyz")]);
+        // A character reference to CR is kept (it is how XML writes a literal CR).
+        assert_eq!(pairs("<xml><C>a&#13;b</C></xml>"), vec![p("C", "a\rb")]);
+    }
+
+    #[test]
+    fn names_and_paths_are_bounded() {
+        let long = "n".repeat(MAX_NAME_LEN + 1);
+        let e = Fields::parse(&format!("<xml><{long}>1</{long}></xml>")).unwrap_err();
+        assert!(e.to_string().contains("element name is longer"), "{e}");
+        let name = "n".repeat(MAX_NAME_LEN);
+        let at_limit = format!("<xml><{name}>1</{name}></xml>");
+        assert_eq!(Fields::parse(&at_limit).unwrap().len(), 1);
+        // Five nested 60-byte names make a 304-byte path.
+        let g = "g".repeat(60);
+        let deep = format!(
+            "<xml>{}<a/>{}</xml>",
+            format!("<{g}>").repeat(5),
+            format!("</{g}>").repeat(5)
+        );
+        let e = Fields::parse(&deep).unwrap_err();
+        assert!(e.to_string().contains("path is longer"), "{e}");
+        let four = format!(
+            "<xml>{}<a/>{}</xml>",
+            format!("<{g}>").repeat(4),
+            format!("</{g}>").repeat(4)
+        );
+        assert_eq!(Fields::parse(&four).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn names_in_errors_are_escaped_and_short() {
+        let e = Fields::parse("<xml><a\u{1b}[2J>1</b></xml>")
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\u{1b}'), "{e}");
     }
 
     #[test]

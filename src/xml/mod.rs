@@ -1,8 +1,14 @@
 //! XML in and out, without a DOM: the platforms' documents are one flat element of fields
 //! with a few shallow groups, so a bounded pull parser and a string writer suffice.
 
+mod chars;
 mod fields;
+mod shallow;
 mod writer;
 
-pub use fields::{Field, Fields, MAX_DEPTH, MAX_FIELDS, MAX_XML_LEN, scan};
+pub use chars::{is_forbidden, written_as};
+pub use fields::{
+    Field, Fields, MAX_DEPTH, MAX_FIELDS, MAX_NAME_LEN, MAX_PATH_LEN, MAX_XML_LEN, scan,
+};
+pub use shallow::scan_top_level;
 pub use writer::XmlWriter;

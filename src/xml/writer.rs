@@ -1,9 +1,13 @@
 //! Writes the platforms' reply XML into a `String`.
 //!
 //! Text goes into CDATA sections. Two things every hand-rolled writer gets wrong are handled
-//! here: `]]>` inside text would end the section early, so it is split across two sections;
-//! and characters XML 1.0 cannot carry at all (C0 controls other than tab, CR, LF, and
-//! U+FFFE/U+FFFF) would make the platform's parser reject the whole reply, so they are dropped.
+//! here, in this order: characters XML 1.0 cannot carry at all (C0 controls other than tab,
+//! CR, LF, and U+FFFE/U+FFFF) would make the platform's parser reject the whole reply, so
+//! they are dropped, and line ends are written as LF, as any parser reads them
+//! ([`written_as`](super::written_as)); then `]]>` inside the text, which would end the
+//! section early, is split across two sections. Dropping first matters: `]\u{1}]>` must not
+//! become a `]]>` after the split, or a user's text could end the section and add elements
+//! to the reply.
 
 /// Appends XML elements to a string.
 #[derive(Debug)]
@@ -73,12 +77,7 @@ impl<'o> XmlWriter<'o> {
     }
 }
 
-/// True for characters XML 1.0 cannot represent, even escaped.
-fn is_forbidden_in_xml(c: char) -> bool {
-    (c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}'
-}
-
-/// Whether `text` can go into one CDATA section as it is: no `]]>` and no forbidden
+/// Whether `text` can go into one CDATA section as it is: no `]]>`, no CR and no forbidden
 /// character. U+FFFE/U+FFFF are `EF BF BE`/`EF BF BF` in UTF-8, so a byte scan suffices.
 fn is_plain_cdata(text: &str) -> bool {
     let bytes = text.as_bytes();
@@ -90,32 +89,30 @@ fn is_plain_cdata(text: &str) -> bool {
     });
     !suspicious
         || !bytes.iter().enumerate().any(|(i, &b)| {
-            (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+            (b < 0x20 && !matches!(b, b'\t' | b'\n'))
                 || (b == b']' && bytes[i + 1..].starts_with(b"]>"))
                 || (b == 0xEF && matches!(bytes[i + 1..], [0xBF, 0xBE | 0xBF, ..]))
         })
 }
 
-/// Appends `text` as one or more CDATA sections.
+/// Appends `text` as one or more CDATA sections: what XML cannot carry dropped first, then
+/// `]]>` split.
 pub(crate) fn push_cdata(out: &mut String, text: &str) {
     out.push_str("<![CDATA[");
     if is_plain_cdata(text) {
         out.push_str(text);
     } else {
-        let mut rest = text;
+        let clean = super::written_as(text);
+        let mut rest = &*clean;
         while let Some(at) = rest.find("]]>") {
-            push_allowed(out, &rest[..at]);
+            out.push_str(&rest[..at]);
             // End the section after `]]`, start a new one with `>`.
             out.push_str("]]]]><![CDATA[>");
             rest = &rest[at + 3..];
         }
-        push_allowed(out, rest);
+        out.push_str(rest);
     }
     out.push_str("]]>");
-}
-
-fn push_allowed(out: &mut String, text: &str) {
-    out.extend(text.chars().filter(|&c| !is_forbidden_in_xml(c)));
 }
 
 #[cfg(test)]
@@ -148,8 +145,17 @@ mod tests {
     fn forbidden_characters_are_dropped_allowed_ones_kept() {
         assert_eq!(
             cdata("a\u{0}b\u{1f}c\td\ne\rf\u{FFFE}g\u{FFFF}h\u{FFFD}"),
-            "<![CDATA[abc\td\ne\rfgh\u{FFFD}]]>"
+            "<![CDATA[abc\td\ne\nfgh\u{FFFD}]]>"
         );
+    }
+
+    #[test]
+    fn a_terminator_hidden_by_forbidden_characters_is_still_split() {
+        // Dropping \u{1} joins `]]>`; it must be split after the drop, not before.
+        for text in ["]\u{1}]>", "]]\u{0}>", "]\u{1}]\u{2}>", "]\u{FFFE}]>"] {
+            let out = cdata(text);
+            assert_eq!(out, "<![CDATA[]]]]><![CDATA[>]]>", "{text:?}");
+        }
     }
 
     #[test]
