@@ -99,6 +99,7 @@ contract!(
     a_reply_after_the_answer_by_time_is_not_stored_for_the_callback,
     a_crashed_workers_job_is_taken_over_and_a_failure_is_kept,
     a_job_record_is_never_taken_over_by_a_claim,
+    a_write_repeated_by_its_author_is_recognised,
 );
 
 async fn first_claim_wins_and_later_ones_see_it_in_progress(store: &impl Store) {
@@ -795,10 +796,10 @@ async fn a_callback_that_stopped_waiting_leaves_the_reply_to_be_sent_once(store:
     );
     assert!(
         !store
-            .start_sending(&key, "w", at(T0 + 6_001))
+            .start_sending(&key, "w2", at(T0 + 6_001))
             .await
             .unwrap(),
-        "marked once"
+        "marked by one worker only"
     );
     assert_eq!(
         job_state(store, &key, T0 + 6_100).await,
@@ -1000,5 +1001,189 @@ async fn a_job_record_is_never_taken_over_by_a_claim(store: &impl Store) {
             .await
             .unwrap()
             .is_some()
+    );
+}
+
+/// The AWS SDK retries an attempt whose answer came late; when that attempt's write had
+/// landed, the retry finds the item it wrote itself. Every conditional write recognises that
+/// as its own and reports it made, and only for the same author in the state it set.
+async fn a_write_repeated_by_its_author_is_recognised(store: &impl Store) {
+    // A claim, then its completion, each sent twice.
+    let key = dedup_key("demo", "again|1");
+    assert_eq!(store.claim(&key, "a", at(T0)).await.unwrap(), Claim::Won);
+    assert_eq!(
+        store.claim(&key, "a", at(T0 + 250)).await.unwrap(),
+        Claim::Won
+    );
+    assert!(matches!(
+        store.claim(&key, "b", at(T0 + 260)).await.unwrap(),
+        Claim::InProgress { .. }
+    ));
+    assert!(
+        store
+            .complete(&key, "a", Some("<xml>r</xml>"), at(T0 + 300))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .complete(&key, "a", Some("<xml>r</xml>"), at(T0 + 550))
+            .await
+            .unwrap()
+    );
+    assert!(!store.complete(&key, "b", None, at(T0 + 560)).await.unwrap());
+    // A claim repeated after its own completion is a replay like any other.
+    let done = Claim::Done {
+        reply: Some("<xml>r</xml>".into()),
+    };
+    assert_eq!(store.claim(&key, "a", at(T0 + 600)).await.unwrap(), done);
+    assert_eq!(store.claim(&key, "c", at(T0 + 600)).await.unwrap(), done);
+
+    // A claim with a job, the take, the passive answer: each twice.
+    let key = dedup_key("demo", "again|2");
+    assert_eq!(
+        store
+            .claim_with_job(&key, "cb", at(T0), job())
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+    assert_eq!(
+        store
+            .claim_with_job(&key, "cb", at(T0 + 250), job())
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+    let first = store.take_job(&key, "w", T0 + 100, 60_000).await.unwrap();
+    let again = store.take_job(&key, "w", T0 + 350, 60_000).await.unwrap();
+    assert_eq!(first.as_ref().map(|j| j.state), Some(JobState::Running));
+    assert_eq!(again, first, "the retried take returns the job it took");
+    assert!(
+        store
+            .take_job(&key, "v", T0 + 360, 60_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .answer_job(&key, "w", Some("<xml>p</xml>"), at(T0 + 400))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .answer_job(&key, "w", Some("<xml>p</xml>"), at(T0 + 650))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .answer_job(&key, "v", Some("<xml>p</xml>"), at(T0 + 660))
+            .await
+            .unwrap()
+    );
+
+    // A job whose callback gave up: marked sending twice, ended twice.
+    let key = dedup_key("demo", "again|3");
+    assert_eq!(
+        store
+            .claim_with_job(&key, "cb", at(T0), job())
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+    assert!(
+        store
+            .take_job(&key, "w", T0 + 100, 60_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .complete(&key, "cb", None, at(T0 + 4_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .answer_job(&key, "w", Some("<xml>late</xml>"), at(T0 + 4_100))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .start_sending(&key, "w", at(T0 + 4_200))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .start_sending(&key, "w", at(T0 + 4_450))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .start_sending(&key, "v", at(T0 + 4_460))
+            .await
+            .unwrap()
+    );
+    let sent = JobEnd::Sent { msgid: Some("m1") };
+    assert!(
+        store
+            .end_job(&key, "w", sent, at(T0 + 5_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .end_job(&key, "w", sent, at(T0 + 5_250))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .end_job(&key, "w", JobEnd::NoReply, at(T0 + 5_260))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        job_state(store, &key, T0 + 5_300).await,
+        Some(JobState::Sent)
+    );
+
+    // The token refresh lease and the token it fetched, each twice.
+    let key = token_key("wecom#corp#again000");
+    assert!(store.take_token_lease(&key, "a", T0, 10_000).await.unwrap());
+    assert!(
+        store
+            .take_token_lease(&key, "a", T0 + 250, 10_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_token_lease(&key, "b", T0 + 260, 10_000)
+            .await
+            .unwrap()
+    );
+    let fetched = token("t-again", T0 + 7_200_000);
+    assert!(store.put_token(&key, "a", &fetched).await.unwrap());
+    assert!(store.put_token(&key, "a", &fetched).await.unwrap());
+    assert!(
+        !store
+            .put_token(&key, "b", &token("t-other", T0 + 7_200_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.token(&key, T0 + 300).await.unwrap(),
+        TokenRecord {
+            token: Some(fetched),
+            lease_until_ms: 0
+        }
     );
 }

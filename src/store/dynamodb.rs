@@ -4,12 +4,21 @@
 //!
 //! | kind | `pk` | attributes |
 //! |---|---|---|
-//! | dedup | `dedup#{app}#{message key}` | `st` (`p` in progress, `d` done), `owner`, `lease_until` (ms), `reply` (done, when not empty) |
+//! | dedup | `dedup#{app}#{message key}` | `st` (`p` in progress, `d` done), `owner`, `lease_until` (ms), `fin` (who completed it), `reply` (done, when not empty) |
 //! | dedup with a reply job | as dedup, and | `job` (state), `app`, `authz` (Open Platform), `msg` (callback XML), `answer_by` (ms), `job_worker`, `job_until` (ms), `reason` (failed), `msgid` (sent) |
 //! | token | `token#{scope}` | `tok`, `tok_exp` and `tok_ref` (expiry and refresh point, ms), `lease_owner`, `lease_until` (ms) |
 //!
 //! A new callback costs one conditional `PutItem` (the claim) and one conditional
-//! `UpdateItem` (the completion). A losing claim gets the existing item back from the failed
+//! `UpdateItem` (the completion).
+//!
+//! Every conditional write recognises its own earlier write. The SDK retries an attempt
+//! whose answer did not come in time; when that attempt's write had landed, the retry fails
+//! its condition against the very item it wrote (the claim is "in progress", the job
+//! "running", the lease "held"). So a failed condition is always looked at: the item comes
+//! back with the failure (`ReturnValuesOnConditionCheckFailure`, free on DynamoDB; servers
+//! that do not return it are asked with one consistent `GetItem`), and if it shows this
+//! caller's own write (its owner, worker or lease holder, in the state the write sets) the
+//! write is reported as made. A losing claim gets the existing item back from the failed
 //! condition (`ReturnValuesOnConditionCheckFailure`), or, from servers that do not return it,
 //! with one consistent `GetItem`.
 
@@ -21,6 +30,7 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
@@ -36,7 +46,19 @@ const EXPIRES_AT: &str = "expires_at";
 const STATE_IN_PROGRESS: &str = "p";
 const STATE_DONE: &str = "d";
 const JOB: &str = "job";
+const JOB_WORKER: &str = "job_worker";
+const OWNER: &str = "owner";
+/// Who completed a dedup record with `complete`.
+const COMPLETED_BY: &str = "fin";
+const LEASE_OWNER: &str = "lease_owner";
 
+/// What a conditional write did.
+enum Written {
+    /// It was made; the item after it (when `ALL_NEW` was asked for), else empty.
+    Made(Item),
+    /// Its condition failed; the item as it was then (`None`: there is none).
+    ConditionFailed(Option<Item>),
+}
 /// Client timeouts for the store. A callback has a few seconds in all, so a slow store must
 /// fail fast and let the callback be answered without it.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +135,45 @@ impl DynamoStore {
             .key(PK, s(key))
     }
 
+    /// Sends a conditional `UpdateItem` of `key`; on a failed condition, the item as it was.
+    async fn conditional(
+        &self,
+        key: &str,
+        request: UpdateItemFluentBuilder,
+    ) -> Result<Written, StoreError> {
+        let result = request
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(out) => return Ok(Written::Made(out.attributes.unwrap_or_default())),
+            Err(err) if is_condition_failed(&err) => err,
+            Err(err) => return Err(backend_error(err)),
+        };
+        let returned = match err.into_service_error() {
+            UpdateItemError::ConditionalCheckFailedException(e) => e.item,
+            _ => None,
+        };
+        match returned {
+            Some(item) => Ok(Written::ConditionFailed(Some(item))),
+            None => Ok(Written::ConditionFailed(self.get(key).await?)),
+        }
+    }
+
+    /// A conditional write's outcome: made, or not made but found to be this caller's own
+    /// earlier write (`own` says whether the item as found shows it).
+    async fn made_or_own(
+        &self,
+        key: &str,
+        request: UpdateItemFluentBuilder,
+        own: impl FnOnce(&Item) -> bool,
+    ) -> Result<bool, StoreError> {
+        Ok(match self.conditional(key, request).await? {
+            Written::Made(_) => true,
+            Written::ConditionFailed(found) => found.as_ref().is_some_and(own),
+        })
+    }
+
     /// A claim's conditional `PutItem`, with the job's attributes when it carries one. A
     /// record carrying a job is never taken over (its worker decides it).
     async fn claim_item(
@@ -128,7 +189,7 @@ impl DynamoStore {
             .table_name(&self.table)
             .item(PK, s(key))
             .item("st", s(STATE_IN_PROGRESS))
-            .item("owner", s(owner))
+            .item(OWNER, s(owner))
             .item("lease_until", n(times.lease_until_ms()))
             .item(EXPIRES_AT, n(times.expires_at_secs()));
         if let Some(job) = job {
@@ -164,6 +225,12 @@ impl DynamoStore {
             Some(item) => Some(item),
             None => self.get(key).await?,
         };
+        // This claim's own earlier attempt, landed: the claim is made.
+        if existing.as_ref().is_some_and(|item| {
+            get_s(item, OWNER) == Some(owner) && get_s(item, "st") == Some(STATE_IN_PROGRESS)
+        }) {
+            return Ok(Claim::Won);
+        }
         let record = match existing {
             Some(item) => dedup_from_item(key, &item, times.now_ms)?,
             None => None,
@@ -416,6 +483,11 @@ fn job_from_item(key: &str, item: &Item) -> Result<JobRecord, StoreError> {
     })
 }
 
+/// Whether `worker` holds the job of `item` in `state`.
+fn held_by(item: &Item, worker: &str, state: JobState) -> bool {
+    get_s(item, JOB_WORKER) == Some(worker) && get_s(item, JOB) == Some(state.as_str())
+}
+
 impl DedupStore for DynamoStore {
     async fn claim(&self, key: &str, owner: &str, times: DedupTimes) -> Result<Claim, StoreError> {
         self.claim_item(key, owner, times, None).await
@@ -438,7 +510,7 @@ impl DedupStore for DynamoStore {
         now_ms: EpochMillis,
         limit_ms: u64,
     ) -> Result<Option<JobRecord>, StoreError> {
-        let result = self
+        let request = self
             .update(key)
             .update_expression("SET job = :running, job_worker = :w, job_until = :until")
             .condition_expression(
@@ -451,13 +523,14 @@ impl DedupStore for DynamoStore {
             .expression_attribute_values(":now", n(now_ms))
             .expression_attribute_values(":now_s", n(now_ms / 1000))
             // The job as taken comes back with the write: no read after it.
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => job_from_item(key, &out.attributes.unwrap_or_default()).map(Some),
-            Err(err) if is_condition_failed(&err) => Ok(None),
-            Err(err) => Err(backend_error(err)),
+            .return_values(ReturnValue::AllNew);
+        match self.conditional(key, request).await? {
+            Written::Made(item) => job_from_item(key, &item).map(Some),
+            // Taken by this worker already (a retried take that had landed).
+            Written::ConditionFailed(Some(item)) if held_by(&item, worker, JobState::Running) => {
+                job_from_item(key, &item).map(Some)
+            }
+            Written::ConditionFailed(_) => Ok(None),
         }
     }
 
@@ -490,7 +563,10 @@ impl DedupStore for DynamoStore {
                 "SET st = :d, job = :answered, expires_at = :exp REMOVE lease_until, reply, msg",
             ),
         };
-        condition_held(request.send().await)
+        self.made_or_own(key, request, |item| {
+            held_by(item, worker, JobState::Answered)
+        })
+        .await
     }
 
     async fn start_sending(
@@ -501,17 +577,18 @@ impl DedupStore for DynamoStore {
     ) -> Result<bool, StoreError> {
         // The callback is marked answered (empty) too, for its retries: an answer stored by
         // the worker would have ended the job as answered, so there is no reply to lose.
-        let result = self
+        let request = self
             .update(key)
             .update_expression("SET job = :sending, st = :d REMOVE lease_until, reply, msg")
             .condition_expression("job = :running AND job_worker = :w")
             .expression_attribute_values(":running", s(JobState::Running.as_str()))
             .expression_attribute_values(":sending", s(JobState::Sending.as_str()))
             .expression_attribute_values(":w", s(worker))
-            .expression_attribute_values(":d", s(STATE_DONE))
-            .send()
-            .await;
-        condition_held(result)
+            .expression_attribute_values(":d", s(STATE_DONE));
+        self.made_or_own(key, request, |item| {
+            held_by(item, worker, JobState::Sending)
+        })
+        .await
     }
 
     async fn end_job(
@@ -549,7 +626,9 @@ impl DedupStore for DynamoStore {
         } else {
             " REMOVE lease_until, msg"
         });
-        condition_held(request.update_expression(set).send().await)
+        let request = request.update_expression(set);
+        self.made_or_own(key, request, |item| held_by(item, worker, end.state()))
+            .await
     }
 
     async fn job(&self, key: &str, now_ms: EpochMillis) -> Result<Option<JobRecord>, StoreError> {
@@ -574,19 +653,26 @@ impl DedupStore for DynamoStore {
             .update(key)
             // Only while still in progress: a job's worker may have stored the reply.
             .condition_expression("#owner = :owner AND st = :p")
-            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#owner", OWNER)
             .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":p", s(STATE_IN_PROGRESS))
             .expression_attribute_values(":d", s(STATE_DONE))
             .expression_attribute_values(":exp", n(times.expires_at_secs()));
+        // `fin` records who completed it, so this completion, retried, is recognised.
         let request = match reply {
             Some(reply) => request
-                .update_expression("SET st = :d, expires_at = :exp, reply = :r REMOVE lease_until")
+                .update_expression(
+                    "SET st = :d, fin = :owner, expires_at = :exp, reply = :r REMOVE lease_until",
+                )
                 .expression_attribute_values(":r", s(reply)),
-            None => request
-                .update_expression("SET st = :d, expires_at = :exp REMOVE lease_until, reply"),
+            None => request.update_expression(
+                "SET st = :d, fin = :owner, expires_at = :exp REMOVE lease_until, reply",
+            ),
         };
-        condition_held(request.send().await)
+        self.made_or_own(key, request, |item| {
+            get_s(item, COMPLETED_BY) == Some(owner) && get_s(item, "st") == Some(STATE_DONE)
+        })
+        .await
     }
 
     async fn dedup_record(
@@ -633,16 +719,15 @@ impl TokenStore for DynamoStore {
         now_ms: EpochMillis,
         lease_ms: u64,
     ) -> Result<bool, StoreError> {
-        let result = self
+        let request = self
             .update(key)
             .update_expression("SET lease_owner = :o, lease_until = :lu")
             .condition_expression("attribute_not_exists(lease_owner) OR lease_until < :now")
             .expression_attribute_values(":o", s(owner))
             .expression_attribute_values(":lu", n(now_ms.saturating_add(lease_ms)))
-            .expression_attribute_values(":now", n(now_ms))
-            .send()
-            .await;
-        condition_held(result)
+            .expression_attribute_values(":now", n(now_ms));
+        self.made_or_own(key, request, |item| get_s(item, LEASE_OWNER) == Some(owner))
+            .await
     }
 
     async fn put_token(
@@ -651,7 +736,7 @@ impl TokenStore for DynamoStore {
         owner: &str,
         token: &CachedToken,
     ) -> Result<bool, StoreError> {
-        let result = self
+        let request = self
             .update(key)
             .update_expression(
                 "SET tok = :t, tok_exp = :te, tok_ref = :tr REMOVE lease_owner, lease_until",
@@ -660,10 +745,12 @@ impl TokenStore for DynamoStore {
             .expression_attribute_values(":t", s(&token.value))
             .expression_attribute_values(":te", n(token.expires_at_ms))
             .expression_attribute_values(":tr", n(token.refresh_at_ms))
-            .expression_attribute_values(":o", s(owner))
-            .send()
-            .await;
-        condition_held(result)
+            .expression_attribute_values(":o", s(owner));
+        // Stored already by this holder (tokens are unique), the lease given back with it.
+        self.made_or_own(key, request, |item| {
+            get_s(item, LEASE_OWNER).is_none() && get_s(item, "tok") == Some(&token.value)
+        })
+        .await
     }
 
     async fn release_token_lease(&self, key: &str, owner: &str) -> Result<bool, StoreError> {

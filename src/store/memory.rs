@@ -27,6 +27,8 @@ struct DedupItem {
     record: DedupRecord,
     expires_at_secs: u64,
     job: Option<JobItem>,
+    /// Who completed the record (`complete`), so a repeated completion is recognised.
+    completed_by: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,10 @@ impl MemoryStore {
     fn claim_item(&self, key: &str, owner: &str, times: DedupTimes, job: Option<JobItem>) -> Claim {
         let mut inner = self.lock();
         if let Some(item) = inner.dedup.get(key).filter(|i| live(i, times.now_ms)) {
+            // The same claim again (a retried write that had landed) is still the claim.
+            if item.owner == owner && matches!(item.record, DedupRecord::InProgress { .. }) {
+                return Claim::Won;
+            }
             match item.visible(times.now_ms) {
                 DedupRecord::Done { reply } => return Claim::Done { reply },
                 DedupRecord::InProgress { lease_until_ms } if lease_until_ms >= times.now_ms => {
@@ -109,6 +115,7 @@ impl MemoryStore {
                 },
                 expires_at_secs: times.expires_at_secs(),
                 job,
+                completed_by: None,
             },
         );
         inner.after_write(times.now_ms);
@@ -192,6 +199,10 @@ impl DedupStore for MemoryStore {
         };
         let free = match job.record.state {
             JobState::Pending => true,
+            JobState::Running if job.worker.as_deref() == Some(worker) => {
+                // Taken by this very worker already: the same take again.
+                return Ok(Some(job.record.clone()));
+            }
             JobState::Running => job.until_ms < now_ms,
             _ => false,
         };
@@ -215,6 +226,9 @@ impl DedupStore for MemoryStore {
         let Some(item) = inner.dedup.get_mut(key) else {
             return Ok(false);
         };
+        if item.held_job(worker, &[JobState::Answered]).is_some() {
+            return Ok(true); // answered by this worker already
+        }
         let waiting = matches!(item.record, DedupRecord::InProgress { .. });
         let Some(job) = item
             .held_job(worker, &[JobState::Running])
@@ -241,6 +255,9 @@ impl DedupStore for MemoryStore {
         let Some(item) = inner.dedup.get_mut(key) else {
             return Ok(false);
         };
+        if item.held_job(worker, &[JobState::Sending]).is_some() {
+            return Ok(true); // marked by this worker already
+        }
         let Some(job) = item.held_job(worker, &[JobState::Running]) else {
             return Ok(false);
         };
@@ -261,6 +278,9 @@ impl DedupStore for MemoryStore {
         let Some(item) = inner.dedup.get_mut(key) else {
             return Ok(false);
         };
+        if item.held_job(worker, &[end.state()]).is_some() {
+            return Ok(true); // ended so by this worker already
+        }
         let Some(job) = item.held_job(worker, &[JobState::Running, JobState::Sending]) else {
             return Ok(false);
         };
@@ -297,13 +317,16 @@ impl DedupStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         // Only while still in progress: a job's worker may have stored the reply.
-        let Some(item) = inner
-            .dedup
-            .get_mut(key)
-            .filter(|i| i.owner == owner && matches!(i.record, DedupRecord::InProgress { .. }))
-        else {
+        let Some(item) = inner.dedup.get_mut(key) else {
             return Ok(false);
         };
+        if item.completed_by.as_deref() == Some(owner) {
+            return Ok(true); // completed by this owner already
+        }
+        if item.owner != owner || !matches!(item.record, DedupRecord::InProgress { .. }) {
+            return Ok(false);
+        }
+        item.completed_by = Some(owner.to_owned());
         item.record = DedupRecord::Done {
             reply: reply.map(str::to_owned),
         };
@@ -351,6 +374,9 @@ impl TokenStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let item = inner.tokens.entry(key.to_owned()).or_default();
+        if item.lease_owner.as_deref() == Some(owner) {
+            return Ok(true); // taken by this owner already
+        }
         if item.lease_owner.is_some() && item.lease_until_ms >= now_ms {
             return Ok(false);
         }
@@ -366,6 +392,12 @@ impl TokenStore for MemoryStore {
         token: &CachedToken,
     ) -> Result<bool, StoreError> {
         let mut inner = self.lock();
+        let stored_already = inner.tokens.get(key).is_some_and(|i| {
+            i.lease_owner.is_none() && i.token.as_ref().is_some_and(|t| t.value == token.value)
+        });
+        if stored_already {
+            return Ok(true); // stored by this owner already: tokens are unique
+        }
         let Some(item) = inner.token_leased_by(key, owner) else {
             return Ok(false);
         };
