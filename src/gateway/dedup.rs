@@ -40,14 +40,17 @@ pub(crate) enum Begin {
 #[derive(Debug)]
 pub(crate) struct Ticket {
     key: String,
-    /// `None` when the store failed and the callback is decided without a claim.
-    owner: Option<String>,
+    /// The identity the claim was (or was tried to be) written with.
+    owner: String,
+    /// Whether the store holds the claim. `false` when the store failed: the claim may still
+    /// have landed, which only a later write of the same owner can tell.
+    claimed: bool,
 }
 
 impl Ticket {
     /// Whether the store holds the claim (and so the job it carries).
     pub fn is_claimed(&self) -> bool {
-        self.owner.is_some()
+        self.claimed
     }
 }
 
@@ -90,31 +93,41 @@ impl Dedup {
         let owner = new_owner();
         let mut pause = POLL_FIRST;
         loop {
-            let claim = match job {
-                Some(job) => {
-                    let write = self.store.claim_with_job(&key, &owner, self.times(), job);
-                    bounded(deadline, write).await
-                }
-                None => bounded(deadline, self.store.claim(&key, &owner, self.times())).await,
+            let claim = match self.claim(&key, &owner, deadline, job).await {
+                Ok(claim) => claim,
+                // The SDK tried twice. The claim may still have landed (its answer was what
+                // failed): one more claim by the same owner finds out, since a claim
+                // recognises its own earlier write, and makes it if it had not landed.
+                Err(first) => match self.claim(&key, &owner, deadline, job).await {
+                    Ok(claim) => {
+                        tracing::info!(app, store = self.store.kind(), cause = %first, "dedup claim made on the second try");
+                        claim
+                    }
+                    Err(e) => {
+                        tracing::warn!(app, store = self.store.kind(), cause = %e, "dedup unavailable; deciding this callback without it");
+                        return Begin::Decide(Ticket {
+                            key,
+                            owner,
+                            claimed: false,
+                        });
+                    }
+                },
             };
             match claim {
-                Ok(Claim::Won) => {
+                Claim::Won => {
                     return Begin::Decide(Ticket {
                         key,
-                        owner: Some(owner),
+                        owner,
+                        claimed: true,
                     });
                 }
-                Ok(Claim::Done { reply }) => {
+                Claim::Done { reply } => {
                     return Begin::Replay {
                         reply,
                         recorded: true,
                     };
                 }
-                Ok(Claim::InProgress { .. }) => {}
-                Err(e) => {
-                    tracing::warn!(app, store = self.store.kind(), cause = %e, "dedup unavailable; deciding this callback without it");
-                    return Begin::Decide(Ticket { key, owner: None });
-                }
+                Claim::InProgress { .. } => {}
             }
             // Another delivery holds the claim: read its record until it is done, its lease
             // runs out (then claim again: the holder died), or this delivery's budget ends.
@@ -153,29 +166,56 @@ impl Dedup {
         }
     }
 
+    /// One claim write, with the job when there is one, given up at `deadline`.
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        deadline: Instant,
+        job: Option<NewJob<'_>>,
+    ) -> Result<Claim, StoreError> {
+        match job {
+            Some(job) => {
+                let write = self.store.claim_with_job(key, owner, self.times(), job);
+                bounded(deadline, write).await
+            }
+            None => bounded(deadline, self.store.claim(key, owner, self.times())).await,
+        }
+    }
+
     /// Waits (until `deadline`) for the worker deciding a job claimed with `ticket` to store
     /// the reply, and answers it. At the deadline the callback gives up with one conditional
     /// write (the worker then sends the reply actively); a reply stored just before that
     /// write is still answered.
+    ///
+    /// It never answers empty while the worker could still store a passive reply: not
+    /// before its give-up write is made, or, when that write fails, not before the job's
+    /// `answer_by` (this deadline) has passed, after which the worker's passive answer is
+    /// refused by its own condition. A read that fails meanwhile is no reason to stop
+    /// waiting.
     pub async fn await_worker(
         &self,
         app: &str,
         ticket: Ticket,
         deadline: Instant,
     ) -> Option<String> {
-        let owner = ticket.owner?;
-        let key = ticket.key;
+        if !ticket.claimed {
+            return None;
+        }
+        let (key, owner) = (ticket.key, ticket.owner);
         let mut pause = POLL_FIRST;
+        let mut read_failed = false;
         while Instant::now() + pause < deadline {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(POLL_MAX);
             match bounded(deadline, self.store.dedup_record(&key, now_ms())).await {
                 Ok(Some(DedupRecord::Done { reply })) => return reply,
                 Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(app, store = self.store.kind(), cause = %e, "cannot read the worker's reply; answering empty");
-                    return None;
+                Err(e) if !read_failed => {
+                    read_failed = true;
+                    tracing::warn!(app, store = self.store.kind(), cause = %e, "cannot read the worker's reply; still waiting");
                 }
+                Err(_) => {}
             }
         }
         let until = deadline.max(Instant::now()) + FINISH_GRACE;
@@ -189,35 +229,53 @@ impl Dedup {
                 None
             }
             // The worker stored the reply (or ended the job) first.
-            Ok(false) => match bounded(until, self.store.dedup_record(&key, now_ms())).await {
-                Ok(Some(DedupRecord::Done { reply })) => reply,
-                _ => None,
-            },
+            Ok(false) => self.read_until(app, &key, until).await,
             Err(e) => {
-                tracing::warn!(app, store = self.store.kind(), cause = %e, "cannot record that the callback stopped waiting; answering empty");
+                // Whether the give-up landed is unknown. Past `until` the worker's passive
+                // answer can no longer be made (its condition wants answer_by ahead of its
+                // clock by the store's write time), so the reply goes out actively.
+                tokio::time::sleep_until(until).await;
+                tracing::warn!(app, store = self.store.kind(), cause = %e, "cannot record that the callback stopped waiting; answering empty after the deadline");
                 None
             }
         }
     }
 
-    /// Records the decided reply so later deliveries answer the same.
+    /// The recorded reply, read again until `until` if reads fail.
+    async fn read_until(&self, app: &str, key: &str, until: Instant) -> Option<String> {
+        loop {
+            match bounded(until, self.store.dedup_record(key, now_ms())).await {
+                Ok(Some(DedupRecord::Done { reply })) => return reply,
+                Ok(_) => return None,
+                Err(e) if Instant::now() >= until => {
+                    tracing::warn!(app, store = self.store.kind(), cause = %e, "cannot read the worker's reply; answering empty");
+                    return None;
+                }
+                Err(_) => tokio::time::sleep(POLL_FIRST).await,
+            }
+        }
+    }
+
+    /// Records the decided reply so later deliveries answer the same. A claim the store
+    /// failed on is completed too: it may have landed, and then its retries would otherwise
+    /// wait for it to run out.
     pub async fn finish(&self, app: &str, ticket: Ticket, reply: Option<&str>, deadline: Instant) {
-        let Some(owner) = ticket.owner else { return };
         // The answer is recorded even when the budget is spent (a retry must not run the bot
         // again), but only briefly past it: the platform gives up at 5 s.
         let until = deadline.max(Instant::now()) + FINISH_GRACE;
         let write = self
             .store
-            .complete(&ticket.key, &owner, reply, self.times());
-        match bounded(until, write).await {
-            Ok(true) => {}
-            Ok(false) => {
+            .complete(&ticket.key, &ticket.owner, reply, self.times());
+        match (bounded(until, write).await, ticket.claimed) {
+            (Ok(true), _) => {}
+            (Ok(false), true) => {
                 tracing::warn!(
                     app,
                     "dedup claim was taken over before the reply was recorded"
                 );
             }
-            Err(e) => {
+            (Ok(false), false) => {} // the claim had not landed: nothing to record it on
+            (Err(e), _) => {
                 tracing::warn!(app, store = self.store.kind(), cause = %e, "cannot record the reply; a retry of this callback will be decided again");
             }
         }

@@ -145,7 +145,12 @@ impl<B: Bot> Gateway<B> {
             ),
             None => None,
         };
-        let times = self.job_times();
+        // The passive answer is conditional on the callback's `answer_by` lying ahead of the
+        // clock by as long as this write may take: a callback that could not record giving
+        // up answers empty once `answer_by` has passed, and this write must not land after.
+        let mut times = self.job_times();
+        let lead = u64::try_from(self.store.longest_request().as_millis()).unwrap_or(u64::MAX);
+        times.now_ms = times.now_ms.saturating_add(lead);
         match self
             .store
             .answer_job(key, worker, xml.as_deref(), times)
@@ -156,7 +161,11 @@ impl<B: Bot> Gateway<B> {
                 return Ok(Ok(JobOutcome::Answered));
             }
             Ok(false) => {}
-            Err(e) => return Ok(Err(e)),
+            // Whether it landed is unknown: the send mark below tells (it is refused if the
+            // answer landed), so nothing is sent twice.
+            Err(e) => {
+                tracing::warn!(app = %app.name, cause = %e, "cannot store the reply for the waiting callback; it goes out actively unless the store took it");
+            }
         }
         let Some(reply) = reply else {
             tracing::info!(app = %app.name, bot_ms, "the bot gave no reply; nothing to send");
@@ -190,7 +199,15 @@ impl<B: Bot> Gateway<B> {
             .await
         {
             Ok(true) => {}
-            Ok(false) => return Ok(Ok(JobOutcome::Skipped)),
+            // Not this worker's to send: the passive answer landed after all, or another
+            // worker took the job over.
+            Ok(false) => {
+                return Ok(match self.store.job(key, now_ms()).await {
+                    Ok(Some(job)) if job.state == JobState::Answered => Ok(JobOutcome::Answered),
+                    Ok(_) => Ok(JobOutcome::Skipped),
+                    Err(e) => Err(e),
+                });
+            }
             Err(e) => return Ok(Err(e)),
         }
         let delivery = deferred::Delivery {

@@ -24,6 +24,15 @@ impl Backend {
         }
     }
 
+    /// The longest one request may take, retries included, after which a write the caller
+    /// gave up on can no longer take effect. Zero for the embedded store.
+    pub fn longest_request(&self) -> std::time::Duration {
+        match self {
+            Self::Memory(_) => std::time::Duration::ZERO,
+            Self::Dynamo(store) => store.longest_request(),
+        }
+    }
+
     /// A short name for logs.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -122,6 +122,16 @@ impl DynamoStore {
         &self.table
     }
 
+    /// The longest one request may take, retries included: the client's operation timeout
+    /// (1 s when none is set). A write the client gave up on may still take effect until then.
+    pub fn longest_request(&self) -> Duration {
+        self.client
+            .config()
+            .timeout_config()
+            .and_then(|t| t.operation_timeout())
+            .unwrap_or(Duration::from_secs(1))
+    }
+
     /// The client, for tooling and tests.
     pub fn client(&self) -> &Client {
         &self.client

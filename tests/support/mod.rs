@@ -4,6 +4,7 @@ pub mod dynamo;
 pub mod fake_platform;
 pub mod fake_upstream;
 pub mod fault_proxy;
+pub mod late_answer;
 pub mod loopback;
 pub mod moto;
 pub mod request_count;
