@@ -206,29 +206,33 @@ async fn system_busy_twice_then_delivered_once() {
     );
 }
 
+/// A 5xx may come after the platform took the message: an Official Account send (no
+/// duplicate check there) is not repeated.
 #[tokio::test]
-async fn http_500_twice_then_delivered_once() {
+async fn an_mp_send_answered_500_is_not_retried() {
+    let fake = FakePlatform::start();
+    let tokens = provider(&fake);
+    fake.fail_next_sends(2, SendFault::Status(500));
+    let err = Messenger::new(&tokens)
+        .send_mp(&FakePlatform::mp_source(), OPENID, &MpMessage::text("hi"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SendError::Api(ApiError::Http { status: 500 })),
+        "{err:?}"
+    );
+    assert_eq!(fake.send_requests(), 1);
+    assert_eq!(fake.fetches(), 1, "a 5xx is not a reason for a new token");
+}
+
+/// Under WeCom's duplicate check a 5xx is retried: the platform would drop a repeat.
+#[tokio::test]
+async fn a_wecom_send_answered_500_is_retried_under_the_duplicate_check() {
     let fake = FakePlatform::start();
     let tokens = provider(&fake);
     fake.fail_next_sends(2, SendFault::Status(500));
     let receipt = Messenger::new(&tokens)
-        .send_mp(&FakePlatform::mp_source(), OPENID, &MpMessage::text("hi"))
-        .await
-        .unwrap();
-    assert_eq!(receipt.attempts, 3);
-    assert_eq!(fake.send_requests(), 3);
-    assert_eq!(fake.delivered(), 1);
-    assert_eq!(fake.fetches(), 1, "a 5xx is not a reason for a new token");
-}
-
-#[tokio::test]
-async fn a_timeout_is_retried() {
-    let fake = FakePlatform::start();
-    let tokens = provider_with(&fake, Duration::from_millis(300));
-    fake.fail_next_sends(1, SendFault::Hang(Duration::from_secs(5)));
-    let started = Instant::now();
-    let receipt = Messenger::new(&tokens)
-        .with_retry(fast())
+        .with_duplicate_check(Duration::from_secs(60))
         .send_wecom(
             &FakePlatform::wecom_source(),
             AGENT_ID,
@@ -237,9 +241,77 @@ async fn a_timeout_is_retried() {
         )
         .await
         .unwrap();
-    assert_eq!(receipt.attempts, 2);
+    assert_eq!(receipt.attempts, 3);
+    assert_eq!(fake.send_requests(), 3);
     assert_eq!(fake.delivered(), 1);
+    let body = &fake.sent()[0].body;
+    assert_eq!(body["enable_duplicate_check"], 1);
+    assert_eq!(body["duplicate_check_interval"], 60);
+}
+
+/// The platform takes the message and answers after the client gave up. WeCom under its
+/// duplicate check: the retry is dropped by the platform, the member gets one message.
+/// Without the check, and on the Official Account: no retry, one message, and the caller
+/// learns the send's fate is unknown (a timeout).
+#[tokio::test]
+async fn a_send_the_platform_took_but_answered_late_is_delivered_once() {
+    let fake = FakePlatform::start();
+    let tokens = provider_with(&fake, Duration::from_millis(300));
+    let wecom = FakePlatform::wecom_source();
+    tokens.get(&wecom).await.unwrap();
+    tokens.get(&FakePlatform::mp_source()).await.unwrap();
+
+    fake.fail_next_sends(1, SendFault::AcceptThenAnswerLate(Duration::from_secs(3)));
+    let started = Instant::now();
+    let receipt = Messenger::new(&tokens)
+        .with_retry(fast())
+        .with_duplicate_check(Duration::from_secs(60))
+        .send_wecom(&wecom, AGENT_ID, "zhangsan", &WecomMessage::text("once"))
+        .await
+        .unwrap();
+    assert_eq!(receipt.attempts, 2);
+    assert_eq!(fake.send_requests(), 2);
+    assert_eq!(fake.delivered(), 1, "delivered once");
+    assert_eq!(
+        fake.duplicates_dropped(),
+        1,
+        "the retry was the platform's to drop"
+    );
+    assert_eq!(receipt.msgid, fake.sent()[0].msgid);
     assert!(started.elapsed() < Duration::from_secs(2));
+
+    fake.fail_next_sends(1, SendFault::AcceptThenAnswerLate(Duration::from_secs(3)));
+    let err = Messenger::new(&tokens)
+        .with_retry(fast())
+        .send_wecom(&wecom, AGENT_ID, "zhangsan", &WecomMessage::text("twice?"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::Api(ApiError::Timeout)), "{err:?}");
+    assert_eq!(
+        fake.send_requests(),
+        3,
+        "not repeated without the duplicate check"
+    );
+    assert_eq!(fake.delivered(), 2);
+
+    fake.fail_next_sends(1, SendFault::AcceptThenAnswerLate(Duration::from_secs(3)));
+    let err = Messenger::new(&tokens)
+        .with_retry(fast())
+        .with_duplicate_check(Duration::from_secs(60))
+        .send_mp(
+            &FakePlatform::mp_source(),
+            OPENID,
+            &MpMessage::text("mp once"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::Api(ApiError::Timeout)), "{err:?}");
+    assert_eq!(
+        fake.send_requests(),
+        4,
+        "the Official Account has no duplicate check"
+    );
+    assert_eq!(fake.delivered(), 3);
 }
 
 #[tokio::test]
@@ -265,7 +337,7 @@ async fn retries_are_bounded() {
     assert_eq!(fake.send_requests(), 3);
     assert_eq!(fake.delivered(), 0);
 
-    // Connection refused: retried, then a transport error.
+    // Connection refused: retried (nothing was sent), then a connect error.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
@@ -297,7 +369,7 @@ async fn retries_are_bounded() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, SendError::Api(ApiError::Transport(_))),
+        matches!(err, SendError::Api(ApiError::Connect(_))),
         "{err:?}"
     );
 }
@@ -753,7 +825,7 @@ fn notify_exits_1_on_platform_errors() {
     let r = notify(&dead, &["--app", "ops", "--to", "zhangsan", "hi"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("request to the platform failed"),
+        r.stderr.contains("cannot connect to the platform"),
         "{}",
         r.stderr
     );

@@ -70,13 +70,21 @@ pub(crate) async fn deliver_late(
     }
 }
 
-/// Sends `reply` to the sender as an active message. Returns the platform's message id
-/// (WeCom), or why it was not sent (no message contents: the reason may be stored).
+/// How long WeCom drops a repeat of a late reply (`enable_duplicate_check`): long enough to
+/// cover the send's retries (5 s at most), short enough that a bot answering the same text
+/// to the same member twice a minute apart is not silenced.
+const LATE_REPLY_DUPLICATE_CHECK: Duration = Duration::from_secs(60);
+
+/// Sends `reply` to the sender as an active message, at most once: a WeCom send whose answer
+/// was lost is retried under WeCom's duplicate check; an Official Account send only when it
+/// cannot have been delivered. Returns the platform's message id (WeCom), or why it was not
+/// sent (no message contents: the reason may be stored).
 pub(crate) async fn send_reply(
     delivery: &Delivery,
     reply: &Reply,
 ) -> Result<Option<String>, String> {
-    let messenger = Messenger::new(&delivery.tokens);
+    let messenger =
+        Messenger::new(&delivery.tokens).with_duplicate_check(LATE_REPLY_DUPLICATE_CHECK);
     let receipt = match (delivery.platform, delivery.agent_id) {
         (Platform::Wecom, Some(agent_id)) => match wecom_message(reply) {
             Some(message) => {

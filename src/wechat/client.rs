@@ -191,7 +191,9 @@ impl PlatformClient {
 /// source chain so "connection refused" and the like survive.
 fn transport_error(err: reqwest::Error, secret: &str) -> ApiError {
     let err = err.without_url();
-    if err.is_timeout() {
+    // A connect failure (a connect timeout included) means the request was never sent.
+    let connect = err.is_connect();
+    if err.is_timeout() && !connect {
         return ApiError::Timeout;
     }
     let mut text = err.to_string();
@@ -202,7 +204,9 @@ fn transport_error(err: reqwest::Error, secret: &str) -> ApiError {
         source = cause.source();
     }
     let text = scrub(text, secret);
-    if err.is_decode() {
+    if connect {
+        ApiError::Connect(text)
+    } else if err.is_decode() {
         ApiError::Decode(text)
     } else {
         ApiError::Transport(text)
@@ -216,6 +220,7 @@ fn scrub_error(err: ApiError, secret: &str) -> ApiError {
             errmsg: scrub(errmsg, secret),
         },
         ApiError::Transport(text) => ApiError::Transport(scrub(text, secret)),
+        ApiError::Connect(text) => ApiError::Connect(scrub(text, secret)),
         ApiError::Decode(text) => ApiError::Decode(scrub(text, secret)),
         other => other,
     }
@@ -242,7 +247,7 @@ mod tests {
         assert!(!shown.contains("TOP-SECRET-VALUE"), "{shown}");
         assert!(!shown.contains("corpsecret"), "{shown}");
         assert!(
-            matches!(err, ApiError::Transport(_) | ApiError::Timeout),
+            matches!(err, ApiError::Connect(_) | ApiError::Timeout),
             "{err:?}"
         );
     }

@@ -25,10 +25,15 @@ pub enum ApiError {
         /// The status code.
         status: u16,
     },
-    /// No answer within the client's connect or request timeout.
+    /// No answer within the client's request timeout. The request was sent: the platform may
+    /// have acted on it.
     #[error("the platform did not answer in time")]
     Timeout,
-    /// The request could not be made (DNS, connection, TLS…).
+    /// No connection could be made (DNS, refused, TLS, connect timeout): the request was
+    /// never sent.
+    #[error("cannot connect to the platform: {0}")]
+    Connect(String),
+    /// The exchange failed after the connection was made: the platform may have acted on it.
     #[error("request to the platform failed: {0}")]
     Transport(String),
     /// The answer was not what the API documents.

@@ -37,7 +37,7 @@ pub use error::{ApiError, TokenError};
 pub use provider::{Clock, TokenProvider};
 pub use send::{
     Article, InvalidMessage, Messenger, MpMessage, RetryPolicy, SendError, SendReceipt, TextCard,
-    WecomMessage, is_retryable, validate_wecom_recipients,
+    WecomMessage, is_retryable, is_retryable_deduplicated, validate_wecom_recipients,
 };
 pub use source::TokenSource;
 pub use token::{AccessToken, TokenSettings};

@@ -17,8 +17,12 @@
 //! everything else, the rate limit 45009 included, is returned at once as
 //! [`ApiError::Platform`].
 //!
-//! Retrying after a timeout can deliver a message twice: the platform may have sent it and
-//! only its answer got lost. Delivery is at least once for timeouts, exactly once otherwise.
+//! A send is never repeated when it may have been delivered: a timeout, a connection broken
+//! after the request went out, or an HTTP 5xx may come after the platform took the message,
+//! so only errcode -1 ("system busy") and a connection that could not be made are retried.
+//! WeCom can drop repeats itself: with [`Messenger::with_duplicate_check`] its sends carry
+//! `enable_duplicate_check` and the uncertain failures are retried too. Delivery is at most
+//! once either way.
 //!
 //! Message contents and recipients are never logged at info level, and `Debug` of a message
 //! shows only its type and sizes.
@@ -582,7 +586,8 @@ impl RetryPolicy {
 
     /// How long to wait before trying again, or `None` to give up: a pure function of the
     /// error, the number of requests made so far (`attempts` ≥ 1), the time since the first
-    /// one, and `jitter` (uniform in `[0, 1)`; out-of-range values are clamped).
+    /// one, and `jitter` (uniform in `[0, 1)`; out-of-range values are clamped). Only errors
+    /// that show the message was not delivered are retried ([`is_retryable`]).
     pub fn delay(
         &self,
         error: &ApiError,
@@ -590,7 +595,16 @@ impl RetryPolicy {
         elapsed: Duration,
         jitter: f64,
     ) -> Option<Duration> {
-        if !is_retryable(error) || attempts >= self.max_attempts {
+        if !is_retryable(error) {
+            return None;
+        }
+        self.backoff(attempts, elapsed, jitter)
+    }
+
+    /// The wait before another try of a request that may be repeated, as [`delay`](Self::delay)
+    /// gives it, or `None` once the attempts or the time are spent.
+    pub fn backoff(&self, attempts: u32, elapsed: Duration, jitter: f64) -> Option<Duration> {
+        if attempts >= self.max_attempts {
             return None;
         }
         let doublings = attempts.saturating_sub(1).min(16);
@@ -605,16 +619,33 @@ impl RetryPolicy {
     }
 }
 
-/// Whether trying the same request again may succeed: errcode -1 (system busy), an HTTP 5xx
-/// status, a timeout, or a connection that could not be made or broke. Never a rate limit
-/// (45009) nor any other errcode, a 4xx, or an unreadable answer.
+/// Whether a failed send may be tried again without delivering the message twice: the
+/// platform said it was too busy to take it (errcode -1), or no connection was made, so
+/// the request was never sent. A timeout, a broken connection or an HTTP 5xx may come after
+/// the platform took the message: those are retried only where the platform drops
+/// duplicates itself ([`is_retryable_deduplicated`]). Never a rate limit (45009) nor any
+/// other errcode, a 4xx, or an unreadable answer.
 pub fn is_retryable(error: &ApiError) -> bool {
     match error {
         ApiError::Platform { errcode, .. } => *errcode == ERRCODE_SYSTEM_BUSY,
-        ApiError::Http { status } => (500..=599).contains(status),
-        ApiError::Timeout | ApiError::Transport(_) => true,
-        ApiError::Decode(_) => false,
+        ApiError::Connect(_) => true,
+        ApiError::Http { .. }
+        | ApiError::Timeout
+        | ApiError::Transport(_)
+        | ApiError::Decode(_) => false,
     }
+}
+
+/// Whether a failed send may be tried again when the platform drops a repeated request
+/// itself (WeCom's `enable_duplicate_check`): also a timeout, a broken connection and an
+/// HTTP 5xx.
+pub fn is_retryable_deduplicated(error: &ApiError) -> bool {
+    is_retryable(error)
+        || match error {
+            ApiError::Http { status } => (500..=599).contains(status),
+            ApiError::Timeout | ApiError::Transport(_) => true,
+            _ => false,
+        }
 }
 
 /// Uniform in `[0, 1)`.
@@ -709,15 +740,33 @@ impl From<TokenError> for SendError {
 pub struct Messenger<'a, S: TokenStore> {
     tokens: &'a TokenProvider<S>,
     retry: RetryPolicy,
+    /// WeCom's duplicate check interval, when WeCom is to drop a repeat of a message.
+    duplicate_check: Option<Duration>,
 }
 
 impl<'a, S: TokenStore> Messenger<'a, S> {
-    /// A messenger over `tokens`, retrying with [`RetryPolicy::default`].
+    /// A messenger over `tokens`, retrying with [`RetryPolicy::default`] what cannot have
+    /// been delivered ([`is_retryable`]).
     pub fn new(tokens: &'a TokenProvider<S>) -> Self {
         Self {
             tokens,
             retry: RetryPolicy::default(),
+            duplicate_check: None,
         }
+    }
+
+    /// Asks WeCom to drop a repeat of the same request within `interval`
+    /// (`enable_duplicate_check`, `duplicate_check_interval` in whole seconds, 1 s to 4 h),
+    /// so that a WeCom send whose answer was lost (a timeout, a broken connection, a 5xx)
+    /// can be retried without delivering twice ([`is_retryable_deduplicated`]). The same
+    /// message to the same recipients is then dropped for `interval`: keep it short.
+    /// Official Account sends have no such check and keep retrying only what cannot have
+    /// been delivered.
+    #[must_use]
+    pub fn with_duplicate_check(mut self, interval: Duration) -> Self {
+        self.duplicate_check =
+            Some(interval.clamp(Duration::from_secs(1), Duration::from_secs(4 * 3600)));
+        self
     }
 
     /// With another retry policy.
@@ -749,7 +798,11 @@ impl<'a, S: TokenStore> Messenger<'a, S> {
         check_platform(Platform::Wecom, source)?;
         validate_wecom_recipients(touser)?;
         message.validate()?;
-        let body = message.body(agent_id, touser);
+        let mut body = message.body(agent_id, touser);
+        if let (Some(interval), Value::Object(fields)) = (self.duplicate_check, &mut body) {
+            fields.insert("enable_duplicate_check".into(), json!(1));
+            fields.insert("duplicate_check_interval".into(), json!(interval.as_secs()));
+        }
         self.send(source, WECOM_SEND_PATH, &body, message.msg_type())
             .await
     }
@@ -784,6 +837,7 @@ impl<'a, S: TokenStore> Messenger<'a, S> {
         let platform = source.platform();
         let client = self.tokens.client();
         let retry = self.retry;
+        let deduplicated = self.duplicate_check.is_some() && platform == Platform::Wecom;
         let attempts = AtomicU32::new(0);
         let attempts = &attempts;
         let started = Instant::now();
@@ -798,8 +852,15 @@ impl<'a, S: TokenStore> Messenger<'a, S> {
                         Ok(answer) => return Ok(answer),
                         Err(err) => err,
                     };
-                    let Some(delay) = retry.delay(&err, attempt, started.elapsed(), jitter())
-                    else {
+                    let repeatable = if deduplicated {
+                        is_retryable_deduplicated(&err)
+                    } else {
+                        is_retryable(&err)
+                    };
+                    let delay = repeatable
+                        .then(|| retry.backoff(attempt, started.elapsed(), jitter()))
+                        .flatten();
+                    let Some(delay) = delay else {
                         return Err(err);
                     };
                     tracing::warn!(
@@ -1169,16 +1230,22 @@ mod tests {
 
     #[test]
     fn what_is_retried() {
+        // What cannot have been delivered is always retried.
+        for err in [platform(-1), ApiError::Connect("connection refused".into())] {
+            assert!(is_retryable(&err), "{err:?}");
+            assert!(is_retryable_deduplicated(&err), "{err:?}");
+        }
+        // What may have been delivered only where the platform drops repeats.
         for err in [
-            platform(-1),
             ApiError::Http { status: 500 },
             ApiError::Http { status: 502 },
             ApiError::Http { status: 503 },
             ApiError::Http { status: 504 },
             ApiError::Timeout,
-            ApiError::Transport("connection refused".into()),
+            ApiError::Transport("connection reset".into()),
         ] {
-            assert!(is_retryable(&err), "{err:?}");
+            assert!(!is_retryable(&err), "{err:?}");
+            assert!(is_retryable_deduplicated(&err), "{err:?}");
         }
         for err in [
             platform(45009),
@@ -1194,6 +1261,7 @@ mod tests {
             ApiError::Decode("not JSON".into()),
         ] {
             assert!(!is_retryable(&err), "{err:?}");
+            assert!(!is_retryable_deduplicated(&err), "{err:?}");
         }
     }
 
@@ -1251,7 +1319,7 @@ mod tests {
             first_delay: 200 * MS,
             total: Duration::from_secs(1),
         };
-        let timeout = ApiError::Timeout;
+        let timeout = ApiError::Connect("connect timeout".into());
         assert_eq!(policy.delay(&timeout, 1, 800 * MS, 0.5), Some(200 * MS));
         assert_eq!(policy.delay(&timeout, 1, 801 * MS, 0.5), None);
         // A slow first request eats the budget: 3 s of timeout leaves no retry.

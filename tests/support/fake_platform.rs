@@ -23,8 +23,12 @@
 //!   `{"errcode":0,"errmsg":"ok","invaliduser":"","msgid":"fake-msgid-N"}`; members named
 //!   with [`FakePlatform::set_unknown_users`] come back in `invaliduser`, and when every
 //!   member is unknown the send is refused with 81013. [`FakePlatform::fail_next_sends`]
-//!   injects errcodes (-1, 45009, 45015…), HTTP statuses or hangs, which deliver nothing;
-//!   [`FakePlatform::set_send_delay`] slows the send endpoints alone.
+//!   injects errcodes (-1, 45009, 45015…), HTTP statuses or hangs, which deliver nothing,
+//!   or a late answer to a message that was delivered;
+//!   [`FakePlatform::set_send_delay`] slows the send endpoints alone. A WeCom request with
+//!   `"enable_duplicate_check": 1` whose JSON equals one delivered within its
+//!   `duplicate_check_interval` (default 1800 s) is not delivered again, as WeCom documents;
+//!   it answers ok with the first one's msgid ([`FakePlatform::duplicates_dropped`]).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -116,6 +120,9 @@ pub enum SendFault {
     Status(u16),
     /// Waits this long, then answers HTTP 504 (for clients that give up first).
     Hang(Duration),
+    /// Delivers the message, then waits this long before answering: the platform took it
+    /// and only its answer is late (a client that gives up first cannot know it went out).
+    AcceptThenAnswerLate(Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +163,7 @@ struct State {
     unknown_users: std::collections::HashSet<String>,
     msgids: u64,
     sent: Vec<SentMessage>,
+    duplicates_dropped: u64,
 }
 
 impl State {
@@ -178,6 +186,7 @@ impl State {
             unknown_users: std::collections::HashSet::new(),
             msgids: 0,
             sent: Vec::new(),
+            duplicates_dropped: 0,
         }
     }
 
@@ -399,6 +408,11 @@ impl FakePlatform {
     pub fn delivered(&self) -> usize {
         self.state().sent.len()
     }
+
+    /// WeCom requests not delivered because their duplicate check found the same JSON.
+    pub fn duplicates_dropped(&self) -> u64 {
+        self.state().duplicates_dropped
+    }
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -441,7 +455,9 @@ async fn send(state: &Mutex<State>, api: SendApi, token: &str, body: &[u8]) -> A
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let mut answer_late = None;
     match fault {
+        Some(SendFault::AcceptThenAnswerLate(late)) => answer_late = Some(late),
         Some(SendFault::Errcode(errcode)) => return error(errcode, platform_error(errcode)),
         Some(SendFault::Status(status)) => {
             return answer(
@@ -455,6 +471,15 @@ async fn send(state: &Mutex<State>, api: SendApi, token: &str, body: &[u8]) -> A
         }
         None => {}
     }
+    let answer = deliver(state, api, token, body);
+    if let Some(late) = answer_late {
+        tokio::time::sleep(late).await;
+    }
+    answer
+}
+
+/// Checks and records one send; the answer.
+fn deliver(state: &Mutex<State>, api: SendApi, token: &str, body: &[u8]) -> Answer {
     let mut state = lock(state);
     if token.is_empty() {
         return error(41001, "access_token missing");
@@ -496,6 +521,25 @@ async fn send(state: &Mutex<State>, api: SendApi, token: &str, body: &[u8]) -> A
     let Some(content) = content.filter(|c| !c.is_empty()).map(str::to_owned) else {
         return error(44004, "empty content");
     };
+    if api == SendApi::Wecom
+        && body.get("enable_duplicate_check").and_then(Value::as_u64) == Some(1)
+    {
+        let interval = body
+            .get("duplicate_check_interval")
+            .and_then(Value::as_u64)
+            .unwrap_or(1800);
+        let now = Instant::now();
+        let first = state.sent.iter().find(|m| {
+            m.api == SendApi::Wecom
+                && m.body == body
+                && now.duration_since(m.at) < Duration::from_secs(interval)
+        });
+        if let Some(first) = first {
+            let msgid = first.msgid.clone();
+            state.duplicates_dropped += 1;
+            return ok(json!({"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": msgid}));
+        }
+    }
     let (msgid, invalid) = match api {
         SendApi::Mp => (None, String::new()),
         SendApi::Wecom => {
