@@ -2,12 +2,16 @@
 # Checks the AWS SAM template and the Lambda build without an AWS account or Docker:
 #   1. a pinned SAM CLI + cargo-lambda + zig in a venv at .cache/sam-venv (reused when the
 #      pinned versions are already there),
-#   2. `sam validate --lint` (cfn-lint over the transformed template; no AWS call),
-#   3. `sam build` with the rust-cargolambda builder, then checks that the artifact
-#      .aws-sam/build/Function/bootstrap is an ELF executable for the architecture built.
+#   2. `sam validate --lint` (cfn-lint over the transformed template; no AWS call), then
+#      scripts/template-check.py (the wiring, on the template as SAM's translator expands it),
+#   3. `sam build` with the rust-cargolambda builder, then checks that the binary was built
+#      once for both functions (Function and ReplyJobsFunction share one build definition)
+#      and that each function's artifact (the CodeUri of the built template, with SAM CLI
+#      1.170 the shared .aws-sam/build/Function-Shared) holds that bootstrap, an ELF
+#      executable for the architecture built.
 #
 # Usage: scripts/sam-check.sh [--validate-only] [--arch x86_64|arm64]
-#   --validate-only  stop after `sam validate --lint` (no Rust build)
+#   --validate-only  stop after the template checks of step 2 (no Rust build)
 #   --arch           Architecture parameter to build for (default x86_64: the Rust target
 #                    installed on the dev/CI machines; the template's own default is arm64,
 #                    which needs `rustup target add aarch64-unknown-linux-gnu`)
@@ -29,7 +33,7 @@ while (($#)); do
     --validate-only) validate_only=1 ;;
     --arch) (($# >= 2)) || die "--arch needs a value"; arch="$2"; shift ;;
     --arch=*) arch="${1#--arch=}" ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
   shift
@@ -125,13 +129,42 @@ fi
 
 step "sam build --beta-features --parameter-overrides Architecture=$arch"
 t0=$SECONDS
+build_log="$root/.aws-sam/sam-build.log"
+mkdir -p "$root/.aws-sam"
 sam build --beta-features --template-file template.yaml --build-dir "$build_dir" \
-  --parameter-overrides "Architecture=$arch" || die "sam build failed"
+  --parameter-overrides "Architecture=$arch" 2>&1 | tee "$build_log" || die "sam build failed"
 echo "   sam build took $((SECONDS - t0)) s"
 
-bootstrap="$build_dir/Function/bootstrap"
-[[ -f "$bootstrap" ]] || die "built artifact $bootstrap is missing"
-[[ -x "$bootstrap" ]] || die "$bootstrap is not executable"
+# SAM builds functions with the same CodeUri, Runtime, Handler, Architectures and Metadata
+# once: one "Building codeuri" line naming both functions.
+functions=(Function ReplyJobsFunction)
+builds="$(grep 'Building codeuri:' "$build_log" || true)"
+[[ "$(grep -c . <<<"$builds")" == 1 ]] \
+  || die "expected one build for ${functions[*]}, sam build ran: ${builds:-none}"
+for fn in "${functions[@]}"; do
+  grep -q "functions: .*\b$fn\b" <<<"$builds" || die "the one build does not include $fn: $builds"
+done
+echo "   built once for ${functions[*]}"
+
+# Each function's artifact is the directory the built template names as its CodeUri. SAM
+# CLI 1.170 points both at one shared directory (.aws-sam/build/Function-Shared); older
+# versions copied the artifact to .aws-sam/build/<function>. Either way: the same bootstrap.
+codeuris="$(python3 - "$build_dir/template.yaml" "${functions[@]}" <<'EOF'
+import sys
+from samcli.yamlhelper import yaml_parse
+resources = yaml_parse(open(sys.argv[1]).read())["Resources"]
+for fn in sys.argv[2:]:
+    print(resources[fn]["Properties"]["CodeUri"])
+EOF
+)" || die "could not read the functions' CodeUri from $build_dir/template.yaml"
+mapfile -t codeuris <<<"$codeuris"
+bootstrap="$build_dir/${codeuris[0]}/bootstrap"
+for i in "${!functions[@]}"; do
+  artifact="$build_dir/${codeuris[$i]}/bootstrap"
+  [[ -f "$artifact" ]] || die "built artifact $artifact of ${functions[$i]} is missing"
+  [[ -x "$artifact" ]] || die "$artifact is not executable"
+  cmp -s "$bootstrap" "$artifact" || die "$artifact differs from $bootstrap (not the one build)"
+done
 # ELF header: magic, 64-bit class, little endian, type EXEC or DYN (PIE), e_machine.
 python3 - "$bootstrap" "$elf_machine" <<'EOF' || die "$bootstrap is not a 64-bit ELF executable for $arch"
 import struct, sys
@@ -146,4 +179,7 @@ EOF
 if command -v file >/dev/null 2>&1; then file -b "$bootstrap" | sed 's/^/   /'; fi
 size=$(wc -c <"$bootstrap")
 echo "   bootstrap: $bootstrap, $size bytes ($(( (size + 524288) / 1048576 )) MiB), ELF $arch"
+for i in "${!functions[@]}"; do
+  echo "   ${functions[$i]}: ${build_dir#"$root/"}/${codeuris[$i]}/bootstrap"
+done
 step "ok"

@@ -1,9 +1,12 @@
 """Checks what template.yaml must wire for the gateway, on the template as SAM transforms it
-(the same translator `sam deploy` uses; no AWS call): the reply-job stream mapping and its
-filter, the permissions SAM derives from it, and the settings the binary reads.
+(the same translator `sam deploy` uses; no AWS call): the two functions built from the one
+binary, the callback routes and their throttling, the reply-job stream mapping and its filter,
+each function's permissions, and the settings the binary reads.
 
-Run by scripts/sam-check.sh with the SAM CLI's venv python.
+Run by scripts/sam-check.sh with the SAM CLI's venv python:
+    python scripts/template-check.py [template.yaml]
 """
+import copy
 import json
 import os
 import sys
@@ -14,18 +17,76 @@ from samtranslator.yaml_helper import yaml_parse
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 failures = []
 
+CALLBACK = "Function"  # the callback gateway, behind the HTTP API
+WORKER = "ReplyJobsFunction"  # the reply-job worker, run by the table's stream
+ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+STREAM_READ_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
+STREAM_ACTIONS = STREAM_READ_ACTIONS | {"dynamodb:ListStreams"}
+# The gateway's routes (src/gateway/route.rs), one API Gateway route per method.
+ROUTES = {
+    ("GET", "/wecom/{app}"), ("POST", "/wecom/{app}"),
+    ("GET", "/mp/{app}"), ("POST", "/mp/{app}"),
+    ("POST", "/open/{app}"),
+    ("GET", "/open/{app}/{authorizer_appid}"), ("POST", "/open/{app}/{authorizer_appid}"),
+}
+TABLE_ARN = {"Fn::GetAtt": ["Table", "Arn"]}
+STREAM_ARN = {"Fn::GetAtt": ["Table", "StreamArn"]}
+FAILED_JOBS_ARN = {"Fn::GetAtt": ["FailedJobs", "Arn"]}
+# ListStreams as narrowly as a policy can say it: this table's streams.
+TABLE_STREAMS = {"Fn::Sub": "${Table.Arn}/stream/*"}
+
 
 def check(ok, what):
     if not ok:
         failures.append(what)
 
 
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
 template = yaml_parse(open(sys.argv[1] if len(sys.argv) > 1 else "template.yaml").read())
+raw = copy.deepcopy(template)  # the transform changes `template` in place
+params = raw.get("Parameters", {})
+conditions = raw.get("Conditions", {})
+
+# --- before the transform: what `sam build` sees ------------------------------------------
+# `sam build` builds functions with the same CodeUri, Runtime, Handler, Architectures and
+# Metadata once (one build definition) and copies the artifact to each.
+functions = {k: r for k, r in template["Resources"].items() if r.get("Type") == "AWS::Serverless::Function"}
+check(set(functions) == {CALLBACK, WORKER}, f"two functions, {CALLBACK} and {WORKER} (got {sorted(functions)})")
+globals_fn = template.get("Globals", {}).get("Function", {})
+
+
+def effective(name, prop):
+    return functions.get(name, {}).get("Properties", {}).get(prop, globals_fn.get(prop))
+
+
+for name in functions:
+    meta = functions[name].get("Metadata", {})
+    check(meta.get("BuildMethod") == "rust-cargolambda" and meta.get("BuildProperties", {}).get("Binary") == "wxgate",
+          f"{name} is built by cargo-lambda from the binary wxgate")
+if {CALLBACK, WORKER} <= set(functions):
+    for prop in ["CodeUri", "Runtime", "Handler", "Architectures"]:
+        check(effective(CALLBACK, prop) is not None and effective(CALLBACK, prop) == effective(WORKER, prop),
+              f"both functions have the same {prop} (one build)")
+    check(functions[CALLBACK].get("Metadata") == functions[WORKER].get("Metadata"),
+          "both functions have the same build Metadata (one build)")
+
+log_level = params.get("LogLevel", {})
+check(log_level.get("AllowedValues") == ["error", "warn", "info", "debug", "trace"] and log_level.get("Default") == "info",
+      "LogLevel allows exactly error, warn, info, debug, trace, default info")
+
+# --- the transform --------------------------------------------------------------------------
 # The translator alone: AWS::LanguageExtensions (used only for the Outputs' ForEach) is
 # CloudFormation's, and a local CodeUri is replaced by `sam package`.
 template["Transform"] = "AWS::Serverless-2016-10-31"
-template["Outputs"] = {k: v for k, v in template["Outputs"].items() if not k.startswith("Fn::")}
-template["Resources"]["Function"]["Properties"]["CodeUri"] = "s3://bucket/key"
+template["Outputs"] = {k: v for k, v in template.get("Outputs", {}).items() if not k.startswith("Fn::")}
+if "CodeUri" in globals_fn:
+    globals_fn["CodeUri"] = "s3://bucket/key"
+for r in functions.values():
+    if "CodeUri" in r.get("Properties", {}):
+        r["Properties"]["CodeUri"] = "s3://bucket/key"
 
 
 class Policies:
@@ -38,43 +99,151 @@ class Policies:
 
 out = transform(template, {}, Policies())["Resources"]
 
+
+def fn_props(name):
+    return out.get(name, {}).get("Properties", {})
+
+
 table = out["Table"]["Properties"]
 check(table.get("StreamSpecification", {}).get("StreamViewType") in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"),
       "the table's stream carries new images (the worker reads the job state)")
 
-env = out["Function"]["Properties"]["Environment"]["Variables"]
-check(env.get("WXGATE_REPLY_JOBS") == "stream", "WXGATE_REPLY_JOBS=stream on the function")
-check("WXGATE_TABLE" in env, "WXGATE_TABLE on the function")
+# --- settings the binary reads --------------------------------------------------------------
+for name in [CALLBACK, WORKER]:
+    env = fn_props(name).get("Environment", {}).get("Variables", {})
+    check(env.get("WXGATE_REPLY_JOBS") == "stream", f"WXGATE_REPLY_JOBS=stream on {name}")
+    check(env.get("WXGATE_TABLE") == {"Ref": "Table"}, f"WXGATE_TABLE (the table's name) on {name}")
+    check(fn_props(name).get("LoggingConfig", {}).get("LogGroup") == {"Ref": "LogGroup"},
+          f"{name} logs to the stack's LogGroup")
+check(fn_props(CALLBACK).get("Environment") == fn_props(WORKER).get("Environment"),
+      "both functions get the same environment")
+check(fn_props(WORKER).get("Timeout", 3) >= 60 + 30 + 5,
+      f"{WORKER} Timeout covers a job: deferred_limit_ms (60 s default) + 30 s to send")
+check(fn_props(CALLBACK).get("Timeout", 3) <= 30,
+      f"{CALLBACK} Timeout stays short (callbacks are answered within the 4 s budget)")
 
-mappings = [r["Properties"] for r in out.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+
+def default_of(node):
+    """A property's value when every parameter has its default (Ref, Fn::If, Fn::Not,
+    Fn::Equals and Condition evaluated; AWS::NoValue as "<NoValue>")."""
+    if isinstance(node, dict) and len(node) == 1:
+        (fn, arg), = node.items()
+        if fn == "Ref":
+            return "<NoValue>" if arg == "AWS::NoValue" else str(params.get(arg, {}).get("Default"))
+        if fn == "Fn::If":
+            return default_of(arg[1] if default_of(conditions[arg[0]]) else arg[2])
+        if fn == "Fn::Not":
+            return not default_of(arg[0])
+        if fn == "Fn::Equals":
+            return str(default_of(arg[0])) == str(default_of(arg[1]))
+        if fn == "Condition":
+            return default_of(conditions[arg])
+    return node
+
+
+# Reserved concurrency: with the parameters' defaults, neither function reserves any (a
+# reservation of 0 would throttle it; new accounts can reserve nothing).
+for name in [CALLBACK, WORKER]:
+    reserved = fn_props(name).get("ReservedConcurrentExecutions")
+    check(reserved is None or default_of(reserved) == "<NoValue>",
+          f"{name} reserves no concurrency with the parameters' defaults")
+
+# --- routes and throttling ------------------------------------------------------------------
+apis = {k: r for k, r in out.items() if r["Type"] == "AWS::ApiGatewayV2::Api"}
+check(list(apis) == ["HttpApi"], "one HTTP API, HttpApi")
+paths = apis.get("HttpApi", {}).get("Properties", {}).get("Body", {}).get("paths", {})
+routes = {(m.upper(), p) for p, ops in paths.items() for m in ops}
+check(routes == ROUTES, f"exactly the gateway's routes {sorted(ROUTES)} (got {sorted(routes)})")
+check(not any("proxy+" in p or p == "$default" for p in paths), "no catch-all route")
+integrations = [op.get("x-amazon-apigateway-integration", {}) for ops in paths.values() for op in ops.values()]
+check(all(f"${{{CALLBACK}.Arn}}" in json.dumps(i.get("uri")) for i in integrations),
+      f"every route invokes {CALLBACK}")
+check(all(i.get("payloadFormatVersion") == "2.0" for i in integrations), "payload format 2.0 on every route")
+stages = [r["Properties"] for r in out.values()
+          if r["Type"] == "AWS::ApiGatewayV2::Stage" and r["Properties"].get("ApiId") == {"Ref": "HttpApi"}]
+settings = stages[0].get("DefaultRouteSettings", {}) if len(stages) == 1 else {}
+for key in ["ThrottlingRateLimit", "ThrottlingBurstLimit"]:
+    value = default_of(settings.get(key))
+    check(value not in (None, "None") and float(value) >= 1,
+          f"{key} set on the HttpApi stage's default route settings (default at least 1)")
+
+# --- the reply-job stream mapping -----------------------------------------------------------
+mappings = {k: r for k, r in out.items() if r["Type"] == "AWS::Lambda::EventSourceMapping"}
 check(len(mappings) == 1, "one event source mapping (the reply-job stream)")
-if mappings:
-    m = mappings[0]
-    check(m["EventSourceArn"] == {"Fn::GetAtt": ["Table", "StreamArn"]}, "the mapping reads the table's stream")
-    check(m["FunctionName"] == {"Ref": "Function"}, "the mapping invokes the gateway function")
-    patterns = [json.loads(f["Pattern"]) for f in m.get("FilterCriteria", {}).get("Filters", [])]
-    check(any(p.get("dynamodb", {}).get("NewImage", {}).get("job", {}).get("S") == ["pending"] for p in patterns),
+roles = {name: fn_props(name).get("Role", {}).get("Fn::GetAtt", [None])[0] for name in [CALLBACK, WORKER]}
+for name, m in mappings.items():
+    p = m["Properties"]
+    check(p.get("EventSourceArn") == STREAM_ARN, "the mapping reads the table's stream")
+    check(p.get("FunctionName") == {"Ref": WORKER}, f"the mapping invokes {WORKER} (not {CALLBACK})")
+    patterns = [json.loads(f["Pattern"]) for f in p.get("FilterCriteria", {}).get("Filters", [])]
+    check(len(patterns) == 1 and all(pt.get("dynamodb", {}).get("NewImage", {}).get("job", {}).get("S") == ["pending"]
+                                     for pt in patterns),
           "the filter passes only records with job = pending (what the claim writes)")
-    check("ReportBatchItemFailures" in m.get("FunctionResponseTypes", []),
+    check("ReportBatchItemFailures" in p.get("FunctionResponseTypes", []),
           "partial batch responses (the worker answers batchItemFailures)")
-    check(0 <= m.get("MaximumRetryAttempts", -1) <= 10, "a bounded number of retries")
-    destination = m.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
-    check(destination == {"Fn::GetAtt": ["FailedJobs", "Arn"]}, "failed batches go to the FailedJobs queue")
+    check(0 <= p.get("MaximumRetryAttempts", -1) <= 10, "a bounded number of retries")
+    check(p.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") == FAILED_JOBS_ARN,
+          "failed batches go to the FailedJobs queue")
+    check(roles[WORKER] is not None and roles[WORKER] in as_list(m.get("DependsOn", [])),
+          f"the mapping waits for {WORKER}'s role and its policy (DependsOn)")
 
-role = out["FunctionRole"]["Properties"]
-check(any("AWSLambdaDynamoDBExecutionRole" in str(a) for a in role.get("ManagedPolicyArns", [])),
-      "the role may read the stream")
-statements = [s for p in role.get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
-check(any("sqs:SendMessage" in json.dumps(s.get("Action")) and s.get("Resource") == {"Fn::GetAtt": ["FailedJobs", "Arn"]}
-          for s in statements), "the role may send to the FailedJobs queue")
-actions = {a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
-check({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"} <= actions, "item access on the table")
+# --- permissions ----------------------------------------------------------------------------
+for role_id, role in ((k, r) for k, r in out.items() if r["Type"] == "AWS::IAM::Role"):
+    check(not any("AWSLambdaDynamoDBExecutionRole" in json.dumps(a) for a in role["Properties"].get("ManagedPolicyArns", [])),
+          f"{role_id} carries no AWSLambdaDynamoDBExecutionRole (stream actions on every stream)")
 
-timeout = out["Function"]["Properties"].get("Timeout", 3)
-check(timeout >= 60 + 30 + 5, "Timeout covers a job: deferred_limit_ms (60 s default) + 30 s to send")
+
+def grants(role_id):
+    """(action, resource) pairs of a role's inline statements, and its managed policies."""
+    role = out.get(role_id, {}).get("Properties", {})
+    pairs = set()
+    for policy in role.get("Policies", []):
+        for s in policy["PolicyDocument"]["Statement"]:
+            check(s.get("Effect") == "Allow" and "Condition" not in s and "NotAction" not in s,
+                  f"{role_id}: plain Allow statements only")
+            for a in as_list(s.get("Action", [])):
+                for r in as_list(s.get("Resource", [])):
+                    pairs.add((a, json.dumps(r, sort_keys=True)))
+    return pairs, [json.dumps(a) for a in role.get("ManagedPolicyArns", [])]
+
+
+def on(resource):
+    return json.dumps(resource, sort_keys=True)
+
+
+expected = {
+    CALLBACK: {(a, on(TABLE_ARN)) for a in ITEM_ACTIONS},
+    WORKER: {(a, on(TABLE_ARN)) for a in ITEM_ACTIONS}
+    | {(a, on(STREAM_ARN)) for a in STREAM_READ_ACTIONS}
+    | {("dynamodb:ListStreams", on(TABLE_STREAMS)), ("sqs:SendMessage", on(FAILED_JOBS_ARN))},
+}
+for name in [CALLBACK, WORKER]:
+    check(roles[name] in out, f"{name} has its own role")
+    pairs, managed = grants(roles[name])
+    check(len(managed) == 1 and "AWSLambdaBasicExecutionRole" in managed[0],
+          f"{name}: the only managed policy is AWSLambdaBasicExecutionRole (logs)")
+    items = {a for a, r in pairs if r == on(TABLE_ARN)}
+    check(items == ITEM_ACTIONS, f"{name}: exactly GetItem, PutItem, UpdateItem on the table (got {sorted(items)})")
+    check(not any(r == on("*") and (a.startswith("dynamodb:") or a.startswith("sqs:")) for a, r in pairs),
+          f"{name}: no DynamoDB or SQS action on \"*\"")
+    check(pairs == expected[name], f"{name}: exactly the permissions it needs "
+          f"(extra {sorted(pairs - expected[name])}, missing {sorted(expected[name] - pairs)})")
+    if name == CALLBACK:
+        check(not any(a in STREAM_ACTIONS or a.startswith("sqs:") for a, _ in pairs),
+              f"{CALLBACK}: no stream or SQS permissions")
+    else:
+        stream = {a for a, r in pairs if a in STREAM_READ_ACTIONS}
+        check(stream == STREAM_READ_ACTIONS and all(r == on(STREAM_ARN) for a, r in pairs if a in STREAM_READ_ACTIONS),
+              f"{WORKER}: the stream actions only on the table's stream ARN")
+        check(all(r == on(TABLE_STREAMS) for a, r in pairs if a == "dynamodb:ListStreams"),
+              f"{WORKER}: ListStreams only on the table's streams")
+        check(("sqs:SendMessage", on(FAILED_JOBS_ARN)) in pairs
+              and all(r == on(FAILED_JOBS_ARN) for a, r in pairs if a.startswith("sqs:")),
+              f"{WORKER}: sqs:SendMessage only on the FailedJobs queue")
 
 if failures:
     for f in failures:
         print(f"template-check: FAILED: {f}", file=sys.stderr)
     sys.exit(1)
-print("template-check: reply-job stream, filter, permissions and settings are wired")
+print("template-check: two functions from one build; routes, throttling, reply-job stream, filter, "
+      "permissions and settings are wired")
