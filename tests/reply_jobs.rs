@@ -300,3 +300,102 @@ async fn a_job_held_by_a_crashed_worker_is_retried_not_dropped() {
         .is_some();
     assert!(later, "taken over after the limit");
 }
+
+/// The platform takes the late reply and answers after the client's timeout. WeCom, under
+/// its duplicate check, is asked again and drops the repeat: one message, the job sent. An
+/// Official Account send is not repeated: one message at most, and the job says that its
+/// fate is unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_reply_the_platform_took_but_answered_late_goes_out_once() {
+    let platform = FakePlatform::start();
+    let upstream = FakeUpstream::start(
+        UPSTREAM_SECRET,
+        Behavior::text("after a while").after(Duration::from_millis(700)),
+    );
+    let text = support::fake_platform::forward_app_config(
+        &format!("budget_ms = {BUDGET_MS}"),
+        &platform.url(),
+        &upstream.url(),
+        UPSTREAM_SECRET,
+        5000,
+        "",
+    )
+    .replace("[[apps]]", "timeout_ms = 400\n[[apps]]");
+    let config = Config::parse(&text).unwrap();
+    let sim = Arc::new(PlatformSim::new(config.app("demo").unwrap()).unwrap());
+    let gateway = Arc::new(Gateway::from_config(&config).unwrap().with_reply_jobs());
+    let rig = Rig {
+        gateway,
+        sim,
+        platform,
+        upstream,
+    };
+    rig.platform
+        .fail_next_sends(1, SendFault::AcceptThenAnswerLate(Duration::from_secs(2)));
+    let (request, key) = delivery(&rig.sim, 0);
+    let callback = deliver(&rig, request);
+    pending_job(&rig, &key).await;
+    let outcome = rig.gateway.run_job(&key, None).await;
+    assert_eq!(callback.await.unwrap().0, Answer::Empty);
+    assert_eq!(outcome, JobOutcome::Sent);
+    assert_eq!(rig.platform.send_requests(), 2, "asked again after the timeout");
+    assert_eq!(rig.platform.delivered(), 1, "delivered once");
+    assert_eq!(rig.platform.duplicates_dropped(), 1);
+    assert_eq!(rig.platform.sent()[0].body["enable_duplicate_check"], 1);
+    assert_eq!(job_state(&rig, &key).await.0, JobState::Sent);
+
+    // The Official Account: no duplicate check, so no second request.
+    let config = Config::parse(&format!(
+        r#"
+[gateway]
+budget_ms = {BUDGET_MS}
+[api]
+mp_base_url = "{api}"
+timeout_ms = 400
+[[apps]]
+name = "shop"
+platform = "mp"
+app_id = "{APP_ID}"
+secret = "{APP_SECRET}"
+token = "QDG6eK"
+encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+[apps.reply]
+forward = "{upstream}"
+forward_secret = "{UPSTREAM_SECRET}"
+forward_timeout_ms = 5000
+"#,
+        api = rig.platform.url(),
+        upstream = rig.upstream.url(),
+    ))
+    .unwrap();
+    let sim = PlatformSim::new(config.app("shop").unwrap()).unwrap();
+    let gateway = Arc::new(Gateway::from_config(&config).unwrap().with_reply_jobs());
+    rig.platform
+        .fail_next_sends(1, SendFault::AcceptThenAnswerLate(Duration::from_secs(2)));
+    let header = Header {
+        to: "gh_fakeaccount",
+        from: "oFAKEOPENID0002",
+        create_time: unix_now(),
+        agent_id: None,
+    };
+    let xml = text_xml(&header, "还在吗", MSG_ID + 1);
+    let key = dedup_key("shop", Callback::parse(&xml).unwrap().dedup_key().as_str());
+    let request = sim.post(&xml, unix_now(), "n0").unwrap();
+    let callback = {
+        let gateway = Arc::clone(&gateway);
+        tokio::spawn(async move { gateway.handle(request.to_callback()).await })
+    };
+    let until = Instant::now() + Duration::from_secs(3);
+    while gateway.store().job(&key, now_ms()).await.unwrap().is_none() {
+        assert!(Instant::now() < until, "no job was claimed");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let outcome = gateway.run_job(&key, None).await;
+    callback.await.unwrap();
+    let JobOutcome::Failed(reason) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(reason.contains("may have delivered it"), "{reason}");
+    assert_eq!(rig.platform.send_requests(), 3, "the customer message was not repeated");
+    assert_eq!(rig.platform.delivered(), 2);
+}

@@ -109,7 +109,12 @@ pub(crate) async fn send_reply(
             ));
         }
     };
-    receipt.map(|r| r.msgid).map_err(|e| e.to_string())
+    receipt.map(|r| r.msgid).map_err(|e| match e.api_error() {
+        Some(api) if api.may_have_taken_effect() => format!(
+            "{api}; the platform may have delivered it, so it is not sent again"
+        ),
+        _ => e.to_string(),
+    })
 }
 
 fn unsendable(reply: &Reply) -> String {

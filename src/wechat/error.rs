@@ -48,6 +48,16 @@ impl ApiError {
         matches!(self, Self::Platform { errcode, .. } if TOKEN_INVALID.contains(errcode))
     }
 
+    /// Whether the platform may have acted on the request although this error came back:
+    /// no answer in time, a connection broken after the request went out, an HTTP 5xx.
+    pub fn may_have_taken_effect(&self) -> bool {
+        match self {
+            Self::Timeout | Self::Transport(_) => true,
+            Self::Http { status } => (500..=599).contains(status),
+            Self::Platform { .. } | Self::Connect(_) | Self::Decode(_) => false,
+        }
+    }
+
     /// The platform's errcode, if it sent one.
     pub fn errcode(&self) -> Option<i64> {
         match self {
