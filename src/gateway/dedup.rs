@@ -48,6 +48,11 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
+    /// The dedup record's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// Whether the store holds the claim (and so the job it carries).
     pub fn is_claimed(&self) -> bool {
         self.claimed

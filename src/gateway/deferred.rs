@@ -9,9 +9,12 @@
 //! The callback itself records the empty answer at the budget, so the platform's retries
 //! neither start the bot again nor cause a second message.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::message::Message;
@@ -19,6 +22,81 @@ use crate::platform::Platform;
 use crate::reply::Reply;
 use crate::store::Backend;
 use crate::wechat::{Article, Messenger, MpMessage, TokenProvider, TokenSource, WecomMessage};
+
+/// Late replies in flight, bounded: a server under a flood of slow upstream calls must not
+/// grow without limit, and at shutdown it waits for them (their callbacks were answered
+/// empty and recorded so, the reply is owed) and names those it cannot wait for.
+#[derive(Debug)]
+pub(crate) struct LateReplies {
+    permits: Arc<Semaphore>,
+    capacity: u32,
+    next: AtomicU64,
+    /// App and dedup key of each one in flight, for the shutdown report.
+    pending: Arc<Mutex<HashMap<u64, (String, String)>>>,
+}
+
+/// One late reply's place; given back when dropped.
+pub(crate) struct LateReplySlot {
+    id: u64,
+    pending: Arc<Mutex<HashMap<u64, (String, String)>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for LateReplySlot {
+    fn drop(&mut self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+impl LateReplies {
+    /// At most `capacity` late replies at once.
+    pub fn new(capacity: u32) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(capacity as usize)),
+            capacity,
+            next: AtomicU64::new(0),
+            pending: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A place for the late reply to the callback `key` of `app`, if one is free.
+    pub fn start(&self, app: &str, key: &str) -> Option<LateReplySlot> {
+        let permit = Arc::clone(&self.permits).try_acquire_owned().ok()?;
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, (app.to_owned(), key.to_owned()));
+        Some(LateReplySlot {
+            id,
+            pending: Arc::clone(&self.pending),
+            _permit: permit,
+        })
+    }
+
+    /// Waits up to `limit` for every late reply in flight; returns how many were not done
+    /// in time, after naming each (app and callback key, never contents) in a warning.
+    pub async fn finish(&self, limit: Duration) -> usize {
+        let all = Arc::clone(&self.permits).acquire_many_owned(self.capacity);
+        if tokio::time::timeout(limit, all).await.is_ok() {
+            return 0;
+        }
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect::<Vec<_>>();
+        for (app, key) in &pending {
+            tracing::warn!(app = %app, key = %key, "shutting down: a late reply still running is abandoned; its callback was answered empty");
+        }
+        pending.len()
+    }
+}
 
 /// Where and how a late reply is delivered.
 pub(crate) struct Delivery {
@@ -32,12 +110,14 @@ pub(crate) struct Delivery {
     pub to: String,
 }
 
-/// Waits for the bot (at most `limit` in all) and sends what it answers.
+/// Waits for the bot (at most `limit` in all) and sends what it answers, holding `slot`.
 pub(crate) async fn deliver_late(
     bot: JoinHandle<Option<Reply>>,
     delivery: Delivery,
     limit: Duration,
+    slot: LateReplySlot,
 ) {
+    let _slot = slot;
     let app = delivery.app.as_str();
     let reply = match tokio::time::timeout(limit, bot).await {
         Ok(Ok(Some(reply))) => reply,
@@ -110,9 +190,9 @@ pub(crate) async fn send_reply(
         }
     };
     receipt.map(|r| r.msgid).map_err(|e| match e.api_error() {
-        Some(api) if api.may_have_taken_effect() => format!(
-            "{api}; the platform may have delivered it, so it is not sent again"
-        ),
+        Some(api) if api.may_have_taken_effect() => {
+            format!("{api}; the platform may have delivered it, so it is not sent again")
+        }
         _ => e.to_string(),
     })
 }

@@ -71,7 +71,15 @@ pub struct Gateway<B = ConfigBot> {
     reply_jobs: bool,
     /// How long dedup records are kept (`store.retention_secs`).
     retention_secs: u64,
+    /// Late replies in flight in the background (deferred replies), bounded.
+    late_replies: deferred::LateReplies,
 }
+
+/// Late replies a gateway runs in the background at once, at most; beyond it a late bot is
+/// abandoned (its callback was answered empty) with a warning.
+const MAX_LATE_REPLIES: u32 = 256;
+/// The longest shutdown waits for late replies still running.
+const LATE_REPLY_DRAIN: Duration = Duration::from_secs(30);
 
 impl Gateway<ConfigBot> {
     /// A gateway answering with each app's `[apps.reply]` rules.
@@ -163,6 +171,7 @@ impl<B: Bot> Gateway<B> {
             deferred_replies: false,
             reply_jobs: false,
             retention_secs: config.store.retention_secs,
+            late_replies: deferred::LateReplies::new(MAX_LATE_REPLIES),
         })
     }
 
@@ -252,6 +261,14 @@ impl<B: Bot> Gateway<B> {
     /// The settings in force.
     pub fn settings(&self) -> &GatewaySettings {
         &self.settings
+    }
+
+    /// Waits for the late replies still running in the background (deferred replies) to be
+    /// sent, for up to `gateway.deferred_limit_ms` (30 s at most), and names each one it
+    /// abandons. For a server shutting down.
+    pub async fn finish_late_replies(&self) -> usize {
+        let limit = Duration::from_millis(self.settings.deferred_limit_ms).min(LATE_REPLY_DRAIN);
+        self.late_replies.finish(limit).await
     }
 
     /// Answers one request. Never fails: refusals become their HTTP status, and are logged.
@@ -479,7 +496,7 @@ impl<B: Bot> Gateway<B> {
             // The bot already gave it while triaging: not asked twice.
             Triage::Known(reply) => reply,
             _ => {
-                self.ask_bot(app, authorizer_app_id, &message, deadline)
+                self.ask_bot(app, authorizer_app_id, &message, ticket.key(), deadline)
                     .await
             }
         };
@@ -509,11 +526,12 @@ impl<B: Bot> Gateway<B> {
         app: &App,
         authorizer_app_id: Option<&str>,
         message: &Message,
+        key: &str,
         deadline: Instant,
     ) -> Option<crate::reply::Reply> {
         if let Some(tokens) = self.deferral_tokens(app) {
             return self
-                .ask_bot_deferrable(app, authorizer_app_id, message, deadline, tokens)
+                .ask_bot_deferrable(app, authorizer_app_id, message, key, deadline, tokens)
                 .await;
         }
         let inbound = Inbound {
@@ -566,6 +584,7 @@ impl<B: Bot> Gateway<B> {
         app: &App,
         authorizer_app_id: Option<&str>,
         message: &Message,
+        key: &str,
         deadline: Instant,
         tokens: &Arc<TokenProvider<Backend>>,
     ) -> Option<crate::reply::Reply> {
@@ -591,6 +610,15 @@ impl<B: Bot> Gateway<B> {
                 None
             }
             Err(_) => {
+                let Some(slot) = self.late_replies.start(&app.name, key) else {
+                    task.abort();
+                    tracing::warn!(
+                        app = %app.name,
+                        in_flight = MAX_LATE_REPLIES,
+                        "the bot missed the time budget and too many late replies are running; answering empty, this reply is dropped"
+                    );
+                    return None;
+                };
                 tracing::info!(
                     app = %app.name,
                     budget_ms = self.settings.budget_ms,
@@ -605,7 +633,7 @@ impl<B: Bot> Gateway<B> {
                     tokens: Arc::clone(tokens),
                     to: message.from_user_name.clone(),
                 };
-                tokio::spawn(deferred::deliver_late(task, delivery, limit));
+                tokio::spawn(deferred::deliver_late(task, delivery, limit, slot));
                 None
             }
         }
