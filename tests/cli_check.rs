@@ -64,7 +64,7 @@ fn check_says_what_becomes_of_an_upstreams_late_reply() {
         format!(
             "[[apps]]\nname = \"{name}\"\nplatform = \"wecom\"\ncorp_id = \"wx5823bf96d3bd56c7\"\n\
              token = \"QDG6eK\"\nencoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"\n{extra}\
-             [apps.reply]\nforward = \"https://bot.example.com/hook\"\nforward_secret = \"s\"\n"
+             [apps.reply]\nforward = \"https://bot.example.com/hook\"\nforward_secret = \"check-test-secret-0123456789abcdef\"\n"
         )
     };
     let config = format!(
@@ -99,6 +99,37 @@ fn check_says_what_becomes_of_an_upstreams_late_reply() {
     assert!(
         line("drops").contains("dropped: sending it actively needs secret and agent_id"),
         "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_warns_about_plaintext_mode() {
+    let dir = std::env::temp_dir().join(format!("wxgate-check-plain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("plain.toml");
+    std::fs::write(
+        &path,
+        "[[apps]]\nname = \"blog\"\nplatform = \"mp\"\napp_id = \"wx0123456789abcdef\"\ntoken = \"t0ken\"\nsecret = \"s3cret\"\n\
+         [apps.reply]\nforward = \"https://bot.example.com/hook\"\nforward_secret = \"check-test-secret-0123456789abcdef\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config", path.to_str().unwrap()])
+        .env_remove("WXGATE_TABLE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("warning: app \"blog\" is in plaintext mode")
+            && stderr.contains("safe mode"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("dropped: plaintext mode signs no body"),
+        "late replies are off for it: {stdout}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -163,6 +163,7 @@ both_stores!(
     a_late_bots_callback_is_not_decided_again,
     a_dead_holders_claim_is_taken_over,
     events_are_deduplicated_and_report_only_events_skip_the_store,
+    fields_of_any_length_are_deduplicated,
 );
 
 async fn a_hundred_concurrent_deliveries_run_the_bot_once(store: StoreKind) {
@@ -306,5 +307,30 @@ async fn events_are_deduplicated_and_report_only_events_skip_the_store(store: St
         before,
         "LOCATION and URL verification must not touch the store"
     );
+    assert_eq!(setup.runs(), 1);
+}
+
+/// A sender and an EventKey far longer than any real one: the key they make is over
+/// DynamoDB's 2048-byte key limit as it stands, so it is hashed, and the callback is still
+/// de-duplicated (rather than bypassing dedup as "unavailable").
+async fn fields_of_any_length_are_deduplicated(store: StoreKind) {
+    let setup = setup(store, 1000, Duration::ZERO).await;
+    let sender = "u".repeat(300);
+    let header = Header {
+        from: &sender,
+        ..header(&setup.sim)
+    };
+    let click = event_xml(&header, "click", Some(&"K".repeat(3000)));
+    for attempt in 0..3 {
+        let request = setup
+            .sim
+            .post(&click, unix_now(), &format!("long{attempt}"))
+            .unwrap();
+        assert_eq!(
+            content(&answer(&setup, &request).await.unwrap()),
+            "answer #1",
+            "delivery {attempt}"
+        );
+    }
     assert_eq!(setup.runs(), 1);
 }

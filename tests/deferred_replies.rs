@@ -198,3 +198,67 @@ async fn wxgate_serve_sends_a_late_reply_actively() {
     );
     assert_eq!(platform.sent()[0].content, "from the server");
 }
+
+/// An Official Account in plaintext mode: its bodies are not signed, so a late reply (which
+/// goes to whichever follower the body names) is sent only when the app says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_account_sends_late_replies_only_when_configured() {
+    use support::fake_platform::{APP_ID, APP_SECRET};
+    let platform = FakePlatform::start();
+    let upstream = FakeUpstream::start(
+        UPSTREAM_SECRET,
+        Behavior::text("later").after(Duration::from_millis(600)),
+    );
+    for (allowed, expected) in [(false, 0), (true, 1)] {
+        let config = Config::parse(&format!(
+            r#"
+[gateway]
+budget_ms = {BUDGET_MS}
+[api]
+mp_base_url = "{api}"
+[[apps]]
+name = "blog"
+platform = "mp"
+app_id = "{APP_ID}"
+secret = "{APP_SECRET}"
+token = "blogtoken"
+plaintext_late_replies = {allowed}
+[apps.reply]
+forward = "{upstream}"
+forward_secret = "{UPSTREAM_SECRET}"
+forward_timeout_ms = 5000
+"#,
+            api = platform.url(),
+            upstream = upstream.url(),
+        ))
+        .unwrap();
+        let sim = PlatformSim::new(config.app("blog").unwrap())
+            .unwrap()
+            .plaintext(true);
+        let gateway = Gateway::from_config(&config)
+            .unwrap()
+            .with_deferred_replies();
+        let header = Header {
+            to: "gh_blog",
+            from: "oFollower",
+            create_time: unix_now(),
+            agent_id: None,
+        };
+        let request = sim
+            .post(
+                &text_xml(&header, "hi", 9000 + u64::from(allowed)),
+                unix_now(),
+                &format!("p{allowed}"),
+            )
+            .unwrap();
+        let before = platform.delivered();
+        let response = gateway.handle(request.to_callback()).await;
+        assert_eq!(String::from_utf8_lossy(&response.body), "success");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            platform.delivered() - before,
+            expected,
+            "plaintext_late_replies = {allowed}"
+        );
+    }
+}

@@ -338,7 +338,11 @@ async fn a_late_reply_the_platform_took_but_answered_late_goes_out_once() {
     let outcome = rig.gateway.run_job(&key, None).await;
     assert_eq!(callback.await.unwrap().0, Answer::Empty);
     assert_eq!(outcome, JobOutcome::Sent);
-    assert_eq!(rig.platform.send_requests(), 2, "asked again after the timeout");
+    assert_eq!(
+        rig.platform.send_requests(),
+        2,
+        "asked again after the timeout"
+    );
     assert_eq!(rig.platform.delivered(), 1, "delivered once");
     assert_eq!(rig.platform.duplicates_dropped(), 1);
     assert_eq!(rig.platform.sent()[0].body["enable_duplicate_check"], 1);
@@ -396,6 +400,10 @@ forward_timeout_ms = 5000
         panic!("{outcome:?}");
     };
     assert!(reason.contains("may have delivered it"), "{reason}");
-    assert_eq!(rig.platform.send_requests(), 3, "the customer message was not repeated");
+    assert_eq!(
+        rig.platform.send_requests(),
+        3,
+        "the customer message was not repeated"
+    );
     assert_eq!(rig.platform.delivered(), 2);
 }

@@ -12,7 +12,7 @@ use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
 use support::moto::MotoServer;
 use wxgate::store::{
     CachedToken, Claim, DedupRecord, DedupTimes, DynamoStore, JobEnd, JobRecord, JobState, NewJob,
-    Store, TokenRecord, dedup_key, token_key,
+    Store, TokenRecord, dedup_key, signature_key, token_key,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -100,6 +100,7 @@ contract!(
     a_crashed_workers_job_is_taken_over_and_a_failure_is_kept,
     a_job_record_is_never_taken_over_by_a_claim,
     a_write_repeated_by_its_author_is_recognised,
+    a_signature_is_bound_to_its_first_body_until_it_expires,
 );
 
 async fn first_claim_wins_and_later_ones_see_it_in_progress(store: &impl Store) {
@@ -1185,5 +1186,56 @@ async fn a_write_repeated_by_its_author_is_recognised(store: &impl Store) {
             token: Some(fetched),
             lease_until_ms: 0
         }
+    );
+}
+
+/// Plaintext mode: a signature is bound to the body it came with; the same body passes again
+/// (a retry), another body does not, until the binding expires.
+async fn a_signature_is_bound_to_its_first_body_until_it_expires(store: &impl Store) {
+    let key = signature_key("blog", "5C45FF5E21C57E6AD56BAC8758B79B1D9AC89FD3");
+    assert_eq!(
+        key,
+        signature_key("blog", "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3")
+    );
+    let expires = T0 / 1000 + 660;
+    assert!(
+        store
+            .bind_signature(&key, "body-a", T0, expires)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .bind_signature(&key, "body-a", T0 + 1_000, expires)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .bind_signature(&key, "body-b", T0 + 2_000, expires)
+            .await
+            .unwrap()
+    );
+    // Another app's signature is another binding.
+    let other = signature_key("shop", "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3");
+    assert!(
+        store
+            .bind_signature(&other, "body-b", T0 + 2_000, expires)
+            .await
+            .unwrap()
+    );
+    // Expired: the signature is free again (its timestamp is long outside the replay window).
+    let later = (expires + 1) * 1000;
+    assert!(
+        store
+            .bind_signature(&key, "body-b", later, expires + 700)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .bind_signature(&key, "body-a", later + 1, expires + 700)
+            .await
+            .unwrap()
     );
 }

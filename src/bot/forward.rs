@@ -67,11 +67,43 @@ pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
     format!("{SIGNATURE_PREFIX}{}", hex::encode(tag))
 }
 
+/// How far from the clock a request's timestamp may be for [`verify_signature`].
+pub const MAX_SKEW_SECS: u64 = 300;
+/// The shortest `forward_secret` accepted: it is an HMAC key.
+pub const MIN_SECRET_LEN: usize = 16;
+
 /// Whether `header` (the [`SIGNATURE_HEADER`] value) signs `timestamp` and `body` with
-/// `secret`. The comparison is constant-time. `timestamp` must be the decimal digits sent in
-/// [`TIMESTAMP_HEADER`]; an upstream should also refuse timestamps far from its clock (say
-/// 5 minutes), so a captured request cannot be replayed later.
+/// `secret`, and `timestamp` is within [`MAX_SKEW_SECS`] of this machine's clock (so a
+/// captured request cannot be replayed later). The comparison is constant-time.
+/// `timestamp` must be the decimal digits sent in [`TIMESTAMP_HEADER`].
 pub fn verify_signature(secret: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
+    verify_signature_at(
+        secret,
+        timestamp,
+        body,
+        header,
+        crate::gateway::unix_now(),
+        MAX_SKEW_SECS,
+    )
+}
+
+/// [`verify_signature`] against a given clock (`now`, Unix seconds) and skew.
+pub fn verify_signature_at(
+    secret: &str,
+    timestamp: &str,
+    body: &[u8],
+    header: &str,
+    now: u64,
+    max_skew_secs: u64,
+) -> bool {
+    let fresh = timestamp
+        .parse::<u64>()
+        .is_ok_and(|t| t.abs_diff(now) <= max_skew_secs);
+    fresh && signed(secret, timestamp, body, header)
+}
+
+/// Whether `header` signs `timestamp` and `body`, whatever the time.
+fn signed(secret: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
     let valid_timestamp =
         (1..=20).contains(&timestamp.len()) && timestamp.bytes().all(|b| b.is_ascii_digit());
     let Some(hex_tag) = header.trim().strip_prefix(SIGNATURE_PREFIX) else {
@@ -137,7 +169,11 @@ impl<'a> UpstreamRequest<'a> {
             platform: inbound.platform,
             authorizer_app_id: inbound.authorizer_app_id,
             message: inbound.message,
-            id: crate::store::callback_key(inbound.app, inbound.authorizer_app_id, inbound.message),
+            id: crate::store::callback_key(
+                inbound.app,
+                inbound.authorizer_app_id.is_some(),
+                inbound.message,
+            ),
         }
     }
 }
@@ -443,6 +479,11 @@ impl Upstream {
             .as_deref()
             .ok_or_else(|| invalid("needs forward_secret".into()))?;
         let secret = secret::resolve(&app.name, "reply.forward_secret", raw)?;
+        if secret.expose_secret().len() < MIN_SECRET_LEN {
+            return Err(invalid(format!(
+                "forward_secret must be at least {MIN_SECRET_LEN} characters (an HMAC key; use 32 random ones)"
+            )));
+        }
         Self::new(url, secret, rules.forward_timeout(gateway.budget()))
             .map(Some)
             .map_err(invalid)
@@ -621,18 +662,44 @@ mod tests {
     #[test]
     fn the_signature_matches_an_independent_hmac() {
         assert_eq!(sign(SECRET, "1700000000", BODY), VECTOR);
-        assert!(verify_signature(SECRET, "1700000000", BODY, VECTOR));
+        let at = |ts: &str, body: &[u8], header: &str| {
+            verify_signature_at(SECRET, ts, body, header, 1_700_000_000, MAX_SKEW_SECS)
+        };
+        assert!(at("1700000000", BODY, VECTOR));
+        assert!(at("1700000000", BODY, &format!(" {VECTOR}\n")));
+        // The clock: a captured request is refused once it is over 5 minutes old.
+        assert!(!verify_signature(SECRET, "1700000000", BODY, VECTOR));
+        let now = crate::gateway::unix_now().to_string();
         assert!(verify_signature(
+            SECRET,
+            &now,
+            BODY,
+            &sign(SECRET, &now, BODY)
+        ));
+        assert!(!verify_signature_at(
             SECRET,
             "1700000000",
             BODY,
-            &format!(" {VECTOR}\n")
+            VECTOR,
+            1_700_000_301,
+            300
+        ));
+        assert!(verify_signature_at(
+            SECRET,
+            "1700000000",
+            BODY,
+            VECTOR,
+            1_699_999_700,
+            300
         ));
     }
 
     #[test]
     fn any_change_breaks_the_signature() {
         let ts = "1700000000";
+        let verify_signature = |secret: &str, ts: &str, body: &[u8], header: &str| {
+            verify_signature_at(secret, ts, body, header, 1_700_000_000, u64::MAX)
+        };
         assert!(!verify_signature("other-secret", ts, BODY, VECTOR));
         assert!(!verify_signature(SECRET, "1700000001", BODY, VECTOR));
         assert!(!verify_signature(SECRET, ts, br#"{"app":"demo2"}"#, VECTOR));
@@ -651,6 +718,9 @@ mod tests {
     #[test]
     fn malformed_signature_headers_are_refused() {
         let ts = "1700000000";
+        let verify_signature = |secret: &str, ts: &str, body: &[u8], header: &str| {
+            verify_signature_at(secret, ts, body, header, 1_700_000_000, MAX_SKEW_SECS)
+        };
         let hex_only = VECTOR.trim_start_matches("sha256=");
         for header in [
             "",
@@ -932,7 +1002,10 @@ mod tests {
             ..inbound
         };
         let request = UpstreamRequest::new(&open);
-        assert_eq!(request.id, "dedup#platform/wxauth#msg|42");
+        assert_eq!(
+            request.id, "dedup#platform/ww1#msg|42",
+            "scoped by the signed ToUserName"
+        );
         assert_eq!(request.authorizer_app_id, Some("wxauth"));
     }
 

@@ -267,6 +267,16 @@ fn check(config: Option<PathBuf>) -> ExitCode {
             app.route()
         );
     }
+    for app in config
+        .apps
+        .iter()
+        .filter(|a| a.platform == Platform::Mp && a.encoding_aes_key.is_none())
+    {
+        eout!(
+            "warning: app \"{}\" is in plaintext mode: its messages are not encrypted and their bodies not signed, so a signed URL that leaks (a proxy's or an access log) lets anyone post messages as any follower within gateway.replay_window_secs (each signature is bound to its first body). Set the account to safe mode (安全模式) and configure encoding_aes_key.",
+            app.name
+        );
+    }
     ExitCode::SUCCESS
 }
 
@@ -280,6 +290,10 @@ fn describe(plan: &StorePlan) -> String {
 
 /// What becomes of an upstream's reply that misses the budget, for `check`.
 fn late_replies(app: &crate::config::AppConfig) -> &'static str {
+    let plaintext = app.platform == Platform::Mp && app.encoding_aes_key.is_none();
+    if plaintext && !app.plaintext_late_replies {
+        return "a reply later than the budget is dropped: plaintext mode signs no body (plaintext_late_replies = true sends it anyway)";
+    }
     match (app.platform, app.secret.is_some(), app.agent_id.is_some()) {
         (Platform::Wecom, true, true) | (Platform::Mp, true, _) => {
             "a reply later than the budget is sent as an active message"

@@ -165,6 +165,11 @@ pub struct AppConfig {
     /// The app secret, for calling platform APIs (`env:NAME` allowed).
     #[serde(default)]
     pub secret: Option<String>,
+    /// An Official Account in plaintext mode (no `encoding_aes_key`) may send a reply later
+    /// than the budget as a customer message. Off by default: a plaintext body is not signed,
+    /// so a leaked signed URL would let anyone make the account message any follower.
+    #[serde(default)]
+    pub plaintext_late_replies: bool,
     /// What to answer.
     #[serde(default)]
     pub reply: ReplyRules,
@@ -301,6 +306,13 @@ impl AppConfig {
             return Err(
                 self.error("secret needs app_id: access tokens are per AppID and AppSecret")
             );
+        }
+        if self.plaintext_late_replies
+            && (self.platform != Platform::Mp || self.encoding_aes_key.is_some())
+        {
+            return Err(self.error(
+                "plaintext_late_replies is for Official Accounts in plaintext mode (no encoding_aes_key); encrypted apps send late replies anyway",
+            ));
         }
         if self.previous_encoding_aes_key.is_some() && self.encoding_aes_key.is_none() {
             return Err(self.error("previous_encoding_aes_key needs encoding_aes_key"));
@@ -492,6 +504,41 @@ mod tests {
         );
         let e = error_of(&DEMO.replace("echo = true", "forward = \"https://e.x\""));
         assert!(e.contains("forward_secret"), "{e}");
+    }
+
+    #[test]
+    fn a_short_forward_secret_stops_the_start() {
+        let config =
+            Config::parse(&DEMO.replace("echo = true", &format!("{FORWARD}\"only-14-chars!\"")))
+                .unwrap();
+        let e = crate::bot::ConfigBot::from_config(&config)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at least 16 characters"), "{e}");
+        assert!(!e.contains("only-14"), "the value is not repeated: {e}");
+    }
+
+    #[test]
+    fn plaintext_late_replies_only_for_plaintext_official_accounts() {
+        let mp = r#"[[apps]]
+name = "blog"
+platform = "mp"
+app_id = "wx0123456789abcdef"
+token = "t0ken"
+secret = "s"
+plaintext_late_replies = true
+"#;
+        assert!(Config::parse(mp).is_ok());
+        let e = error_of(&mp.replace(
+            "plaintext_late_replies",
+            "encoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"\nplaintext_late_replies",
+        ));
+        assert!(e.contains("plaintext_late_replies is for"), "{e}");
+        let e = error_of(&DEMO.replace(
+            "[apps.reply]",
+            "plaintext_late_replies = true\n[apps.reply]",
+        ));
+        assert!(e.contains("plaintext_late_replies is for"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub(crate) struct App {
     pub token: Token,
     /// Token, keys and receive id, when the app has an EncodingAESKey.
     pub crypt: Option<MsgCrypt>,
+    /// Plaintext mode may still send late replies actively (`plaintext_late_replies`).
+    pub plaintext_late_replies: bool,
 }
 
 impl App {
@@ -49,6 +51,7 @@ impl App {
             token_source: config.token_source(&secrets),
             token,
             crypt,
+            plaintext_late_replies: config.plaintext_late_replies,
         })
     }
 }
@@ -57,8 +60,11 @@ impl App {
     /// Whether a late reply can go out as an active message: a secret for the token, and on
     /// WeCom the agent id to send with. Open Platform apps send through their authorizers,
     /// which is not built yet.
+    /// An app in plaintext mode needs `plaintext_late_replies`: its bodies are not signed.
     pub fn can_send_actively(&self) -> bool {
-        self.token_source.is_some()
+        let authenticated = self.crypt.is_some() || self.plaintext_late_replies;
+        authenticated
+            && self.token_source.is_some()
             && match self.platform {
                 crate::platform::Platform::Wecom => self.agent_id.is_some(),
                 crate::platform::Platform::Mp => true,

@@ -38,7 +38,7 @@ use crate::crypto::EncryptedEnvelope;
 use crate::error::ProtocolError;
 use crate::message::{Callback, Message};
 use crate::platform::Platform;
-use crate::store::{Backend, DynamoStore, dynamodb::DynamoTimeouts};
+use crate::store::{Backend, DedupStore, DynamoStore, dynamodb::DynamoTimeouts};
 use crate::wechat::{
     AccessToken, PlatformClient, TokenError, TokenProvider, TokenSettings, TokenSource,
 };
@@ -382,7 +382,8 @@ impl<B: Bot> Gateway<B> {
             (Platform::Mp, None | Some("raw")) => false,
             (Platform::Mp, Some(other)) => {
                 return Err(Rejection::bad_request(format!(
-                    "unsupported encrypt_type `{other}` (expected `aes`, or none for plaintext)"
+                    "unsupported encrypt_type `{}` (expected `aes`, or none for plaintext)",
+                    crate::logging::shown(other, 16)
                 )));
             }
         };
@@ -425,6 +426,8 @@ impl<B: Bot> Gateway<B> {
             let (timestamp, nonce) = timestamp_and_nonce(query)?;
             app.token.verify(signature, timestamp, nonce)?;
             self.check_replay(timestamp)?;
+            self.bind_plain_signature(app, signature, body.as_bytes(), deadline)
+                .await?;
             let callback = Callback::parse(body)?;
             Ok(
                 match self
@@ -460,9 +463,12 @@ impl<B: Bot> Gateway<B> {
             tracing::debug!(app = %app.name, event = %message.msg_type(), "report-only event");
             return None;
         }
-        let key = crate::store::callback_key(&app.name, authorizer_app_id, &message);
+        let key = crate::store::callback_key(&app.name, authorizer_app_id.is_some(), &message);
         let triage = self.triage(app, authorizer_app_id, &message);
-        let job = matches!(triage, Triage::Worker).then(|| crate::store::NewJob {
+        // The job carries the message on its record; one too large for a store item is
+        // asked in the callback instead (the upstream then has the budget).
+        let job_fits = xml.len() <= crate::store::MAX_JOB_MESSAGE_BYTES;
+        let job = (matches!(triage, Triage::Worker) && job_fits).then(|| crate::store::NewJob {
             app: &app.name,
             authorizer_app_id,
             message: xml,
@@ -635,6 +641,45 @@ impl<B: Bot> Gateway<B> {
                 };
                 tokio::spawn(deferred::deliver_late(task, delivery, limit, slot));
                 None
+            }
+        }
+    }
+
+    /// Plaintext mode: the plain `signature` covers token, timestamp and nonce but not the
+    /// body. It is bound to the body it first came with (one conditional write), so a signed
+    /// query that leaked (a proxy's or an access log) cannot carry another body within the
+    /// replay window; the platform's retry of the same body still passes. A store failure
+    /// is logged and the request let through, as for dedup.
+    async fn bind_plain_signature(
+        &self,
+        app: &App,
+        signature: &str,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<(), Rejection> {
+        use sha2::Digest as _;
+        let digest = hex::encode(&sha2::Sha256::digest(body)[..16]);
+        let key = crate::store::signature_key(&app.name, signature);
+        // As long as the timestamp can pass the replay window, and then some.
+        let keep_secs = match self.settings.replay_window_secs {
+            0 => self.retention_secs,
+            window => window.saturating_mul(2).saturating_add(60),
+        };
+        let now = crate::store::now_ms();
+        let expires_at_secs = (now / 1000).saturating_add(keep_secs);
+        let bind = self
+            .store
+            .bind_signature(&key, &digest, now, expires_at_secs);
+        match tokio::time::timeout_at(deadline, bind).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(Rejection::SignatureReused),
+            Ok(Err(e)) => {
+                tracing::warn!(app = %app.name, store = self.store.kind(), cause = %e, "signature binding unavailable; accepting this plaintext request without it");
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!(app = %app.name, store = self.store.kind(), "signature binding timed out; accepting this plaintext request without it");
+                Ok(())
             }
         }
     }

@@ -35,6 +35,12 @@ pub enum Rejection {
     /// Signature, decryption or parsing failed.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    /// A plain `signature` (which does not cover the body) seen before with another body
+    /// within the replay window.
+    #[error(
+        "this signature was already used with another body: a replayed or forged request (plaintext mode signs no body; set the account to safe mode)"
+    )]
+    SignatureReused,
     /// Correctly signed, but the timestamp is outside the replay window.
     #[error(
         "timestamp {timestamp} is {skew} s from the clock, outside the {window} s replay window (a replayed request, or a wrong clock)"
@@ -67,7 +73,7 @@ impl Rejection {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Protocol(ProtocolError::SignatureMismatch) => StatusCode::UNAUTHORIZED,
             Self::Protocol(_) => StatusCode::BAD_REQUEST,
-            Self::Stale { .. } => StatusCode::FORBIDDEN,
+            Self::Stale { .. } | Self::SignatureReused => StatusCode::FORBIDDEN,
         }
     }
 

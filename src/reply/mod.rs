@@ -16,6 +16,9 @@ pub const WECOM_TEXT_MAX_BYTES: usize = 2048;
 pub const NEWS_MAX_ARTICLES: usize = 8;
 /// The Official Account allows one article in a reply to a user message.
 pub const MP_NEWS_MAX_ARTICLES_TO_MESSAGE: usize = 1;
+/// The largest reply the gateway answers (and records for retries), in bytes of XML: far
+/// above any platform's limits, and what keeps a record within a store item.
+pub const MAX_REPLY_XML_BYTES: usize = 64 * 1024;
 /// WeCom news article title limit.
 pub const WECOM_NEWS_TITLE_MAX_BYTES: usize = 128;
 /// WeCom news article description limit.
@@ -193,6 +196,12 @@ impl Reply {
             &inbound.to_user_name,
             create_time,
         );
+        if out.len() > MAX_REPLY_XML_BYTES {
+            return Err(ProtocolError::Reply(format!(
+                "the reply is {} bytes of XML, over the {MAX_REPLY_XML_BYTES} the gateway answers",
+                out.len()
+            )));
+        }
         Ok(out)
     }
 

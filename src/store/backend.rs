@@ -129,6 +129,16 @@ impl DedupStore for Backend {
         dispatch!(self, s => s.end_job(key, worker, end, times))
     }
 
+    async fn bind_signature(
+        &self,
+        key: &str,
+        body_hash: &str,
+        now_ms: EpochMillis,
+        expires_at_secs: u64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.bind_signature(key, body_hash, now_ms, expires_at_secs))
+    }
+
     async fn job(&self, key: &str, now_ms: EpochMillis) -> Result<Option<JobRecord>, StoreError> {
         dispatch!(self, s => s.job(key, now_ms))
     }

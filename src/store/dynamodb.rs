@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | dedup | `dedup#{app}#{message key}` | `st` (`p` in progress, `d` done), `owner`, `lease_until` (ms), `fin` (who completed it), `reply` (done, when not empty) |
 //! | dedup with a reply job | as dedup, and | `job` (state), `app`, `authz` (Open Platform), `msg` (callback XML), `answer_by` (ms), `job_worker`, `job_until` (ms), `reason` (failed), `msgid` (sent) |
+//! | signature binding | `sig#{app}#{signature}` | `body` (SHA-256 of the body it was first seen with) |
 //! | token | `token#{scope}` | `tok`, `tok_exp` and `tok_ref` (expiry and refresh point, ms), `lease_owner`, `lease_until` (ms) |
 //!
 //! A new callback costs one conditional `PutItem` (the claim) and one conditional
@@ -382,11 +383,16 @@ where
         SdkError::TimeoutError(_) => StoreError::Backend("timed out".into()),
         SdkError::ServiceError(service) => {
             let e = service.err();
-            StoreError::Backend(format!(
+            let text = format!(
                 "{}: {}",
                 e.code().unwrap_or("unknown error"),
                 e.message().unwrap_or("no message")
-            ))
+            );
+            if e.code() == Some("ValidationException") {
+                StoreError::Rejected(text)
+            } else {
+                StoreError::Backend(text)
+            }
         }
         SdkError::DispatchFailure(d) => StoreError::Backend(if d.is_timeout() {
             "timed out connecting".into()
@@ -639,6 +645,30 @@ impl DedupStore for DynamoStore {
         let request = request.update_expression(set);
         self.made_or_own(key, request, |item| held_by(item, worker, end.state()))
             .await
+    }
+
+    async fn bind_signature(
+        &self,
+        key: &str,
+        body_hash: &str,
+        now_ms: EpochMillis,
+        expires_at_secs: u64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(key))
+            .item("body", s(body_hash))
+            .item(EXPIRES_AT, n(expires_at_secs))
+            // New, expired, or bound to this very body: a retry of the request (or of this
+            // write) passes.
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now_s OR body = :b")
+            .expression_attribute_values(":now_s", n(now_ms / 1000))
+            .expression_attribute_values(":b", s(body_hash))
+            .send()
+            .await;
+        condition_held(result)
     }
 
     async fn job(&self, key: &str, now_ms: EpochMillis) -> Result<Option<JobRecord>, StoreError> {

@@ -18,6 +18,8 @@ const SWEEP_INTERVAL_MS: u64 = 60_000;
 struct Inner {
     dedup: HashMap<String, DedupItem>,
     tokens: HashMap<String, TokenItem>,
+    /// Signature bindings: body digest and expiry (epoch seconds).
+    signatures: HashMap<String, (String, u64)>,
     last_sweep_ms: EpochMillis,
 }
 
@@ -145,6 +147,8 @@ impl Inner {
             let now_secs = now_ms / 1000;
             self.dedup
                 .retain(|_, item| item.expires_at_secs >= now_secs);
+            self.signatures
+                .retain(|_, (_, expires_at_secs)| *expires_at_secs >= now_secs);
         }
     }
 }
@@ -295,6 +299,26 @@ impl DedupStore for MemoryStore {
         }
         item.give_up_waiting();
         item.expires_at_secs = times.job_expires_at_secs(end);
+        Ok(true)
+    }
+
+    async fn bind_signature(
+        &self,
+        key: &str,
+        body_hash: &str,
+        now_ms: EpochMillis,
+        expires_at_secs: u64,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if let Some((bound, expires)) = inner.signatures.get(key)
+            && *expires >= now_ms / 1000
+        {
+            return Ok(bound == body_hash);
+        }
+        inner
+            .signatures
+            .insert(key.to_owned(), (body_hash.to_owned(), expires_at_secs));
+        inner.after_write(now_ms);
         Ok(true)
     }
 

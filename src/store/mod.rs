@@ -45,6 +45,10 @@ pub enum StoreError {
     /// The request failed (network, throttling, permissions, missing table…).
     #[error("store request failed: {0}")]
     Backend(String),
+    /// The store refused the request as invalid (DynamoDB's `ValidationException`, e.g. an
+    /// item over 400 KB): not an outage, a request wxgate should never make.
+    #[error("the store refused the request as invalid: {0}")]
+    Rejected(String),
     /// An item held something this version cannot read.
     #[error("unreadable store item {key}: {reason}")]
     Corrupt {
@@ -202,6 +206,11 @@ impl JobEnd<'_> {
         }
     }
 }
+
+/// The largest decrypted message a reply job carries on its record. With the largest reply
+/// a record holds ([`crate::reply::MAX_REPLY_XML_BYTES`]) it keeps every item well under
+/// DynamoDB's 400 KB.
+pub const MAX_JOB_MESSAGE_BYTES: usize = 128 * 1024;
 
 /// How long a failed job's record is kept at least, so it can be inspected.
 pub const FAILED_JOB_RETENTION_SECS: u64 = 7 * 86_400;
@@ -363,6 +372,19 @@ pub trait DedupStore: Send + Sync {
         times: DedupTimes,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Binds a signed request's signature to its body (`body_hash`, a digest) until
+    /// `expires_at_secs`, with one conditional write: `true` when the signature is new, its
+    /// earlier binding expired, or it is bound to this same body (a retry); `false` when it
+    /// is bound to another body. For requests whose signature does not cover the body (an
+    /// Official Account in plaintext mode), so one signed query cannot carry other bodies.
+    fn bind_signature(
+        &self,
+        key: &str,
+        body_hash: &str,
+        now_ms: EpochMillis,
+        expires_at_secs: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Reads the job of a dedup record; `None` when there is none or it expired.
     fn job(
         &self,
@@ -432,22 +454,93 @@ pub fn dedup_key(app: &str, message_key: &str) -> String {
     format!("dedup#{app}#{message_key}")
 }
 
-/// The dedup key of one callback to `app` (an Open Platform callback is scoped by the
-/// authorized account it is for): the same for every delivery of it.
+/// The longest dedup key written as it is; a longer one (a sender, EventKey or account id
+/// of abnormal length) is written as its SHA-256, so no key comes near DynamoDB's 2048-byte
+/// limit and every callback is de-duplicated, whatever its fields hold.
+pub const MAX_DEDUP_KEY_LEN: usize = 512;
+
+/// The dedup key of one callback to `app`: the same for every delivery of it.
+///
+/// A message to an Open Platform component (`open_platform_message`) is scoped by the
+/// authorized account as the signed message names it (`ToUserName`, the account's original
+/// id), never by the AppID in the URL, which nothing signs: a signed message replayed to
+/// another account's URL is the same callback, answered from its record.
 pub fn callback_key(
     app: &str,
-    authorizer_app_id: Option<&str>,
+    open_platform_message: bool,
     message: &crate::message::Message,
 ) -> String {
     let message_key = message.dedup_key();
-    match authorizer_app_id {
-        Some(authorizer) => dedup_key(&format!("{app}/{authorizer}"), message_key.as_str()),
-        None => dedup_key(app, message_key.as_str()),
+    let key = if open_platform_message {
+        dedup_key(
+            &format!("{app}/{}", message.to_user_name),
+            message_key.as_str(),
+        )
+    } else {
+        dedup_key(app, message_key.as_str())
+    };
+    if key.len() <= MAX_DEDUP_KEY_LEN {
+        return key;
     }
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    dedup_key(app, &format!("sha256|{}", hex::encode(digest)))
+}
+
+/// The item key binding a signature of `app` to the body it was first seen with.
+pub fn signature_key(app: &str, signature: &str) -> String {
+    format!("sig#{app}#{}", signature.to_ascii_lowercase())
 }
 
 /// The item key of an access token. `scope` names the credentials it was fetched with
 /// (see `wechat::TokenSource::scope`), so apps sharing credentials share one token.
 pub fn token_key(scope: &str) -> String {
     format!("token#{scope}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+
+    fn message(to: &str, from: &str, event_key: &str) -> Message {
+        Message::parse(&format!(
+            "<xml><ToUserName>{to}</ToUserName><FromUserName>{from}</FromUserName>\
+             <CreateTime>1</CreateTime><MsgType>event</MsgType><Event>CLICK</Event>\
+             <EventKey>{event_key}</EventKey></xml>"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn open_platform_messages_are_scoped_by_the_signed_account_not_the_url() {
+        let m = message("gh_account", "o1", "K");
+        assert_eq!(
+            callback_key("comp", true, &m),
+            "dedup#comp/gh_account#evt|o1|1|click|K|"
+        );
+        assert_eq!(
+            callback_key("demo", false, &m),
+            "dedup#demo#evt|o1|1|click|K|"
+        );
+    }
+
+    #[test]
+    fn long_keys_are_hashed_stably_and_stay_short() {
+        let long = message("gh_a", &"o".repeat(300), &"k".repeat(3000));
+        let key = callback_key("demo", false, &long);
+        assert!(
+            key.starts_with("dedup#demo#sha256|") && key.len() < 100,
+            "{key}"
+        );
+        assert_eq!(
+            key,
+            callback_key("demo", false, &long),
+            "the same for every delivery"
+        );
+        let other = message("gh_a", &"o".repeat(300), &format!("{}x", "k".repeat(2999)));
+        assert_ne!(key, callback_key("demo", false, &other));
+        let short = message("gh_a", "o1", "k");
+        assert!(callback_key("demo", false, &short).len() <= MAX_DEDUP_KEY_LEN);
+    }
 }

@@ -47,7 +47,7 @@ pub fn scan_top_level<'a>(
     loop {
         let event = reader
             .read_event()
-            .map_err(|e| ProtocolError::Xml(e.to_string()))?;
+            .map_err(|e| ProtocolError::Xml(crate::logging::shown(&e.to_string(), 160)))?;
         let self_closing = matches!(event, Event::Empty(_));
         match event {
             Event::Start(start) | Event::Empty(start) => {

@@ -70,6 +70,8 @@ pub struct Server {
     child: Child,
     pub base: String,
     pub config: Config,
+    /// What it wrote to stderr, when started with [`Server::start_logged`].
+    logs: Option<std::sync::Arc<std::sync::Mutex<String>>>,
     _dir: TempDir,
 }
 
@@ -106,18 +108,54 @@ fn rand_suffix() -> u64 {
 impl Server {
     /// Starts `wxgate serve` with this config text and waits for its address line.
     pub fn start(config_text: &str) -> Self {
+        Self::spawn(config_text, "warn", false)
+    }
+
+    /// As [`start`](Self::start), logging at info and keeping what it logs ([`logs`](Self::logs)).
+    pub fn start_logged(config_text: &str) -> Self {
+        Self::spawn(config_text, "info", true)
+    }
+
+    /// Everything it logged so far (started with [`start_logged`](Self::start_logged)).
+    pub fn logs(&self) -> String {
+        self.logs
+            .as_ref()
+            .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .unwrap_or_default()
+    }
+
+    fn spawn(config_text: &str, level: &str, keep_logs: bool) -> Self {
         let dir = TempDir::new("serve");
         let path = dir.0.join("wxgate.toml");
         std::fs::write(&path, config_text).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_wxgate"))
             .args(["serve", "--addr", "127.0.0.1:0", "--config"])
             .arg(&path)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .env_remove("WXGATE_CONFIG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if keep_logs {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("wxgate serve starts");
+        let logs = child.stderr.take().map(|stderr| {
+            let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let sink = std::sync::Arc::clone(&logs);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stderr);
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                    sink.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push_str(&line);
+                    line.clear();
+                }
+            });
+            logs
+        });
         let stdout = child.stdout.take().unwrap();
         let mut reader = BufReader::new(stdout);
         let mut first = String::new();
@@ -133,6 +171,7 @@ impl Server {
             child,
             base,
             config: Config::parse(config_text).unwrap(),
+            logs,
             _dir: dir,
         }
     }
