@@ -134,5 +134,60 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Bodies of `len` bytes that anyone may post before a signature can be checked: a plain
+/// envelope (its `Encrypt` filled up), two shapes built to make a scanner that names every
+/// leaf by its dotted path do the most work (long names nested deep; the longest names the
+/// parser accepts, nested as deep as it accepts, over thousands of leaves), and two built
+/// of the smallest nodes there are (comments, character references).
+fn pre_auth_bodies(len: usize) -> [(&'static str, String); 5] {
+    let plain = {
+        let encrypt = "A".repeat(len - 120);
+        format!(
+            "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        )
+    };
+    let nested = |name_len: usize, depth: usize| {
+        let name = "N".repeat(name_len);
+        let open = format!("<{name}>").repeat(depth);
+        let close = format!("</{name}>").repeat(depth);
+        let leaves = (len - 11 - open.len() - close.len()) / 4;
+        format!("<xml>{open}{}{close}</xml>", "<a/>".repeat(leaves))
+    };
+    let filled = |unit: &str| {
+        let units = (len - 40) / unit.len();
+        format!("<xml><Encrypt>{}</Encrypt></xml>", unit.repeat(units))
+    };
+    [
+        ("plain", plain),
+        ("long_names_nested", nested(2000, 15)),
+        (
+            "longest_accepted_names_nested",
+            nested(wxgate::xml::MAX_NAME_LEN, 15),
+        ),
+        ("comments", filled("<!---->")),
+        ("references", filled("&amp;")),
+    ]
+}
+
+/// What reading an unauthenticated body costs, by its shape: the envelope parse that runs
+/// before the signature check (`EncryptedEnvelope::parse`, then the signature check fails
+/// or the body is refused).
+fn pre_auth(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pre_auth_64k");
+    for (shape, body) in pre_auth_bodies(64 * 1024) {
+        assert!(
+            body.len() <= 64 * 1024 && body.len() > 60 * 1024,
+            "{shape}: {}",
+            body.len()
+        );
+        g.bench_function(shape, |b| {
+            b.iter(|| {
+                let _ = EncryptedEnvelope::parse(black_box(&body));
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, pre_auth);
 criterion_main!(benches);

@@ -31,7 +31,8 @@ pub fn written_as(text: &str) -> Cow<'_, str> {
 
 /// As [`written_as`], keeping a borrowed value borrowed when it needs no change.
 pub(crate) fn clean(text: Cow<'_, str>) -> Cow<'_, str> {
-    let needs = text.chars().any(|c| c == '\r' || is_forbidden(c));
+    let needs =
+        may_need_cleaning(text.as_bytes()) && text.chars().any(|c| c == '\r' || is_forbidden(c));
     if !needs {
         return text;
     }

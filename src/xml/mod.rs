@@ -10,5 +10,5 @@ pub use chars::{is_forbidden, written_as};
 pub use fields::{
     Field, Fields, MAX_DEPTH, MAX_FIELDS, MAX_NAME_LEN, MAX_PATH_LEN, MAX_XML_LEN, scan,
 };
-pub use shallow::scan_top_level;
+pub use shallow::{MAX_ENVELOPE_NODES, scan_top_level};
 pub use writer::XmlWriter;

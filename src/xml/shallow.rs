@@ -5,8 +5,11 @@
 //! value, so the envelope must be read first. What it costs must not depend on how the body
 //! is shaped: a crafted body of long names nested deep would otherwise make the field
 //! scanner build a long dotted path for every leaf. Here nothing below the first level is
-//! named, names are capped before they are used, and nothing is allocated per element, so
-//! the cost is one pass over the body.
+//! named, names are capped before they are used, nothing is allocated per element, and the
+//! number of nodes is capped ([`MAX_ENVELOPE_NODES`]): a real envelope has a few (a dozen
+//! in safe mode, under a hundred in compatible mode, which repeats the message in clear),
+//! and a body of thousands of tiny nodes would otherwise cost the parser's per-node overhead
+//! thousands of times. So the cost is one pass over the body plus at most that many nodes.
 
 use std::borrow::Cow;
 
@@ -14,7 +17,11 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 
 use super::fields::{Pending, element_name, mismatched_end, reborrow, resolve_reference};
-use super::{MAX_DEPTH, MAX_FIELDS, MAX_XML_LEN};
+use super::{MAX_DEPTH, MAX_XML_LEN};
+
+/// The most nodes (elements, text runs, CDATA sections, references, comments, processing
+/// instructions) an envelope may have.
+pub const MAX_ENVELOPE_NODES: usize = 256;
 use crate::error::ProtocolError;
 
 /// Calls `on_field` with the name and value of each leaf element directly under the root, in
@@ -23,8 +30,8 @@ use crate::error::ProtocolError;
 ///
 /// # Errors
 /// -40002 for malformed XML, a DOCTYPE, unknown entities, more than one root, input over
-/// [`MAX_XML_LEN`], nesting over [`MAX_DEPTH`], more than [`MAX_FIELDS`] elements, or a name
-/// over [`MAX_NAME_LEN`](super::MAX_NAME_LEN).
+/// [`MAX_XML_LEN`], nesting over [`MAX_DEPTH`], more than [`MAX_ENVELOPE_NODES`] nodes, or a
+/// name over [`MAX_NAME_LEN`](super::MAX_NAME_LEN).
 pub fn scan_top_level<'a>(
     xml: &'a str,
     mut on_field: impl FnMut(&str, Cow<'a, str>),
@@ -37,29 +44,38 @@ pub fn scan_top_level<'a>(
     }
     let mut reader = Reader::from_str(xml);
     reader.config_mut().check_end_names = false;
+    // One pass over the whole input decides whether values can need cleaning at all.
+    let cleaning = super::chars::may_need_cleaning(xml.as_bytes());
+    let clean = |text: Cow<'a, str>| {
+        if cleaning {
+            super::chars::clean(text)
+        } else {
+            text
+        }
+    };
     // The open elements, the root first; each name at most MAX_NAME_LEN, borrowed.
     let mut open: Vec<Cow<'a, str>> = Vec::with_capacity(MAX_DEPTH + 1);
     // Whether the open first-level element has children (then it is not a leaf).
     let mut has_children = false;
     let mut root_done = false;
-    let mut elements = 0usize;
+    let mut nodes = 0usize;
     let mut pending = Pending::default();
     loop {
         let event = reader
             .read_event()
             .map_err(|e| ProtocolError::Xml(crate::logging::shown(&e.to_string(), 160)))?;
+        nodes += 1;
+        if nodes > MAX_ENVELOPE_NODES {
+            return Err(ProtocolError::Xml(format!(
+                "more than {MAX_ENVELOPE_NODES} nodes in an envelope"
+            )));
+        }
         let self_closing = matches!(event, Event::Empty(_));
         match event {
             Event::Start(start) | Event::Empty(start) => {
                 let name = element_name(xml, start.name().into_inner())?;
                 if root_done {
                     return Err(ProtocolError::Xml("more than one root element".into()));
-                }
-                elements += 1;
-                if elements > MAX_FIELDS {
-                    return Err(ProtocolError::Xml(format!(
-                        "more than {MAX_FIELDS} elements"
-                    )));
                 }
                 if open.len() > MAX_DEPTH {
                     return Err(ProtocolError::Xml(format!(
@@ -103,7 +119,7 @@ pub fn scan_top_level<'a>(
                     0 | 1 if !text.trim_ascii().is_empty() => {
                         return Err(ProtocolError::Xml("text outside any field".into()));
                     }
-                    2 => pending.push_text(super::chars::clean(text)),
+                    2 => pending.push_text(clean(text)),
                     _ => {}
                 }
             }
@@ -111,7 +127,7 @@ pub fn scan_top_level<'a>(
                 let cdata = reborrow(xml, cdata.into_inner())?;
                 match open.len() {
                     0 | 1 => return Err(ProtocolError::Xml("CDATA outside any field".into())),
-                    2 => pending.push_cdata(super::chars::clean(cdata)),
+                    2 => pending.push_cdata(clean(cdata)),
                     _ => {}
                 }
             }
@@ -198,6 +214,26 @@ mod tests {
         assert!(top(&ok_deep).is_ok());
         let long = "n".repeat(super::super::MAX_NAME_LEN + 1);
         assert!(top(&format!("<xml><G><{long}/></G></xml>")).is_err());
-        assert!(top(&format!("<xml>{}</xml>", "<a/>".repeat(MAX_FIELDS + 1))).is_err());
+        assert!(top(&format!("<xml>{}</xml>", "<a/>".repeat(MAX_ENVELOPE_NODES))).is_err());
+        assert!(
+            top(&format!(
+                "<xml>{}</xml>",
+                "<!---->".repeat(MAX_ENVELOPE_NODES)
+            ))
+            .is_err()
+        );
+        assert!(
+            top(&format!(
+                "<xml><E>{}</E></xml>",
+                "&amp;".repeat(MAX_ENVELOPE_NODES)
+            ))
+            .is_err()
+        );
+        // A compatible-mode envelope (the message in clear beside Encrypt) is far below it.
+        let compatible = "<xml>\n<ToUserName><![CDATA[gh_1]]></ToUserName>\n<FromUserName><![CDATA[o1]]></FromUserName>\n\
+            <CreateTime>1</CreateTime>\n<MsgType><![CDATA[event]]></MsgType>\n<Event><![CDATA[pic_weixin]]></Event>\n\
+            <SendPicsInfo><Count>9</Count><PicList>{items}</PicList></SendPicsInfo>\n<Encrypt><![CDATA[abc=]]></Encrypt>\n</xml>"
+            .replace("{items}", &"<item><PicMd5Sum><![CDATA[0123456789abcdef]]></PicMd5Sum></item>".repeat(9));
+        assert_eq!(top(&compatible).unwrap().last().unwrap().0, "Encrypt");
     }
 }
