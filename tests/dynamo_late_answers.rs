@@ -53,6 +53,7 @@ async fn rig(config_text: &str, upstream: FakeUpstream, platform: FakePlatform) 
     let timeouts = DynamoTimeouts::per_attempt(Duration::from_millis(250));
     let conf = with_timeouts(client_config(&proxy.endpoint()), timeouts);
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), &table);
+    let direct = DynamoStore::new(db.clone(), &table).sharing_keys_with(&store);
     let config = Config::parse(config_text).unwrap();
     let sim = Arc::new(PlatformSim::new(config.app("demo").unwrap()).unwrap());
     let bot = ConfigBot::from_config(&config).unwrap();
@@ -62,7 +63,7 @@ async fn rig(config_text: &str, upstream: FakeUpstream, platform: FakePlatform) 
     Rig {
         _server: server,
         proxy,
-        direct: DynamoStore::new(db, table),
+        direct,
         gateway: Arc::new(gateway),
         sim,
         platform,

@@ -485,5 +485,6 @@ async fn open_platform_messages_name_the_authorizer() {
     let body = fake.requests()[0].json();
     assert_eq!(body["platform"], "open");
     assert_eq!(body["authorizer_app_id"], "wxauthorizer0001");
-    assert_eq!(body["id"], "dedup#platform/wxauthorizer0001#msg|16");
+    // The id is scoped by the account the signed message names, not the URL's AppID.
+    assert_eq!(body["id"], "dedup#platform/gh_authorized#msg|16");
 }

@@ -29,8 +29,10 @@ pub(super) fn describe(text: &str, error: &toml::de::Error) -> String {
 fn key_before(line: &str) -> Option<&str> {
     let rest = line.trim_end().strip_suffix('=')?.trim_end();
     let start = rest
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let key = &rest[start..];
     (!key.is_empty() && key.len() <= 64).then_some(key)
 }
@@ -131,5 +133,7 @@ mod tests {
         assert_eq!(key_before("a = 1, agent_id = "), Some("agent_id"));
         assert_eq!(key_before("[apps.reply]"), None);
         assert_eq!(key_before("x = { y.z ="), Some("y.z"));
+        assert_eq!(key_before("名字 ="), None);
+        assert_eq!(key_before("中key ="), Some("key"));
     }
 }

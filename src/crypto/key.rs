@@ -83,6 +83,12 @@ impl EncodingAesKey {
     pub(crate) fn cipher(&self) -> &Aes256 {
         &self.cipher
     }
+
+    /// A key for sealing stored values of what this key protects on the wire, for `label`
+    /// ([`super::at_rest`]); the key bytes themselves never leave this type.
+    pub(crate) fn at_rest_key(&self, label: &str) -> super::at_rest::AtRestKey {
+        super::at_rest::AtRestKey::derive(&self.key, label)
+    }
 }
 
 impl Drop for EncodingAesKey {

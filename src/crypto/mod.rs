@@ -3,6 +3,7 @@
 //! [`MsgCrypt`] is what the gateway holds per app: the token, the current EncodingAESKey (and
 //! optionally the previous one, during a rotation) and the receive id to expect.
 
+pub mod at_rest;
 mod envelope;
 mod frame;
 mod key;
@@ -93,6 +94,15 @@ impl MsgCrypt {
     /// The expected receive id.
     pub fn receive_id(&self) -> &str {
         &self.receive_id
+    }
+
+    /// Keys sealing stored values of this app for `label`: the current key's first, then
+    /// the previous key's during a rotation (values sealed before it still open).
+    pub fn at_rest_keys(&self, label: &str) -> Vec<at_rest::AtRestKey> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .map(|key| key.at_rest_key(label))
+            .collect()
     }
 
     /// The key in a slot; the current key when there is no previous one.

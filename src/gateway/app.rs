@@ -2,6 +2,7 @@
 
 use crate::config::secret::expose;
 use crate::config::{AppConfig, ConfigError};
+use crate::crypto::at_rest::AtRestKey;
 use crate::crypto::{MsgCrypt, Token};
 use crate::platform::Platform;
 
@@ -71,4 +72,34 @@ impl App {
                 crate::platform::Platform::Open => false,
             }
     }
+}
+
+impl App {
+    /// The keys sealing this app's values in a shared store (its replies, its reply jobs'
+    /// messages): derived from the EncodingAESKey (current, then previous), which protects
+    /// the same messages on the wire; for a plaintext-mode app from its secret, else its
+    /// token.
+    pub fn store_keys(&self) -> Vec<AtRestKey> {
+        let label = format!("app:{}", self.name);
+        match (&self.crypt, &self.token_source) {
+            (Some(crypt), _) => crypt.at_rest_keys(&label),
+            (None, Some(source)) => {
+                vec![AtRestKey::derive(expose_secret(source).as_bytes(), &label)]
+            }
+            (None, None) => vec![AtRestKey::derive(self.token.expose().as_bytes(), &label)],
+        }
+    }
+
+    /// The scope of this app's access token and the key sealing it: derived from the secret
+    /// that fetches it.
+    pub fn token_store_key(&self) -> Option<(String, AtRestKey)> {
+        let source = self.token_source.as_ref()?;
+        let scope = source.scope();
+        let key = AtRestKey::derive(expose_secret(source).as_bytes(), &format!("token:{scope}"));
+        Some((scope, key))
+    }
+}
+
+fn expose_secret(source: &crate::wechat::TokenSource) -> &str {
+    secrecy::ExposeSecret::expose_secret(source.secret())
 }

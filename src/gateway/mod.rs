@@ -99,6 +99,18 @@ impl Gateway<ConfigBot> {
     }
 }
 
+/// The keys sealing the apps' values and tokens in a shared store.
+fn store_sealing(apps: &HashMap<String, App>) -> crate::store::sealing::Sealing {
+    let mut sealing = crate::store::sealing::Sealing::new();
+    for app in apps.values() {
+        sealing.add_app(&app.name, app.store_keys());
+        if let Some((scope, key)) = app.token_store_key() {
+            sealing.add_token_scope(&scope, key);
+        }
+    }
+    sealing
+}
+
 /// The epoch milliseconds of an instant (now plus what remains until it).
 fn epoch_ms_at(instant: Instant) -> crate::store::EpochMillis {
     let remaining = instant.saturating_duration_since(Instant::now());
@@ -149,11 +161,16 @@ impl<B: Bot> Gateway<B> {
     /// # Errors
     /// Secrets that cannot be read or keys that are not valid.
     pub fn with_store(config: &Config, bot: B, store: Arc<Backend>) -> Result<Self, ConfigError> {
-        let apps = config
+        let apps: HashMap<String, App> = config
             .apps
             .iter()
             .map(|c| Ok((c.name.clone(), App::from_config(c)?)))
             .collect::<Result<_, ConfigError>>()?;
+        if let Backend::Dynamo(table) = &*store {
+            // The table is read by more than this function (backups, its stream, anyone with
+            // GetItem): what it holds of messages, replies and tokens is sealed.
+            table.install_sealing(store_sealing(&apps));
+        }
         let settings = config.gateway.clone();
         let dedup = Dedup::new(
             Arc::clone(&store),

@@ -146,10 +146,12 @@ impl<B: Bot> Gateway<B> {
             None => None,
         };
         // The passive answer is conditional on the callback's `answer_by` lying ahead of the
-        // clock by as long as this write may take: a callback that could not record giving
-        // up answers empty once `answer_by` has passed, and this write must not land after.
+        // clock by as long as this write may take (the store's longest request, at most a
+        // quarter of the budget): a callback that could not record giving up answers empty
+        // once `answer_by` has passed, and this write must not land after.
         let mut times = self.job_times();
-        let lead = u64::try_from(self.store.longest_request().as_millis()).unwrap_or(u64::MAX);
+        let lead = self.store.longest_request().min(self.settings.budget() / 4);
+        let lead = u64::try_from(lead.as_millis()).unwrap_or(u64::MAX);
         times.now_ms = times.now_ms.saturating_add(lead);
         match self
             .store

@@ -7,7 +7,10 @@
 //! | dedup | `dedup#{app}#{message key}` | `st` (`p` in progress, `d` done), `owner`, `lease_until` (ms), `fin` (who completed it), `reply` (done, when not empty) |
 //! | dedup with a reply job | as dedup, and | `job` (state), `app`, `authz` (Open Platform), `msg` (callback XML), `answer_by` (ms), `job_worker`, `job_until` (ms), `reason` (failed), `msgid` (sent) |
 //! | signature binding | `sig#{app}#{signature}` | `body` (SHA-256 of the body it was first seen with) |
-//! | token | `token#{scope}` | `tok`, `tok_exp` and `tok_ref` (expiry and refresh point, ms), `lease_owner`, `lease_until` (ms) |
+//! | token | `token#{scope}` | `tok`, `tok_fp` (its SHA-256, 128 bits), `tok_exp` and `tok_ref` (expiry and refresh point, ms), `lease_owner`, `lease_until` (ms) |
+//!
+//! `reply`, `msg` and `tok` are sealed (AES-256-GCM, [`Sealing`]) once the gateway installs
+//! its keys: the table, its backups and its stream hold no message, reply or token in clear.
 //!
 //! A new callback costs one conditional `PutItem` (the claim) and one conditional
 //! `UpdateItem` (the completion).
@@ -24,6 +27,7 @@
 //! with one consistent `GetItem`.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -35,6 +39,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
+use super::sealing::Sealing;
 use super::{
     CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, EpochMillis, JobEnd, JobRecord,
     JobState, NewJob, StoreError, TokenRecord, TokenStore,
@@ -89,6 +94,9 @@ impl DynamoTimeouts {
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// The keys that seal replies, messages and tokens in the table ([`Sealing`]), once the
+    /// gateway installs them; shared by clones.
+    sealing: Arc<OnceLock<Sealing>>,
 }
 
 impl DynamoStore {
@@ -97,7 +105,68 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            sealing: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Seals replies, job messages and tokens with `sealing` from now on (the first call
+    /// wins; a store shared by several gateways keeps the first one's keys). Returns whether
+    /// these keys were installed.
+    pub fn install_sealing(&self, sealing: Sealing) -> bool {
+        self.sealing.set(sealing).is_ok()
+    }
+
+    /// This store with the sealing keys of `other` (installed on it now or later): a second
+    /// client of the same table, e.g. one that bypasses a proxy, reading what it wrote.
+    #[must_use]
+    pub fn sharing_keys_with(mut self, other: &DynamoStore) -> Self {
+        self.sealing = Arc::clone(&other.sealing);
+        self
+    }
+
+    /// `value` of `field` of the item `key` as stored: sealed when keys are installed.
+    fn sealed(&self, key: &str, field: &str, value: &str) -> AttributeValue {
+        match self.sealing.get() {
+            Some(sealing) => AttributeValue::S(sealing.seal(key, field, value)),
+            None => s(value),
+        }
+    }
+
+    /// A stored `field` of the item `key`, opened.
+    fn opened(&self, key: &str, field: &str, stored: &str) -> Result<String, StoreError> {
+        match self.sealing.get() {
+            Some(sealing) => sealing.open(key, field, stored),
+            None if crate::crypto::at_rest::is_sealed(stored) => Err(corrupt(
+                key,
+                format!("its {field} is sealed and no keys are installed"),
+            )),
+            None => Ok(stored.to_owned()),
+        }
+    }
+
+    /// Reads a dedup item; `None` when it has expired (TTL deletion lags).
+    fn dedup_from_item(
+        &self,
+        key: &str,
+        item: &Item,
+        now_ms: EpochMillis,
+    ) -> Result<Option<DedupRecord>, StoreError> {
+        let record = dedup_from_item(key, item, now_ms)?;
+        Ok(match record {
+            Some(DedupRecord::Done { reply: Some(reply) }) => Some(DedupRecord::Done {
+                reply: Some(self.opened(key, "reply", &reply)?),
+            }),
+            other => other,
+        })
+    }
+
+    /// Reads the job of a dedup item that has one.
+    fn job_from_item(&self, key: &str, item: &Item) -> Result<JobRecord, StoreError> {
+        let mut job = job_from_item(key, item)?;
+        if let Some(message) = job.message.take() {
+            job.message = Some(self.opened(key, "msg", &message)?);
+        }
+        Ok(job)
     }
 
     /// A store configured from the environment the way every AWS SDK is: region and
@@ -207,7 +276,7 @@ impl DynamoStore {
             put = put
                 .item(JOB, s(JobState::Pending.as_str()))
                 .item("app", s(job.app))
-                .item("msg", s(job.message))
+                .item("msg", self.sealed(key, "msg", job.message))
                 .item("answer_by", n(job.answer_by_ms));
             if let Some(authorizer) = job.authorizer_app_id {
                 put = put.item("authz", s(authorizer));
@@ -243,7 +312,7 @@ impl DynamoStore {
             return Ok(Claim::Won);
         }
         let record = match existing {
-            Some(item) => dedup_from_item(key, &item, times.now_ms)?,
+            Some(item) => self.dedup_from_item(key, &item, times.now_ms)?,
             None => None,
         };
         Ok(match record {
@@ -289,7 +358,9 @@ impl DynamoStore {
             let page = scan.send().await.map_err(backend_error)?;
             for item in page.items.unwrap_or_default() {
                 let key = get_s(&item, PK).unwrap_or_default().to_owned();
-                let job = job_from_item(&key, &item)?;
+                // A listing shows no message: it is not opened (nor needs the keys).
+                let mut job = job_from_item(&key, &item)?;
+                job.message = None;
                 jobs.push((key, job));
             }
             match page.last_evaluated_key {
@@ -499,6 +570,12 @@ fn job_from_item(key: &str, item: &Item) -> Result<JobRecord, StoreError> {
     })
 }
 
+/// What identifies a stored token without revealing it: the first 128 bits of its SHA-256.
+fn token_fingerprint(value: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(value.as_bytes())[..16])
+}
+
 /// Whether `worker` holds the job of `item` in `state`.
 fn held_by(item: &Item, worker: &str, state: JobState) -> bool {
     get_s(item, JOB_WORKER) == Some(worker) && get_s(item, JOB) == Some(state.as_str())
@@ -541,10 +618,10 @@ impl DedupStore for DynamoStore {
             // The job as taken comes back with the write: no read after it.
             .return_values(ReturnValue::AllNew);
         match self.conditional(key, request).await? {
-            Written::Made(item) => job_from_item(key, &item).map(Some),
+            Written::Made(item) => self.job_from_item(key, &item).map(Some),
             // Taken by this worker already (a retried take that had landed).
             Written::ConditionFailed(Some(item)) if held_by(&item, worker, JobState::Running) => {
-                job_from_item(key, &item).map(Some)
+                self.job_from_item(key, &item).map(Some)
             }
             Written::ConditionFailed(_) => Ok(None),
         }
@@ -574,7 +651,7 @@ impl DedupStore for DynamoStore {
                 .update_expression(
                     "SET st = :d, job = :answered, expires_at = :exp, reply = :r REMOVE lease_until, msg",
                 )
-                .expression_attribute_values(":r", s(reply)),
+                .expression_attribute_values(":r", self.sealed(key, "reply", reply)),
             None => request.update_expression(
                 "SET st = :d, job = :answered, expires_at = :exp REMOVE lease_until, reply, msg",
             ),
@@ -679,7 +756,7 @@ impl DedupStore for DynamoStore {
         if !live || !item.contains_key(JOB) {
             return Ok(None);
         }
-        job_from_item(key, &item).map(Some)
+        self.job_from_item(key, &item).map(Some)
     }
 
     async fn complete(
@@ -704,7 +781,7 @@ impl DedupStore for DynamoStore {
                 .update_expression(
                     "SET st = :d, fin = :owner, expires_at = :exp, reply = :r REMOVE lease_until",
                 )
-                .expression_attribute_values(":r", s(reply)),
+                .expression_attribute_values(":r", self.sealed(key, "reply", reply)),
             None => request.update_expression(
                 "SET st = :d, fin = :owner, expires_at = :exp REMOVE lease_until, reply",
             ),
@@ -721,7 +798,7 @@ impl DedupStore for DynamoStore {
         now_ms: EpochMillis,
     ) -> Result<Option<DedupRecord>, StoreError> {
         match self.get(key).await? {
-            Some(item) => dedup_from_item(key, &item, now_ms),
+            Some(item) => self.dedup_from_item(key, &item, now_ms),
             None => Ok(None),
         }
     }
@@ -734,7 +811,7 @@ impl TokenStore for DynamoStore {
         };
         let token = match (get_s(&item, "tok"), get_n(&item, "tok_exp")) {
             (Some(value), Some(expires_at_ms)) if expires_at_ms > now_ms => Some(CachedToken {
-                value: value.to_owned(),
+                value: self.opened(key, "tok", value)?,
                 expires_at_ms,
                 // Written with every token; a missing one means refresh now.
                 refresh_at_ms: get_n(&item, "tok_ref").unwrap_or(0).min(expires_at_ms),
@@ -779,16 +856,18 @@ impl TokenStore for DynamoStore {
         let request = self
             .update(key)
             .update_expression(
-                "SET tok = :t, tok_exp = :te, tok_ref = :tr REMOVE lease_owner, lease_until",
+                "SET tok = :t, tok_fp = :fp, tok_exp = :te, tok_ref = :tr REMOVE lease_owner, lease_until",
             )
             .condition_expression("lease_owner = :o")
-            .expression_attribute_values(":t", s(&token.value))
+            .expression_attribute_values(":t", self.sealed(key, "tok", &token.value))
+            .expression_attribute_values(":fp", s(&token_fingerprint(&token.value)))
             .expression_attribute_values(":te", n(token.expires_at_ms))
             .expression_attribute_values(":tr", n(token.refresh_at_ms))
             .expression_attribute_values(":o", s(owner));
         // Stored already by this holder (tokens are unique), the lease given back with it.
         self.made_or_own(key, request, |item| {
-            get_s(item, LEASE_OWNER).is_none() && get_s(item, "tok") == Some(&token.value)
+            get_s(item, LEASE_OWNER).is_none()
+                && get_s(item, "tok_fp") == Some(&token_fingerprint(&token.value))
         })
         .await
     }
@@ -807,8 +886,11 @@ impl TokenStore for DynamoStore {
     async fn drop_token(&self, key: &str, value: &str) -> Result<bool, StoreError> {
         let result = self
             .update(key)
-            .update_expression("REMOVE tok, tok_exp, tok_ref")
-            .condition_expression("tok = :t")
+            .update_expression("REMOVE tok, tok_fp, tok_exp, tok_ref")
+            // Sealed tokens differ on every write: they are matched by fingerprint (a token
+            // stored before sealing, by its plain value).
+            .condition_expression("tok_fp = :fp OR tok = :t")
+            .expression_attribute_values(":fp", s(&token_fingerprint(value)))
             .expression_attribute_values(":t", s(value))
             .send()
             .await;

@@ -12,6 +12,7 @@
 mod backend;
 pub mod dynamodb;
 pub mod memory;
+pub mod sealing;
 
 use std::future::Future;
 

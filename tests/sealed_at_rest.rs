@@ -1,0 +1,197 @@
+//! What the DynamoDB table holds is read by more than the function: point-in-time backups
+//! (35 days), the table's stream (24 hours of every write's image), anyone with GetItem.
+//! So recorded replies, reply jobs' messages and cached access tokens are sealed with keys
+//! derived from the apps' own secrets. Against dynalite: a raw scan of the table finds none
+//! of them in clear, and the gateway reads them back.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
+use support::fake_platform::FakePlatform;
+use support::fake_upstream::{Behavior, FakeUpstream};
+use wxgate::config::Config;
+use wxgate::gateway::{Gateway, unix_now};
+use wxgate::simulate::{Answer, Header, PlatformSim, text_xml};
+use wxgate::store::{Backend, DynamoStore};
+
+const UPSTREAM_SECRET: &str = "sealed-at-rest-secret-0123456789";
+
+/// Every string value of every item of the table.
+async fn every_value(db: &aws_sdk_dynamodb::Client, table: &str) -> Vec<(String, String, String)> {
+    let page = db.scan().table_name(table).send().await.unwrap();
+    let mut values = Vec::new();
+    for item in page.items.unwrap_or_default() {
+        let pk = match item.get("pk") {
+            Some(AttributeValue::S(pk)) => pk.clone(),
+            _ => String::new(),
+        };
+        for (name, value) in item {
+            if let AttributeValue::S(text) = value {
+                values.push((pk.clone(), name, text));
+            }
+        }
+    }
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_table_holds_no_reply_message_or_token_in_clear() {
+    let server = DynamoServer::start();
+    let table = unique_table_name("sealed");
+    let db = client(&server.endpoint()).await;
+    create_table(&db, &table).await;
+    let platform = FakePlatform::start();
+    let upstream = FakeUpstream::start(
+        UPSTREAM_SECRET,
+        Behavior::text("upstream says: the vault code is 0451").after(Duration::from_millis(50)),
+    );
+    let config = Config::parse(&support::fake_platform::forward_app_config(
+        "budget_ms = 2000",
+        &platform.url(),
+        &upstream.url(),
+        UPSTREAM_SECRET,
+        5000,
+        "",
+    ))
+    .unwrap();
+    let gateway_over = |config: &Config| {
+        let store = DynamoStore::new(db.clone(), &table);
+        let bot = wxgate::bot::ConfigBot::from_config(config).unwrap();
+        Gateway::with_store(config, bot, Arc::new(Backend::Dynamo(store))).unwrap()
+    };
+    let gateway = Arc::new(gateway_over(&config).with_reply_jobs());
+    let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
+
+    // A message answered by a reply job: the claim carries the decrypted message.
+    let header = Header {
+        to: sim.receive_id(),
+        from: "lisi",
+        create_time: unix_now(),
+        agent_id: Some(218),
+    };
+    let xml = text_xml(&header, "my secret question", 6_600_001);
+    let request = sim.post(&xml, unix_now(), "s1").unwrap();
+    let callback = {
+        let gateway = Arc::clone(&gateway);
+        let request = request.clone();
+        tokio::spawn(async move { gateway.handle(request.to_callback()).await })
+    };
+    // While the callback waits, the message is on the record: look at it raw.
+    let mut message_seen = false;
+    for _ in 0..200 {
+        let values = every_value(&db, &table).await;
+        if let Some((_, _, msg)) = values.iter().find(|(_, name, _)| name == "msg") {
+            assert!(msg.starts_with("v1:"), "{msg}");
+            message_seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(message_seen, "the job's message was never stored");
+    let key = {
+        let values = every_value(&db, &table).await;
+        values
+            .iter()
+            .find(|(_, name, _)| name == "msg")
+            .map(|(pk, _, _)| pk.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        gateway.run_job(&key, None).await,
+        wxgate::gateway::JobOutcome::Answered
+    );
+    let response = callback.await.unwrap();
+    let body = String::from_utf8(response.body.to_vec()).unwrap();
+    let Answer::Reply(reply) = sim
+        .check(&request, response.status.as_u16(), &body)
+        .unwrap()
+    else {
+        panic!("no reply: {body}");
+    };
+    assert!(reply.contains("the vault code is 0451"));
+
+    // An access token fetched and cached in the table.
+    let token = gateway.access_token("demo").await.unwrap();
+
+    let values = every_value(&db, &table).await;
+    for (pk, name, text) in &values {
+        for secret in ["my secret question", "vault code", token.expose()] {
+            assert!(
+                !text.contains(secret),
+                "{pk}.{name} holds {secret:?} in clear: {text}"
+            );
+        }
+    }
+    for field in ["reply", "tok"] {
+        let sealed: Vec<_> = values.iter().filter(|(_, name, _)| name == field).collect();
+        assert!(!sealed.is_empty(), "no {field} stored");
+        assert!(
+            sealed.iter().all(|(_, _, t)| t.starts_with("v1:")),
+            "{sealed:?}"
+        );
+    }
+
+    // Another instance (its own process cache) reads them back: a retry of the callback gets
+    // the recorded reply, the token is the cached one (no second fetch).
+    let other = gateway_over(&config);
+    let retry = sim.post(&xml, unix_now(), "s2").unwrap();
+    let response = other.handle(retry.to_callback()).await;
+    let body = String::from_utf8(response.body.to_vec()).unwrap();
+    let Answer::Reply(again) = sim.check(&retry, response.status.as_u16(), &body).unwrap() else {
+        panic!("the recorded reply did not open: {body}");
+    };
+    assert!(again.contains("the vault code is 0451"));
+    let fetches = platform.fetches();
+    assert_eq!(
+        other.access_token("demo").await.unwrap().expose(),
+        token.expose()
+    );
+    assert_eq!(
+        platform.fetches(),
+        fetches,
+        "the sealed token was used, not fetched again"
+    );
+
+    // Another deployment's keys (another EncodingAESKey) cannot open them: the retry is
+    // decided without the record rather than answered with garbage.
+    let foreign = Config::parse(
+        &support::fake_platform::forward_app_config(
+            "budget_ms = 2000",
+            &platform.url(),
+            &upstream.url(),
+            UPSTREAM_SECRET,
+            5000,
+            "",
+        )
+        .replace(
+            "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+            "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        ),
+    )
+    .unwrap();
+    let foreign_store = DynamoStore::new(db.clone(), &table);
+    let bot = wxgate::bot::ConfigBot::from_config(&foreign).unwrap();
+    let foreign_gateway =
+        Gateway::with_store(&foreign, bot, Arc::new(Backend::Dynamo(foreign_store))).unwrap();
+    let stolen = gateway_record_reply(&foreign_gateway, &key).await;
+    assert!(
+        stolen.is_err(),
+        "opened with another deployment's keys: {stolen:?}"
+    );
+}
+
+/// The recorded reply of `key` as `gateway`'s store reads it.
+async fn gateway_record_reply(
+    gateway: &Gateway,
+    key: &str,
+) -> Result<Option<wxgate::store::DedupRecord>, wxgate::store::StoreError> {
+    use wxgate::store::DedupStore;
+    gateway
+        .store()
+        .dedup_record(key, wxgate::store::now_ms())
+        .await
+}
