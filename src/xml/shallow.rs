@@ -7,7 +7,8 @@
 //! scanner build a long dotted path for every leaf. Here nothing below the first level is
 //! named, names are capped before they are used, nothing is allocated per element, and the
 //! number of nodes is capped ([`MAX_ENVELOPE_NODES`]): a real envelope has a few (a dozen
-//! in safe mode, under a hundred in compatible mode, which repeats the message in clear),
+//! in safe mode, about fifty for the largest event in compatible mode, which repeats the
+//! message in clear),
 //! and a body of thousands of tiny nodes would otherwise cost the parser's per-node overhead
 //! thousands of times. So the cost is one pass over the body plus at most that many nodes.
 
@@ -19,9 +20,10 @@ use quick_xml::events::Event;
 use super::fields::{Pending, element_name, mismatched_end, reborrow, resolve_reference};
 use super::{MAX_DEPTH, MAX_XML_LEN};
 
-/// The most nodes (elements, text runs, CDATA sections, references, comments, processing
-/// instructions) an envelope may have.
-pub const MAX_ENVELOPE_NODES: usize = 256;
+/// The most nodes (elements, text runs other than blank ones, CDATA sections, references,
+/// comments, processing instructions) an envelope may have. The largest real one, an album
+/// of nine pictures in compatible mode, has about fifty.
+pub const MAX_ENVELOPE_NODES: usize = 128;
 use crate::error::ProtocolError;
 
 /// Calls `on_field` with the name and value of each leaf element directly under the root, in
@@ -44,10 +46,12 @@ pub fn scan_top_level<'a>(
     }
     let mut reader = Reader::from_str(xml);
     reader.config_mut().check_end_names = false;
-    // One pass over the whole input decides whether values can need cleaning at all.
-    let cleaning = super::chars::may_need_cleaning(xml.as_bytes());
+    // Values here are the envelope's (`Encrypt` is base64, where any character XML cannot
+    // carry is a decoding error anyway), so only line ends are normalised as every parser
+    // does, and only in a body that holds a CR (one memchr over the input).
+    let has_cr = memchr::memchr(b'\r', xml.as_bytes()).is_some();
     let clean = |text: Cow<'a, str>| {
-        if cleaning {
+        if has_cr {
             super::chars::clean(text)
         } else {
             text
@@ -64,11 +68,19 @@ pub fn scan_top_level<'a>(
         let event = reader
             .read_event()
             .map_err(|e| ProtocolError::Xml(crate::logging::shown(&e.to_string(), 160)))?;
-        nodes += 1;
-        if nodes > MAX_ENVELOPE_NODES {
-            return Err(ProtocolError::Xml(format!(
-                "more than {MAX_ENVELOPE_NODES} nodes in an envelope"
-            )));
+        // An end tag closes a counted start; blank text only separates counted nodes.
+        let counted = match &event {
+            Event::End(_) => false,
+            Event::Text(text) => !text.iter().all(u8::is_ascii_whitespace),
+            _ => true,
+        };
+        if counted {
+            nodes += 1;
+            if nodes > MAX_ENVELOPE_NODES {
+                return Err(ProtocolError::Xml(format!(
+                    "more than {MAX_ENVELOPE_NODES} nodes in an envelope"
+                )));
+            }
         }
         let self_closing = matches!(event, Event::Empty(_));
         match event {
@@ -230,10 +242,12 @@ mod tests {
             .is_err()
         );
         // A compatible-mode envelope (the message in clear beside Encrypt) is far below it.
+        // The largest: an album of 9 pictures, laid out on lines as the platform does.
         let compatible = "<xml>\n<ToUserName><![CDATA[gh_1]]></ToUserName>\n<FromUserName><![CDATA[o1]]></FromUserName>\n\
             <CreateTime>1</CreateTime>\n<MsgType><![CDATA[event]]></MsgType>\n<Event><![CDATA[pic_weixin]]></Event>\n\
-            <SendPicsInfo><Count>9</Count><PicList>{items}</PicList></SendPicsInfo>\n<Encrypt><![CDATA[abc=]]></Encrypt>\n</xml>"
-            .replace("{items}", &"<item><PicMd5Sum><![CDATA[0123456789abcdef]]></PicMd5Sum></item>".repeat(9));
+            <EventKey><![CDATA[6]]></EventKey>\n<SendPicsInfo><Count>9</Count>\n<PicList>{items}</PicList>\n</SendPicsInfo>\n\
+            <Encrypt><![CDATA[abc=]]></Encrypt>\n</xml>"
+            .replace("{items}", &"<item><PicMd5Sum><![CDATA[0123456789abcdef]]></PicMd5Sum>\n</item>\n".repeat(9));
         assert_eq!(top(&compatible).unwrap().last().unwrap().0, "Encrypt");
     }
 }
