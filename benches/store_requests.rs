@@ -145,11 +145,11 @@ fn main() {
         // A reply job: the same app with its reply from an upstream (answering at once) and a
         // gateway handing it to a worker, run here as the stream would run it.
         let upstream =
-            fake_upstream::FakeUpstream::start("bench-secret", fake_upstream::Behavior::text("ok"));
+            fake_upstream::FakeUpstream::start("bench-secret-0123456789abcdef", fake_upstream::Behavior::text("ok"));
         let forward = OFFICIAL_SAMPLE_APP.replace(
             "[apps.reply]\necho = true",
             &format!(
-                "secret = \"s\"\n[apps.reply]\nforward = \"{}\"\nforward_secret = \"bench-secret\"",
+                "secret = \"s\"\n[apps.reply]\nforward = \"{}\"\nforward_secret = \"bench-secret-0123456789abcdef\"",
                 upstream.url()
             ),
         );

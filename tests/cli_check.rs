@@ -133,3 +133,44 @@ fn check_warns_about_plaintext_mode() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Settings that would weaken what secrets travel over are start-up errors, said without
+/// their values: a short `forward_secret` (an HMAC key), an API host over plain HTTP (the
+/// token request carries the app secret in its query).
+#[test]
+fn check_refuses_weak_secrets_and_plain_http_api_hosts() {
+    let dir = std::env::temp_dir().join(format!("wxgate-check-weak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = "[[apps]]\nname = \"demo\"\nplatform = \"wecom\"\ncorp_id = \"wx5823bf96d3bd56c7\"\n\
+               token = \"QDG6eK\"\nencoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"\n";
+    for (name, text, said) in [
+        (
+            "short.toml",
+            format!(
+                "{app}[apps.reply]\nforward = \"https://bot.example.com/x\"\nforward_secret = \"tooShort123\"\n"
+            ),
+            "at least 16 characters",
+        ),
+        (
+            "http.toml",
+            format!("[api]\nwecom_base_url = \"http://qyapi.example.com\"\n{app}"),
+            "api.wecom_base_url: http:// is only accepted for a loopback host",
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, &text).unwrap();
+        let out = Command::new(BIN)
+            .args(["check", "--config", path.to_str().unwrap()])
+            .env_remove("WXGATE_TABLE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(said), "{name}: {stderr}");
+        assert!(
+            !stderr.contains("tooShort123") && !stderr.contains("qyapi.example.com"),
+            "{stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -203,33 +203,19 @@ async fn wxgate_serve_sends_a_late_reply_actively() {
 /// goes to whichever follower the body names) is sent only when the app says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plaintext_account_sends_late_replies_only_when_configured() {
-    use support::fake_platform::{APP_ID, APP_SECRET};
     let platform = FakePlatform::start();
     let upstream = FakeUpstream::start(
         UPSTREAM_SECRET,
         Behavior::text("later").after(Duration::from_millis(600)),
     );
     for (allowed, expected) in [(false, 0), (true, 1)] {
-        let config = Config::parse(&format!(
-            r#"
-[gateway]
-budget_ms = {BUDGET_MS}
-[api]
-mp_base_url = "{api}"
-[[apps]]
-name = "blog"
-platform = "mp"
-app_id = "{APP_ID}"
-secret = "{APP_SECRET}"
-token = "blogtoken"
-plaintext_late_replies = {allowed}
-[apps.reply]
-forward = "{upstream}"
-forward_secret = "{UPSTREAM_SECRET}"
-forward_timeout_ms = 5000
-"#,
-            api = platform.url(),
-            upstream = upstream.url(),
+        let config = Config::parse(&support::fake_platform::mp_forward_app_config(
+            &format!("budget_ms = {BUDGET_MS}"),
+            &platform.url(),
+            &upstream.url(),
+            UPSTREAM_SECRET,
+            "blog",
+            &format!("plaintext_late_replies = {allowed}"),
         ))
         .unwrap();
         let sim = PlatformSim::new(config.app("blog").unwrap())

@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::fake_platform::{APP_ID, APP_SECRET, FakePlatform, SendApi, SendFault};
+use support::fake_platform::{FakePlatform, SendApi, SendFault};
 use support::fake_upstream::{Behavior, FakeUpstream};
 use wxgate::config::Config;
 use wxgate::gateway::{Gateway, JobOutcome, unix_now};
@@ -196,26 +196,13 @@ async fn an_official_account_gets_a_late_reply_as_a_customer_message() {
         UPSTREAM_SECRET,
         Behavior::text("订单已发货").after(Duration::from_millis(700)),
     );
-    let config = Config::parse(&format!(
-        r#"
-[gateway]
-budget_ms = {BUDGET_MS}
-[api]
-mp_base_url = "{api}"
-[[apps]]
-name = "shop"
-platform = "mp"
-app_id = "{APP_ID}"
-secret = "{APP_SECRET}"
-token = "QDG6eK"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-[apps.reply]
-forward = "{upstream}"
-forward_secret = "{UPSTREAM_SECRET}"
-forward_timeout_ms = 5000
-"#,
-        api = platform.url(),
-        upstream = upstream.url(),
+    let config = Config::parse(&support::fake_platform::mp_forward_app_config(
+        &format!("budget_ms = {BUDGET_MS}"),
+        &platform.url(),
+        &upstream.url(),
+        UPSTREAM_SECRET,
+        "shop",
+        support::fake_platform::SAFE_MODE,
     ))
     .unwrap();
     let sim = PlatformSim::new(config.app("shop").unwrap()).unwrap();
@@ -349,28 +336,17 @@ async fn a_late_reply_the_platform_took_but_answered_late_goes_out_once() {
     assert_eq!(job_state(&rig, &key).await.0, JobState::Sent);
 
     // The Official Account: no duplicate check, so no second request.
-    let config = Config::parse(&format!(
-        r#"
-[gateway]
-budget_ms = {BUDGET_MS}
-[api]
-mp_base_url = "{api}"
-timeout_ms = 400
-[[apps]]
-name = "shop"
-platform = "mp"
-app_id = "{APP_ID}"
-secret = "{APP_SECRET}"
-token = "QDG6eK"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-[apps.reply]
-forward = "{upstream}"
-forward_secret = "{UPSTREAM_SECRET}"
-forward_timeout_ms = 5000
-"#,
-        api = rig.platform.url(),
-        upstream = rig.upstream.url(),
-    ))
+    let config = Config::parse(
+        &support::fake_platform::mp_forward_app_config(
+            &format!("budget_ms = {BUDGET_MS}"),
+            &rig.platform.url(),
+            &rig.upstream.url(),
+            UPSTREAM_SECRET,
+            "shop",
+            support::fake_platform::SAFE_MODE,
+        )
+        .replace("[[apps]]", "timeout_ms = 400\n[[apps]]"),
+    )
     .unwrap();
     let sim = PlatformSim::new(config.app("shop").unwrap()).unwrap();
     let gateway = Arc::new(Gateway::from_config(&config).unwrap().with_reply_jobs());

@@ -49,15 +49,15 @@ async fn the_table_holds_no_reply_message_or_token_in_clear() {
         UPSTREAM_SECRET,
         Behavior::text("upstream says: the vault code is 0451").after(Duration::from_millis(50)),
     );
-    let config = Config::parse(&support::fake_platform::forward_app_config(
+    let config_text = support::fake_platform::forward_app_config(
         "budget_ms = 2000",
         &platform.url(),
         &upstream.url(),
         UPSTREAM_SECRET,
         5000,
         "",
-    ))
-    .unwrap();
+    );
+    let config = Config::parse(&config_text).unwrap();
     let gateway_over = |config: &Config| {
         let store = DynamoStore::new(db.clone(), &table);
         let bot = wxgate::bot::ConfigBot::from_config(config).unwrap();
@@ -158,20 +158,10 @@ async fn the_table_holds_no_reply_message_or_token_in_clear() {
 
     // Another deployment's keys (another EncodingAESKey) cannot open them: the retry is
     // decided without the record rather than answered with garbage.
-    let foreign = Config::parse(
-        &support::fake_platform::forward_app_config(
-            "budget_ms = 2000",
-            &platform.url(),
-            &upstream.url(),
-            UPSTREAM_SECRET,
-            5000,
-            "",
-        )
-        .replace(
-            "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
-            "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
-        ),
-    )
+    let foreign = Config::parse(&config_text.replace(
+        "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    ))
     .unwrap();
     let foreign_store = DynamoStore::new(db.clone(), &table);
     let bot = wxgate::bot::ConfigBot::from_config(&foreign).unwrap();

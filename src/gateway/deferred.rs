@@ -251,3 +251,25 @@ impl OwnedInbound {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn late_replies_are_bounded_and_waited_for() {
+        let late = LateReplies::new(2);
+        let a = late.start("demo", "dedup#demo#msg|1").unwrap();
+        let b = late.start("demo", "dedup#demo#msg|2").unwrap();
+        assert!(
+            late.start("demo", "dedup#demo#msg|3").is_none(),
+            "at most two"
+        );
+        drop(a);
+        let c = late.start("demo", "dedup#demo#msg|3").unwrap();
+        // Two still running: shutdown waits, then names them.
+        assert_eq!(late.finish(Duration::from_millis(50)).await, 2);
+        drop((b, c));
+        assert_eq!(late.finish(Duration::from_millis(50)).await, 0);
+    }
+}

@@ -48,11 +48,16 @@ impl Default for Backend {
     }
 }
 
+/// Awaits the call on whichever backend this is. The DynamoDB futures (the SDK's request
+/// orchestration, several KB each) are boxed: held inline, every future built on a store call
+/// would be as large as the largest of them whichever backend runs, and moving it into a
+/// timeout or an await copies all of it, also for the embedded store. One allocation next to
+/// a network round trip costs nothing.
 macro_rules! dispatch {
     ($self:ident, $store:ident => $call:expr) => {
         match $self {
             Backend::Memory($store) => $call.await,
-            Backend::Dynamo($store) => $call.await,
+            Backend::Dynamo($store) => Box::pin($call).await,
         }
     };
 }

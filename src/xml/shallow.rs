@@ -58,7 +58,7 @@ pub fn scan_top_level<'a>(
         }
     };
     // The open elements, the root first; each name at most MAX_NAME_LEN, borrowed.
-    let mut open: Vec<Cow<'a, str>> = Vec::with_capacity(MAX_DEPTH + 1);
+    let mut open: Vec<Cow<'a, str>> = Vec::with_capacity(4);
     // Whether the open first-level element has children (then it is not a leaf).
     let mut has_children = false;
     let mut root_done = false;

@@ -713,3 +713,39 @@ forward_timeout_ms = {forward_timeout_ms}
 "#,
     )
 }
+
+/// An Official Account app `name` answered by an upstream bot at `upstream_url`, its API on
+/// the fake at `platform_url`, able to send customer messages (AppID and AppSecret the fake
+/// accepts). `app_extra` goes into its `[[apps]]` table: `encoding_aes_key = …` for safe
+/// mode (plaintext mode without it), `plaintext_late_replies = true`, …
+pub fn mp_forward_app_config(
+    gateway: &str,
+    platform_url: &str,
+    upstream_url: &str,
+    secret: &str,
+    name: &str,
+    app_extra: &str,
+) -> String {
+    format!(
+        r#"
+[gateway]
+{gateway}
+[api]
+mp_base_url = "{platform_url}"
+[[apps]]
+name = "{name}"
+platform = "mp"
+app_id = "{APP_ID}"
+secret = "{APP_SECRET}"
+token = "QDG6eK"
+{app_extra}
+[apps.reply]
+forward = "{upstream_url}"
+forward_secret = "{secret}"
+forward_timeout_ms = 5000
+"#,
+    )
+}
+
+/// The official sample's EncodingAESKey, for an app in safe mode.
+pub const SAFE_MODE: &str = "encoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"";
