@@ -15,17 +15,8 @@ use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::serve::TempDir;
 
-const CONFIG: &str = r#"
-[[apps]]
-name = "demo"
-platform = "wecom"
-corp_id = "wx5823bf96d3bd56c7"
-agent_id = 218
-token = "QDG6eK"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-[apps.reply]
-echo = true
-"#;
+/// The official sample app, answering with echo.
+const CONFIG: &str = wxgate::simulate::OFFICIAL_SAMPLE_APP;
 
 /// A running `wxgate serve` under a descriptor limit, its stderr collected; killed on drop.
 struct Serve {
@@ -94,9 +85,9 @@ impl Serve {
         stream
     }
 
-    /// `wxgate send … text TEXT` against this server: whether the echo came back verified.
-    fn callback(&self, text: &str) -> bool {
-        let out = Command::new(env!("CARGO_BIN_EXE_wxgate"))
+    /// Runs `wxgate send … text TEXT` against this server.
+    fn send_text(&self, text: &str) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_wxgate"))
             .args([
                 "send",
                 "--url",
@@ -108,7 +99,12 @@ impl Serve {
             .arg(&self.config)
             .args(["text", text])
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// `wxgate send … text TEXT` against this server: whether the echo came back verified.
+    fn callback(&self, text: &str) -> bool {
+        let out = self.send_text(text);
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains(text)
     }
 
@@ -250,19 +246,7 @@ fn a_late_reply_running_at_shutdown_is_sent_before_the_server_exits() {
         "",
     );
     let mut serve = Serve::start_with(4096, &config);
-    let out = Command::new(env!("CARGO_BIN_EXE_wxgate"))
-        .args([
-            "send",
-            "--url",
-            &format!("http://{}", serve.addr),
-            "--app",
-            "demo",
-        ])
-        .arg("--config")
-        .arg(&serve.config)
-        .args(["text", "take your time"])
-        .output()
-        .unwrap();
+    let out = serve.send_text("take your time");
     assert!(
         out.status.success(),
         "{}",
