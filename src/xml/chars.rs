@@ -14,14 +14,16 @@ pub fn is_forbidden(c: char) -> bool {
     (c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}'
 }
 
-/// Whether `bytes` may hold a forbidden character or a CR. U+FFFE/U+FFFF are `EF BF BE`/`EF
-/// BF BF` in UTF-8, so flagging every `EF` lead byte (also the start of full-width CJK
-/// punctuation) over-approximates cheaply; the exact check runs only on flagged text.
-pub(crate) fn may_need_cleaning(bytes: &[u8]) -> bool {
-    // Branch-free, so the compiler vectorises it.
-    bytes.iter().fold(false, |acc, &b| {
-        acc | ((b < 0x20) & (b != b'\t') & (b != b'\n')) | (b == 0xEF)
-    })
+/// Whether `bytes` hold a forbidden character or a CR, exactly: a branch-free pass for the
+/// control characters, and a look at the bytes after each `EF` (U+FFFE/U+FFFF are
+/// `EF BF BE`/`EF BF BF`; Chinese full-width punctuation also starts with `EF`).
+pub(crate) fn needs_cleaning(bytes: &[u8]) -> bool {
+    let controls = bytes.iter().fold(false, |acc, &b| {
+        acc | ((b < 0x20) & (b != b'\t') & (b != b'\n'))
+    });
+    controls
+        || memchr::memchr_iter(0xEF, bytes)
+            .any(|at| matches!(bytes.get(at + 1..at + 3), Some([0xBF, 0xBE | 0xBF])))
 }
 
 /// `text` as XML carries it: forbidden characters dropped, then CR LF and lone CR as LF.
@@ -31,9 +33,7 @@ pub fn written_as(text: &str) -> Cow<'_, str> {
 
 /// As [`written_as`], keeping a borrowed value borrowed when it needs no change.
 pub(crate) fn clean(text: Cow<'_, str>) -> Cow<'_, str> {
-    let needs =
-        may_need_cleaning(text.as_bytes()) && text.chars().any(|c| c == '\r' || is_forbidden(c));
-    if !needs {
+    if !needs_cleaning(text.as_bytes()) {
         return text;
     }
     // Dropped first, then line ends: `\r\u{1}\n` is one line end, as the writer writes it.
@@ -66,10 +66,13 @@ mod tests {
     }
 
     #[test]
-    fn the_quick_check_flags_whatever_needs_cleaning() {
-        for text in ["\r", "\u{1}", "\u{FFFE}", "x\u{FFFF}"] {
-            assert!(may_need_cleaning(text.as_bytes()), "{text:?}");
+    fn the_check_finds_exactly_what_needs_cleaning() {
+        for text in ["\r", "\u{1}", "\u{FFFE}", "x\u{FFFF}", "，\u{1f}"] {
+            assert!(needs_cleaning(text.as_bytes()), "{text:?}");
         }
-        assert!(!may_need_cleaning("tab\tand\nlf 你好".as_bytes()));
+        // Full-width punctuation (EF BC xx) and the halfwidth forms before U+FFFE are fine.
+        for text in ["tab\tand\nlf 你好，世界？", "\u{FFEE}\u{FFFD}", ""] {
+            assert!(!needs_cleaning(text.as_bytes()), "{text:?}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use super::chars::{clean, is_forbidden, may_need_cleaning};
+use super::chars::{clean, is_forbidden, needs_cleaning};
 use crate::error::ProtocolError;
 
 /// Largest document accepted, envelope or body; real callbacks are a few KiB.
@@ -192,9 +192,9 @@ pub fn scan<'a>(
         on_field(name, value)
     };
     // Values drop what XML cannot carry and report CR LF and lone CR as LF (`chars`); one
-    // scan of the whole input decides whether any value can need that, so the usual
+    // check of the whole input decides whether any value can need that, so the usual
     // document pays nothing per value.
-    let cleaning = may_need_cleaning(xml.as_bytes());
+    let cleaning = needs_cleaning(xml.as_bytes());
     let eol = |text: Cow<'a, str>| if cleaning { clean(text) } else { text };
     // Names of the open elements below the root, and whether each has child elements.
     let mut path: Vec<(Cow<'a, str>, bool)> = Vec::with_capacity(4);
