@@ -638,14 +638,9 @@ pub fn is_retryable(error: &ApiError) -> bool {
 
 /// Whether a failed send may be tried again when the platform drops a repeated request
 /// itself (WeCom's `enable_duplicate_check`): also a timeout, a broken connection and an
-/// HTTP 5xx.
+/// HTTP 5xx ([`ApiError::may_have_taken_effect`]).
 pub fn is_retryable_deduplicated(error: &ApiError) -> bool {
-    is_retryable(error)
-        || match error {
-            ApiError::Http { status } => (500..=599).contains(status),
-            ApiError::Timeout | ApiError::Transport(_) => true,
-            _ => false,
-        }
+    is_retryable(error) || error.may_have_taken_effect()
 }
 
 /// Uniform in `[0, 1)`.
