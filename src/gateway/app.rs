@@ -60,8 +60,8 @@ impl App {
 impl App {
     /// Whether a late reply can go out as an active message: a secret for the token, and on
     /// WeCom the agent id to send with. Open Platform apps send through their authorizers,
-    /// which is not built yet.
-    /// An app in plaintext mode needs `plaintext_late_replies`: its bodies are not signed.
+    /// which is not built yet. An app in plaintext mode needs `plaintext_late_replies`: its
+    /// bodies are not signed.
     pub fn can_send_actively(&self) -> bool {
         let authenticated = self.crypt.is_some() || self.plaintext_late_replies;
         authenticated
@@ -72,9 +72,7 @@ impl App {
                 crate::platform::Platform::Open => false,
             }
     }
-}
 
-impl App {
     /// The keys sealing this app's values in a shared store (its replies, its reply jobs'
     /// messages): derived from the EncodingAESKey (current, then previous), which protects
     /// the same messages on the wire; for a plaintext-mode app from its secret, else its
@@ -84,7 +82,10 @@ impl App {
         match (&self.crypt, &self.token_source) {
             (Some(crypt), _) => crypt.at_rest_keys(&label),
             (None, Some(source)) => {
-                vec![AtRestKey::derive(expose_secret(source).as_bytes(), &label)]
+                vec![AtRestKey::derive(
+                    expose(source.secret()).as_bytes(),
+                    &label,
+                )]
             }
             (None, None) => vec![AtRestKey::derive(self.token.expose().as_bytes(), &label)],
         }
@@ -95,11 +96,10 @@ impl App {
     pub fn token_store_key(&self) -> Option<(String, AtRestKey)> {
         let source = self.token_source.as_ref()?;
         let scope = source.scope();
-        let key = AtRestKey::derive(expose_secret(source).as_bytes(), &format!("token:{scope}"));
+        let key = AtRestKey::derive(
+            expose(source.secret()).as_bytes(),
+            &format!("token:{scope}"),
+        );
         Some((scope, key))
     }
-}
-
-fn expose_secret(source: &crate::wechat::TokenSource) -> &str {
-    secrecy::ExposeSecret::expose_secret(source.secret())
 }
