@@ -48,11 +48,11 @@ pub(super) struct Pending<'a> {
     /// A CDATA section was seen: whitespace text around it is layout, not content.
     saw_cdata: bool,
     /// Only whitespace text has been collected so far.
-    pub(super) only_space: bool,
+    only_space: bool,
 }
 
 impl<'a> Pending<'a> {
-    pub(super) fn push(&mut self, piece: Cow<'a, str>) {
+    fn push(&mut self, piece: Cow<'a, str>) {
         match &mut self.value {
             None => self.value = Some(piece),
             Some(v) => v.to_mut().push_str(&piece),
@@ -79,6 +79,15 @@ impl<'a> Pending<'a> {
         self.saw_cdata = true;
         self.only_space = false;
         self.push(piece);
+    }
+
+    /// A resolved entity or character reference (`None`: one to a character XML cannot
+    /// carry, dropped). Either way the value is no longer only whitespace.
+    pub(super) fn push_reference(&mut self, resolved: Option<String>) {
+        self.only_space = false;
+        if let Some(c) = resolved {
+            self.push(Cow::Owned(c));
+        }
     }
 
     pub(super) fn take(&mut self) -> Cow<'a, str> {
@@ -293,11 +302,7 @@ pub fn scan<'a>(
                         "entity reference outside any field".into(),
                     ));
                 }
-                let resolved = resolve_reference(&reference)?;
-                pending.only_space = false;
-                if let Some(c) = resolved {
-                    pending.push(Cow::Owned(c));
-                }
+                pending.push_reference(resolve_reference(&reference)?);
             }
             Event::DocType(_) => return Err(ProtocolError::XmlDoctype),
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}

@@ -19,12 +19,12 @@ use quick_xml::events::Event;
 
 use super::fields::{Pending, element_name, mismatched_end, reborrow, resolve_reference};
 use super::{MAX_DEPTH, MAX_XML_LEN};
+use crate::error::ProtocolError;
 
 /// The most nodes (elements, text runs other than blank ones, CDATA sections, references,
 /// comments, processing instructions) an envelope may have. The largest real one, an album
 /// of nine pictures in compatible mode, has about fifty.
 pub const MAX_ENVELOPE_NODES: usize = 128;
-use crate::error::ProtocolError;
 
 /// Calls `on_field` with the name and value of each leaf element directly under the root, in
 /// document order, and checks that the whole document is well-formed within the same bounds
@@ -47,8 +47,9 @@ pub fn scan_top_level<'a>(
     let mut reader = Reader::from_str(xml);
     reader.config_mut().check_end_names = false;
     // Values here are the envelope's (`Encrypt` is base64, where any character XML cannot
-    // carry is a decoding error anyway), so only line ends are normalised as every parser
-    // does, and only in a body that holds a CR (one memchr over the input).
+    // carry is a decoding error anyway), so values are cleaned (`chars`) only for what every
+    // parser does to them, line ends, and only in a body that holds a CR (one memchr over
+    // the input, cheaper than the exact check the field scanner makes).
     let has_cr = memchr::memchr(b'\r', xml.as_bytes()).is_some();
     let clean = |text: Cow<'a, str>| {
         if has_cr {
@@ -151,10 +152,7 @@ pub fn scan_top_level<'a>(
                 }
                 let resolved = resolve_reference(&reference)?;
                 if open.len() == 2 {
-                    pending.only_space = false;
-                    if let Some(c) = resolved {
-                        pending.push(Cow::Owned(c));
-                    }
+                    pending.push_reference(resolved);
                 }
             }
             Event::DocType(_) => return Err(ProtocolError::XmlDoctype),
