@@ -172,10 +172,9 @@ struct Connections {
     open: Mutex<HashMap<u64, Entry>>,
 }
 
+/// What the list holds of one connection, shared with its [`Slot`].
 struct Entry {
-    /// Since when it has not been in the gateway: accepted, or its last request answered.
-    idle_since: Arc<Mutex<Instant>>,
-    busy: Arc<AtomicBool>,
+    busy: Arc<BusyFlag>,
     evicted: Arc<Notify>,
 }
 
@@ -188,8 +187,9 @@ struct Slot {
 
 /// Whether a connection has a request in the gateway, and since when it has not.
 struct BusyFlag {
-    busy: Arc<AtomicBool>,
-    idle_since: Arc<Mutex<Instant>>,
+    busy: AtomicBool,
+    /// Since when it has not been in the gateway: accepted, or its last request answered.
+    idle_since: Mutex<Instant>,
 }
 
 impl BusyFlag {
@@ -232,8 +232,13 @@ impl Connections {
         if open.len() >= self.cap {
             let idlest = open
                 .iter()
-                .filter(|(_, e)| !e.busy.load(Ordering::Acquire))
-                .min_by_key(|(_, e)| *e.idle_since.lock().unwrap_or_else(PoisonError::into_inner))
+                .filter(|(_, e)| !e.busy.busy.load(Ordering::Acquire))
+                .min_by_key(|(_, e)| {
+                    *e.busy
+                        .idle_since
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                })
                 .map(|(id, _)| *id)?;
             if let Some(entry) = open.remove(&idlest) {
                 entry.evicted.notify_one();
@@ -241,16 +246,15 @@ impl Connections {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let entry = Entry {
-            idle_since: Arc::new(Mutex::new(Instant::now())),
-            busy: Arc::new(AtomicBool::new(false)),
+            busy: Arc::new(BusyFlag {
+                busy: AtomicBool::new(false),
+                idle_since: Mutex::new(Instant::now()),
+            }),
             evicted: Arc::new(Notify::new()),
         };
         let slot = Slot {
             id,
-            busy: Arc::new(BusyFlag {
-                busy: Arc::clone(&entry.busy),
-                idle_since: Arc::clone(&entry.idle_since),
-            }),
+            busy: Arc::clone(&entry.busy),
             evicted: Arc::clone(&entry.evicted),
         };
         open.insert(id, entry);
