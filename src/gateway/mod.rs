@@ -674,8 +674,7 @@ impl<B: Bot> Gateway<B> {
         body: &[u8],
         deadline: Instant,
     ) -> Result<(), Rejection> {
-        use sha2::Digest as _;
-        let digest = hex::encode(&sha2::Sha256::digest(body)[..16]);
+        let digest = crate::store::fingerprint(body);
         let key = crate::store::signature_key(&app.name, signature);
         // As long as the timestamp can pass the replay window, and then some.
         let keep_secs = match self.settings.replay_window_secs {

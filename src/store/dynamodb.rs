@@ -6,8 +6,8 @@
 //! |---|---|---|
 //! | dedup | `dedup#{app}#{message key}` | `st` (`p` in progress, `d` done), `owner`, `lease_until` (ms), `fin` (who completed it), `reply` (done, when not empty) |
 //! | dedup with a reply job | as dedup, and | `job` (state), `app`, `authz` (Open Platform), `msg` (callback XML), `answer_by` (ms), `job_worker`, `job_until` (ms), `reason` (failed), `msgid` (sent) |
-//! | signature binding | `sig#{app}#{signature}` | `body` (SHA-256 of the body it was first seen with) |
-//! | token | `token#{scope}` | `tok`, `tok_fp` (its SHA-256, 128 bits), `tok_exp` and `tok_ref` (expiry and refresh point, ms), `lease_owner`, `lease_until` (ms) |
+//! | signature binding | `sig#{app}#{signature}` | `body` (the [`fingerprint`] of the body it was first seen with) |
+//! | token | `token#{scope}` | `tok`, `tok_fp` (its [`fingerprint`]), `tok_exp` and `tok_ref` (expiry and refresh point, ms), `lease_owner`, `lease_until` (ms) |
 //!
 //! `reply`, `msg` and `tok` are sealed (AES-256-GCM, [`Sealing`]) once the gateway installs
 //! its keys: the table, its backups and its stream hold no message, reply or token in clear.
@@ -22,9 +22,9 @@
 //! back with the failure (`ReturnValuesOnConditionCheckFailure`, free on DynamoDB; servers
 //! that do not return it are asked with one consistent `GetItem`), and if it shows this
 //! caller's own write (its owner, worker or lease holder, in the state the write sets) the
-//! write is reported as made. A losing claim gets the existing item back from the failed
-//! condition (`ReturnValuesOnConditionCheckFailure`), or, from servers that do not return it,
-//! with one consistent `GetItem`.
+//! write is reported as made. A losing claim reads its answer (done, or in progress) from
+//! that same item. Releasing a lease and dropping a refused token only remove: repeated,
+//! they find nothing to remove, which their callers take the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -42,7 +42,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use super::sealing::Sealing;
 use super::{
     CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, EpochMillis, JobEnd, JobRecord,
-    JobState, NewJob, StoreError, TokenRecord, TokenStore,
+    JobState, NewJob, StoreError, TokenRecord, TokenStore, fingerprint,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -234,9 +234,22 @@ impl DynamoStore {
             UpdateItemError::ConditionalCheckFailedException(e) => e.item,
             _ => None,
         };
+        Ok(Written::ConditionFailed(
+            self.found_at_failure(key, returned).await?,
+        ))
+    }
+
+    /// The item a failed condition was checked against: as it came back with the failure
+    /// (`ReturnValuesOnConditionCheckFailure`), or, from servers that do not return it, read
+    /// with one consistent `GetItem`.
+    async fn found_at_failure(
+        &self,
+        key: &str,
+        returned: Option<Item>,
+    ) -> Result<Option<Item>, StoreError> {
         match returned {
-            Some(item) => Ok(Written::ConditionFailed(Some(item))),
-            None => Ok(Written::ConditionFailed(self.get(key).await?)),
+            Some(item) => Ok(Some(item)),
+            None => self.get(key).await,
         }
     }
 
@@ -301,10 +314,7 @@ impl DynamoStore {
             PutItemError::ConditionalCheckFailedException(e) => e.item,
             _ => None,
         };
-        let existing = match returned {
-            Some(item) => Some(item),
-            None => self.get(key).await?,
-        };
+        let existing = self.found_at_failure(key, returned).await?;
         // This claim's own earlier attempt, landed: the claim is made.
         if existing.as_ref().is_some_and(|item| {
             get_s(item, OWNER) == Some(owner) && get_s(item, "st") == Some(STATE_IN_PROGRESS)
@@ -568,12 +578,6 @@ fn job_from_item(key: &str, item: &Item) -> Result<JobRecord, StoreError> {
         reason: get_s(item, "reason").map(str::to_owned),
         msgid: get_s(item, "msgid").map(str::to_owned),
     })
-}
-
-/// What identifies a stored token without revealing it: the first 128 bits of its SHA-256.
-fn token_fingerprint(value: &str) -> String {
-    use sha2::Digest as _;
-    hex::encode(&sha2::Sha256::digest(value.as_bytes())[..16])
 }
 
 /// Whether `worker` holds the job of `item` in `state`.
@@ -853,6 +857,8 @@ impl TokenStore for DynamoStore {
         owner: &str,
         token: &CachedToken,
     ) -> Result<bool, StoreError> {
+        // Identifies the token without revealing it (the sealed value differs every write).
+        let fingerprint = fingerprint(token.value.as_bytes());
         let request = self
             .update(key)
             .update_expression(
@@ -860,14 +866,14 @@ impl TokenStore for DynamoStore {
             )
             .condition_expression("lease_owner = :o")
             .expression_attribute_values(":t", self.sealed(key, "tok", &token.value))
-            .expression_attribute_values(":fp", s(&token_fingerprint(&token.value)))
+            .expression_attribute_values(":fp", s(&fingerprint))
             .expression_attribute_values(":te", n(token.expires_at_ms))
             .expression_attribute_values(":tr", n(token.refresh_at_ms))
             .expression_attribute_values(":o", s(owner));
         // Stored already by this holder (tokens are unique), the lease given back with it.
         self.made_or_own(key, request, |item| {
             get_s(item, LEASE_OWNER).is_none()
-                && get_s(item, "tok_fp") == Some(&token_fingerprint(&token.value))
+                && get_s(item, "tok_fp") == Some(fingerprint.as_str())
         })
         .await
     }
@@ -890,7 +896,7 @@ impl TokenStore for DynamoStore {
             // Sealed tokens differ on every write: they are matched by fingerprint (a token
             // stored before sealing, by its plain value).
             .condition_expression("tok_fp = :fp OR tok = :t")
-            .expression_attribute_values(":fp", s(&token_fingerprint(value)))
+            .expression_attribute_values(":fp", s(&fingerprint(value.as_bytes())))
             .expression_attribute_values(":t", s(value))
             .send()
             .await;

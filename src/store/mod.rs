@@ -488,6 +488,13 @@ pub fn callback_key(
     dedup_key(app, &format!("sha256|{}", hex::encode(digest)))
 }
 
+/// What identifies a value in the store without holding it (a token, a request body): the
+/// first 128 bits of its SHA-256, in hex.
+pub fn fingerprint(value: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(value)[..16])
+}
+
 /// The item key binding a signature of `app` to the body it was first seen with.
 pub fn signature_key(app: &str, signature: &str) -> String {
     format!("sig#{app}#{}", signature.to_ascii_lowercase())
