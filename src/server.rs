@@ -54,8 +54,8 @@ const RESERVED_DESCRIPTORS: usize = 64;
 const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The most client connections to hold: below `RLIMIT_NOFILE` (read from
-/// `/proc/self/limits`; 1024 assumed where it cannot be read) by [`RESERVED_DESCRIPTORS`],
-/// and at most 1024.
+/// `/proc/self/limits`; 1024 assumed where it cannot be read) by the 64 descriptors kept
+/// for the listener, the store and the platform APIs, and at most 1024.
 pub fn connection_cap() -> usize {
     let limit = std::fs::read_to_string("/proc/self/limits")
         .ok()

@@ -115,9 +115,8 @@ pub(crate) async fn deliver_late(
     bot: JoinHandle<Option<Reply>>,
     delivery: Delivery,
     limit: Duration,
-    slot: LateReplySlot,
+    _slot: LateReplySlot,
 ) {
-    let _slot = slot;
     let app = delivery.app.as_str();
     let reply = match tokio::time::timeout(limit, bot).await {
         Ok(Ok(Some(reply))) => reply,
