@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod escape;
 pub mod gateway;
 pub mod lambda;
 pub mod logging;

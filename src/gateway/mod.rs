@@ -400,7 +400,7 @@ impl<B: Bot> Gateway<B> {
             (Platform::Mp, Some(other)) => {
                 return Err(Rejection::bad_request(format!(
                     "unsupported encrypt_type `{}` (expected `aes`, or none for plaintext)",
-                    crate::logging::shown(other, 16)
+                    crate::escape::shown(other, 16)
                 )));
             }
         };

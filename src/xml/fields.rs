@@ -216,7 +216,7 @@ pub fn scan<'a>(
     loop {
         let event = reader
             .read_event()
-            .map_err(|e| ProtocolError::Xml(crate::logging::shown(&e.to_string(), 160)))?;
+            .map_err(|e| ProtocolError::Xml(crate::escape::shown(&e.to_string(), 160)))?;
         let self_closing = matches!(event, Event::Empty(_));
         match event {
             Event::Start(start) | Event::Empty(start) => {
@@ -397,7 +397,7 @@ pub(super) fn mismatched_end(open: &[u8], closing: &[u8]) -> ProtocolError {
 /// A name from the document for an error message: at most 32 characters, control
 /// characters escaped (errors reach logs and response bodies).
 fn shown(name: &str) -> String {
-    crate::logging::shown(name, 32)
+    crate::escape::shown(name, 32)
 }
 
 #[cfg(test)]

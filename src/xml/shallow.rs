@@ -68,7 +68,7 @@ pub fn scan_top_level<'a>(
     loop {
         let event = reader
             .read_event()
-            .map_err(|e| ProtocolError::Xml(crate::logging::shown(&e.to_string(), 160)))?;
+            .map_err(|e| ProtocolError::Xml(crate::escape::shown(&e.to_string(), 160)))?;
         // An end tag closes a counted start; blank text only separates counted nodes.
         let counted = match &event {
             Event::End(_) => false,
