@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use runtime_api::{FunctionProcess, RuntimeApi, apigw_v2_event};
 use serde_json::Value;
+use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::unix_now;
 use wxgate::simulate::{
     Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, location_xml, text_xml,
 };

@@ -21,7 +21,7 @@ fn bench(c: &mut Criterion) {
     let config = Config::parse(CONFIG).unwrap();
     let gateway = Gateway::from_config(&config).unwrap();
     let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
-    let now = wxgate::gateway::unix_now();
+    let now = wxgate::clock::unix_now();
     let header = Header {
         to: "wx5823bf96d3bd56c7",
         from: "mycreate",

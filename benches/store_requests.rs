@@ -20,8 +20,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use request_count::RequestCount;
+use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, JobOutcome, unix_now};
+use wxgate::gateway::{Gateway, JobOutcome};
 use wxgate::simulate::{
     Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, location_xml, text_xml,
 };

@@ -31,7 +31,7 @@ impl Bot for ClockBot {
         match message.text().map(str::trim) {
             Some("time") => Some(Reply::text(format!(
                 "message #{count} from you; server time {}",
-                wxgate::gateway::unix_now()
+                wxgate::clock::unix_now()
             ))),
             // An await point is fine: the gateway's budget bounds the whole reply.
             _ => self.rules.reply(inbound).await,

@@ -8,7 +8,8 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
-use wxgate::store::{DedupStore, DedupTimes, DynamoStore, JobEnd, NewJob, dedup_key, now_ms};
+use wxgate::clock::now_ms;
+use wxgate::store::{DedupStore, DedupTimes, DynamoStore, JobEnd, NewJob, dedup_key};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wxgate.toml");

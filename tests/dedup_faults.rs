@@ -14,13 +14,15 @@ use support::dynamo::{
 };
 use support::fault_proxy::{FaultProxy, Mode};
 use wxgate::bot::{Bot, Inbound};
+use wxgate::clock::now_ms;
+use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, unix_now};
+use wxgate::gateway::Gateway;
 use wxgate::message::Callback;
 use wxgate::reply::Reply;
 use wxgate::simulate::{Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, text_xml};
 use wxgate::store::dynamodb::{DynamoTimeouts, with_timeouts};
-use wxgate::store::{Backend, DedupRecord, DedupStore, DynamoStore, dedup_key, now_ms};
+use wxgate::store::{Backend, DedupRecord, DedupStore, DynamoStore, dedup_key};
 
 const BUDGET: Duration = Duration::from_millis(1000);
 

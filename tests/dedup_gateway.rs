@@ -12,15 +12,17 @@ use support::dynamo::{
 };
 use support::request_count::RequestCount;
 use wxgate::bot::{Bot, Inbound};
+use wxgate::clock::now_ms;
+use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, unix_now};
+use wxgate::gateway::Gateway;
 use wxgate::message::Callback;
 use wxgate::reply::Reply;
 use wxgate::simulate::{
     Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, event_xml, location_xml,
     text_xml,
 };
-use wxgate::store::{Backend, DedupStore, DedupTimes, DynamoStore, MemoryStore, dedup_key, now_ms};
+use wxgate::store::{Backend, DedupStore, DedupTimes, DynamoStore, MemoryStore, dedup_key};
 
 /// Answers "answer #n" after a delay, n counting its runs: equal answers mean one run.
 struct CountingBot {

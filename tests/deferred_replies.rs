@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
+use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, unix_now};
+use wxgate::gateway::Gateway;
 use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
 
 const UPSTREAM_SECRET: &str = "deferred-test-secret-0123456789";

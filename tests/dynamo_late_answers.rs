@@ -21,12 +21,14 @@ use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::late_answer::{LateAnswerProxy, LateRule};
 use wxgate::bot::ConfigBot;
+use wxgate::clock::now_ms;
+use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, JobOutcome, unix_now};
+use wxgate::gateway::{Gateway, JobOutcome};
 use wxgate::message::Callback;
 use wxgate::simulate::{Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, text_xml};
 use wxgate::store::dynamodb::{DynamoTimeouts, with_timeouts};
-use wxgate::store::{Backend, DedupRecord, DedupStore, DynamoStore, JobState, dedup_key, now_ms};
+use wxgate::store::{Backend, DedupRecord, DedupStore, DynamoStore, JobState, dedup_key};
 use wxgate::wechat::{ClientTimeouts, PlatformClient, TokenProvider, TokenSettings};
 
 const UPSTREAM_SECRET: &str = "late-answers-test-secret-0123456789";

@@ -14,8 +14,9 @@ use serde_json::json;
 use sha2::Sha256;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use wxgate::bot::{Bot, ConfigBot, Inbound};
+use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, unix_now};
+use wxgate::gateway::Gateway;
 use wxgate::reply::Reply;
 use wxgate::simulate::{
     Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, event_xml, text_xml,

@@ -5,8 +5,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use wxgate::bot::{Bot, Inbound};
+use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, unix_now};
+use wxgate::gateway::Gateway;
 use wxgate::reply::Reply;
 use wxgate::simulate::{
     Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, location_xml, text_xml,

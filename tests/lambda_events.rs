@@ -11,8 +11,8 @@ use serde_json::Value;
 use support::runtime_api::{
     ApiGwResponse, FunctionProcess, HarnessError, apigw_v1_event, apigw_v2_event,
 };
+use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::unix_now;
 use wxgate::message::{Callback, Content};
 use wxgate::simulate::{Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, text_xml};
 

@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use support::fake_platform::{FakePlatform, SendApi, SendFault};
 use support::fake_upstream::{Behavior, FakeUpstream};
+use wxgate::clock::now_ms;
+use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, JobOutcome, unix_now};
+use wxgate::gateway::{Gateway, JobOutcome};
 use wxgate::message::Callback;
 use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
-use wxgate::store::{DedupStore, JobState, dedup_key, now_ms};
+use wxgate::store::{DedupStore, JobState, dedup_key};
 
 const UPSTREAM_SECRET: &str = "reply-jobs-test-secret-0123456789";
 const BUDGET_MS: u64 = 600;

@@ -13,8 +13,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
 use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
+use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, unix_now};
+use wxgate::gateway::Gateway;
 use wxgate::simulate::{Answer, Header, PlatformSim, text_xml};
 use wxgate::store::{Backend, DynamoStore};
 
@@ -182,6 +183,6 @@ async fn gateway_record_reply(
     use wxgate::store::DedupStore;
     gateway
         .store()
-        .dedup_record(key, wxgate::store::now_ms())
+        .dedup_record(key, wxgate::clock::now_ms())
         .await
 }

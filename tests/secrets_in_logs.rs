@@ -9,8 +9,8 @@ use std::process::Command;
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
 use support::runtime_api::{FunctionProcess, HarnessError, apigw_v2_event};
 use support::serve::TempDir;
+use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::unix_now;
 use wxgate::simulate::{Answer, Header, PlatformSim, text_xml};
 
 const TOKEN: &str = "Tok3nInlineSecret";

@@ -6,7 +6,7 @@
 mod support;
 
 use support::serve::{Server, test_config};
-use wxgate::gateway::unix_now;
+use wxgate::clock::unix_now;
 use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
 use wxgate::xml::Fields;
 

@@ -5,7 +5,7 @@ mod support;
 
 use http::Method;
 use support::serve::{CORP_ID, Server, test_config};
-use wxgate::gateway::unix_now;
+use wxgate::clock::unix_now;
 use wxgate::message::{Callback, Content};
 use wxgate::simulate::{Answer, Header, event_xml, location_xml, text_xml, verify_ticket_xml};
 

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
 use support::fake_platform::{self, FakePlatform};
+use wxgate::clock::EpochMillis;
 use wxgate::store::{
-    CachedToken, DynamoStore, EpochMillis, MemoryStore, StoreError, TokenRecord, TokenStore,
-    token_key,
+    CachedToken, DynamoStore, MemoryStore, StoreError, TokenRecord, TokenStore, token_key,
 };
 use wxgate::wechat::{
     AccessToken, ApiError, ClientTimeouts, PlatformClient, TokenError, TokenProvider,
@@ -252,7 +252,7 @@ async fn cold_cache_fetches_once<S: TokenStore + 'static>(store: Arc<S>, source:
 
     // The token is in the store for other instances, under the scope's key.
     let stored = store
-        .token(&token_key(&source.scope()), wxgate::store::now_ms())
+        .token(&token_key(&source.scope()), wxgate::clock::now_ms())
         .await
         .expect("store read");
     assert_eq!(
@@ -460,7 +460,7 @@ async fn platform_errors_are_typed_and_not_cached<S: TokenStore + 'static>(store
         "{err:?}"
     );
     let record = store
-        .token(&token_key(&source.scope()), wxgate::store::now_ms())
+        .token(&token_key(&source.scope()), wxgate::clock::now_ms())
         .await
         .expect("store read");
     assert_eq!(

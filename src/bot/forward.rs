@@ -46,6 +46,7 @@ use sha2::Sha256;
 use tokio::time::Instant;
 
 use super::Inbound;
+use crate::config::reply::forward_url;
 use crate::config::{AppConfig, ConfigError, GatewaySettings, secret};
 use crate::message::Message;
 use crate::platform::Platform;
@@ -82,7 +83,7 @@ pub fn verify_signature(secret: &str, timestamp: &str, body: &[u8], header: &str
         timestamp,
         body,
         header,
-        crate::gateway::unix_now(),
+        crate::clock::unix_now(),
         MAX_SKEW_SECS,
     )
 }
@@ -122,27 +123,6 @@ fn keyed(secret: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
     mac.update(b".");
     mac.update(body);
     mac
-}
-
-/// Checks a `forward` URL: `https://`, or `http://` to a loopback host (the messages are
-/// users' private text), with a host and no credentials or fragment.
-///
-/// # Errors
-/// What is wrong, without repeating the URL.
-pub fn parse_url(raw: &str) -> Result<Url, String> {
-    crate::url_policy::check(raw).map_err(|why| {
-        if why.contains("credentials") {
-            format!("{why}; the upstream authenticates requests by forward_secret")
-        } else {
-            why
-        }
-    })
-}
-
-/// The default time limit of one upstream call: the budget less a quarter of it, but at
-/// most 500 ms less, leaving the gateway time to record and encrypt the reply.
-pub fn default_timeout(budget: Duration) -> Duration {
-    budget - (budget / 4).min(Duration::from_millis(500))
 }
 
 /// The JSON body sent to the upstream.
@@ -442,7 +422,7 @@ impl fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// An upstream at `url` (checked by [`parse_url`]).
+    /// An upstream at `url` (checked by [`forward_url`]).
     ///
     /// # Errors
     /// The URL is not acceptable, or the timeout is zero.
@@ -451,7 +431,7 @@ impl Upstream {
             return Err("the timeout must be positive".into());
         }
         Ok(Self {
-            url: parse_url(url)?,
+            url: forward_url(url)?,
             secret,
             timeout,
         })
@@ -508,7 +488,7 @@ impl Upstream {
         let client = client.get()?;
         let body = serde_json::to_vec(&UpstreamRequest::new(inbound))
             .map_err(|e| ForwardError::Encode(e.to_string()))?;
-        let timestamp = crate::gateway::unix_now().to_string();
+        let timestamp = crate::clock::unix_now().to_string();
         let signature = sign(self.secret.expose_secret(), &timestamp, &body);
         let request = client
             .post(self.url.clone())
@@ -669,7 +649,7 @@ mod tests {
         assert!(at("1700000000", BODY, &format!(" {VECTOR}\n")));
         // The clock: a captured request is refused once it is over 5 minutes old.
         assert!(!verify_signature(SECRET, "1700000000", BODY, VECTOR));
-        let now = crate::gateway::unix_now().to_string();
+        let now = crate::clock::unix_now().to_string();
         assert!(verify_signature(
             SECRET,
             &now,
@@ -923,28 +903,6 @@ mod tests {
             answer(r#"{"type":"news","articles":[]}"#),
             Ok(Some(Reply::News { articles: vec![] }))
         );
-    }
-
-    #[test]
-    fn urls_follow_the_outbound_rule_and_credentials_are_pointed_at_the_secret() {
-        // The rule itself is `url_policy`'s (tested there); forward adds what to use instead.
-        assert!(parse_url("https://bot.example.com/wechat?tenant=1").is_ok());
-        assert!(parse_url("http://bot.example.com/wechat").is_err());
-        let e = parse_url("https://user:pass@bot.example.com/").unwrap_err();
-        assert!(
-            e.contains("credentials") && e.contains("forward_secret"),
-            "{e}"
-        );
-        assert!(!e.contains("pass@"), "{e}");
-    }
-
-    #[test]
-    fn the_default_timeout_leaves_a_margin_of_the_budget() {
-        let ms = Duration::from_millis;
-        assert_eq!(default_timeout(ms(4000)), ms(3500));
-        assert_eq!(default_timeout(ms(300)), ms(225));
-        assert_eq!(default_timeout(ms(1000)), ms(750));
-        assert_eq!(default_timeout(ms(4800)), ms(4300));
     }
 
     #[test]

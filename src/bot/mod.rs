@@ -15,7 +15,7 @@ use crate::message::Message;
 use crate::platform::Platform;
 use crate::reply::Reply;
 pub use forward::{ForwardError, Upstream, UpstreamClient, verify_signature, verify_signature_at};
-pub use rules::{ReplyRules, ReplySpec, Rules};
+pub use rules::Rules;
 
 /// A message on its way to a bot, with where it came from.
 #[derive(Debug, Clone, Copy)]

@@ -1,206 +1,12 @@
-//! Replies from configuration: keywords, echo, welcome messages, menu clicks, a default, and
-//! an upstream bot for the rest.
-//!
-//! ```toml
-//! [apps.reply]
-//! echo = true                          # text in → same text out
-//! subscribe = "欢迎关注"               # a follow (MP and WeCom)
-//! enter_agent = "有什么可以帮您？"     # WeCom: a member opened the app
-//! default = "收到"                     # any other user message
-//! keywords = [
-//!   { equals = ["help", "帮助"], reply = "发送 价格 查看价目表" },
-//!   { contains = "价格", reply = { type = "news", articles = [{ title = "价目表", url = "https://example.com" }] } },
-//! ]
-//! [apps.reply.click]                   # menu CLICK keys
-//! V1001_TODAY = "今日歌曲"
-//! ```
-//!
-//! Order for a text message: keywords (first match), then echo, then default. A reply is a
-//! string (a text reply) or a table with a `type` (any [`Reply`]).
-//!
-//! With `forward = "https://…"` (and `forward_secret`), whatever the local rules do not
-//! answer goes to that upstream bot (see [`super::forward`]): text no keyword matched, other
-//! messages, and events without a local answer (a follow when `subscribe` is unset, a CLICK
-//! whose key is not under `click`, SCAN, template card events, …). The upstream is then the
-//! catch-all, so `echo` and `default` cannot be set with it.
+//! Each app's `[apps.reply]` rules, compiled once: keywords lowercased, replies built. The
+//! rules as written, and their checks, are `config::reply`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use serde::Deserialize;
-
-use super::forward;
+use crate::config::reply::{ReplyRules, ReplySpec};
 use crate::message::{Content, Event, Message};
 use crate::platform::Platform;
 use crate::reply::{Reply, WECOM_TEXT_MAX_BYTES, truncate_utf8};
-
-/// A reply as written in the config: a string for text, or a full [`Reply`] table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum ReplySpec {
-    /// `"text"`.
-    Text(String),
-    /// `{ type = "news", articles = [...] }` and the other reply types.
-    Full(Reply),
-}
-
-impl ReplySpec {
-    fn to_reply(&self) -> Reply {
-        match self {
-            Self::Text(text) => Reply::text(text.clone()),
-            Self::Full(reply) => reply.clone(),
-        }
-    }
-}
-
-/// One string or a list of them.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    /// No entries.
-    #[default]
-    #[serde(skip)]
-    None,
-    /// `"word"`.
-    One(String),
-    /// `["a", "b"]`.
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn lowercased(&self) -> Vec<String> {
-        match self {
-            Self::None => Vec::new(),
-            Self::One(s) => vec![s.trim().to_lowercase()],
-            Self::Many(v) => v.iter().map(|s| s.trim().to_lowercase()).collect(),
-        }
-    }
-}
-
-/// A keyword rule: the message text equals (after trimming, ignoring case) or contains one
-/// of the words.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeywordRule {
-    /// Whole-message matches.
-    #[serde(default)]
-    pub equals: OneOrMany,
-    /// Substring matches.
-    #[serde(default)]
-    pub contains: OneOrMany,
-    /// What to answer.
-    pub reply: ReplySpec,
-}
-
-/// `[apps.reply]` as written.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReplyRules {
-    /// Answer a text message with its own text.
-    #[serde(default)]
-    pub echo: bool,
-    /// Keyword rules, first match wins.
-    #[serde(default)]
-    pub keywords: Vec<KeywordRule>,
-    /// Answer to a follow.
-    #[serde(default)]
-    pub subscribe: Option<ReplySpec>,
-    /// WeCom: answer when a member opens the app.
-    #[serde(default)]
-    pub enter_agent: Option<ReplySpec>,
-    /// Menu CLICK keys and their answers.
-    #[serde(default)]
-    pub click: BTreeMap<String, ReplySpec>,
-    /// Answer to any user message nothing else matched.
-    #[serde(default)]
-    pub default: Option<ReplySpec>,
-    /// The URL of an upstream bot that answers whatever the rules above do not.
-    #[serde(default)]
-    pub forward: Option<String>,
-    /// The key requests to `forward` are signed with (`env:NAME` allowed); required with it.
-    #[serde(default)]
-    pub forward_secret: Option<String>,
-    /// The time limit of one upstream call, in milliseconds; at most the gateway's budget.
-    /// Default: [`forward::default_timeout`] of the budget.
-    #[serde(default)]
-    pub forward_timeout_ms: Option<u64>,
-}
-
-impl ReplyRules {
-    /// Checks every configured reply against the platform's rules, so a reply the platform
-    /// would refuse is a start-up error instead of a silent failure per message.
-    ///
-    /// # Errors
-    /// A description of the first bad rule.
-    pub fn check(&self, platform: Platform) -> Result<(), String> {
-        let check = |what: &str, spec: &ReplySpec, to_event: bool| {
-            spec.to_reply()
-                .validate(platform, to_event)
-                .map_err(|e| format!("reply.{what}: {e}"))
-        };
-        for (i, rule) in self.keywords.iter().enumerate() {
-            if rule.equals.lowercased().is_empty() && rule.contains.lowercased().is_empty() {
-                return Err(format!("reply.keywords[{i}] needs `equals` or `contains`"));
-            }
-            check(&format!("keywords[{i}]"), &rule.reply, false)?;
-        }
-        if let Some(spec) = &self.subscribe {
-            check("subscribe", spec, true)?;
-        }
-        if let Some(spec) = &self.enter_agent {
-            if !platform.is_wecom() {
-                return Err("reply.enter_agent is a WeCom event".into());
-            }
-            check("enter_agent", spec, true)?;
-        }
-        for (key, spec) in &self.click {
-            check(&format!("click.{key}"), spec, true)?;
-        }
-        if let Some(spec) = &self.default {
-            check("default", spec, false)?;
-        }
-        self.check_forward()
-    }
-
-    fn check_forward(&self) -> Result<(), String> {
-        let Some(url) = &self.forward else {
-            if self.forward_secret.is_some() || self.forward_timeout_ms.is_some() {
-                return Err(
-                    "reply.forward_secret and reply.forward_timeout_ms need reply.forward".into(),
-                );
-            }
-            return Ok(());
-        };
-        forward::parse_url(url).map_err(|e| format!("reply.forward: {e}"))?;
-        if self
-            .forward_secret
-            .as_deref()
-            .is_none_or(|s| s.trim().is_empty())
-        {
-            return Err(
-                "reply.forward needs forward_secret, the key the upstream verifies requests with (env:NAME to read it from the environment)"
-                    .into(),
-            );
-        }
-        if self.echo {
-            return Err("reply.echo cannot be set with reply.forward: the upstream answers text the keywords do not".into());
-        }
-        if self.default.is_some() {
-            return Err("reply.default cannot be set with reply.forward: the upstream answers what the local rules do not (it answers {} for no reply)".into());
-        }
-        if self.forward_timeout_ms == Some(0) {
-            return Err("reply.forward_timeout_ms must be positive".into());
-        }
-        Ok(())
-    }
-
-    /// The time limit of one upstream call under a gateway budget: `forward_timeout_ms`, or
-    /// [`forward::default_timeout`] of the budget.
-    pub fn forward_timeout(&self, budget: Duration) -> Duration {
-        self.forward_timeout_ms
-            .map_or_else(|| forward::default_timeout(budget), Duration::from_millis)
-    }
-}
 
 /// Compiled rules of one app: keywords lowercased once, replies built once.
 #[derive(Debug, Clone)]
@@ -285,6 +91,8 @@ impl Rules {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::message::Callback;
 

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::{EXIT_CONFIG, EXIT_REPLY_FAILED, Threads, config_failure, load, runtime};
+use crate::clock::now_ms;
 use crate::config::StorePlan;
-use crate::store::{DynamoStore, JobRecord, JobState, dynamodb::DynamoTimeouts, now_ms};
+use crate::store::{DynamoStore, JobRecord, JobState, dynamodb::DynamoTimeouts};
 
 /// `wxgate jobs` options.
 #[derive(Debug, clap::Args)]

@@ -10,9 +10,10 @@ use std::time::Duration;
 use clap::{ArgGroup, Parser, Subcommand};
 
 use crate::bot::ConfigBot;
+use crate::clock::unix_now;
 use crate::config::{CONFIG_ENV, Config, ConfigError, StorePlan};
 use crate::crypto::fresh_nonce;
-use crate::gateway::{Gateway, unix_now};
+use crate::gateway::Gateway;
 use crate::platform::Platform;
 use crate::simulate::{self, Answer, Header, PlatformSim, SignedRequest};
 use crate::store::Backend;

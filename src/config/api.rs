@@ -3,7 +3,11 @@
 use serde::Deserialize;
 
 use super::ConfigError;
-use crate::wechat::{ApiEndpoints, ClientTimeouts};
+
+/// WeCom's API host.
+pub const WECOM_API: &str = "https://qyapi.weixin.qq.com";
+/// The Official Account (and Open Platform) API host.
+pub const MP_API: &str = "https://api.weixin.qq.com";
 
 /// The platform API settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,10 +23,9 @@ pub struct ApiSettings {
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        let endpoints = ApiEndpoints::default();
         Self {
-            wecom_base_url: endpoints.wecom,
-            mp_base_url: endpoints.mp,
+            wecom_base_url: WECOM_API.into(),
+            mp_base_url: MP_API.into(),
             timeout_ms: 3000,
         }
     }
@@ -46,23 +49,6 @@ impl ApiSettings {
         }
         Ok(())
     }
-
-    /// The base URLs.
-    pub fn endpoints(&self) -> ApiEndpoints {
-        ApiEndpoints {
-            wecom: self.wecom_base_url.clone(),
-            mp: self.mp_base_url.clone(),
-        }
-    }
-
-    /// The client timeouts: connecting gets a third of the request's time, at most 1 s.
-    pub fn timeouts(&self) -> ClientTimeouts {
-        let request = std::time::Duration::from_millis(self.timeout_ms);
-        ClientTimeouts {
-            connect: (request / 3).min(std::time::Duration::from_secs(1)),
-            request,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -73,7 +59,10 @@ mod tests {
     fn defaults_are_the_official_hosts_and_urls_are_checked() {
         let s = ApiSettings::default();
         assert!(s.check().is_ok());
-        assert_eq!(s.endpoints(), ApiEndpoints::default());
+        assert_eq!(
+            (s.wecom_base_url.as_str(), s.mp_base_url.as_str()),
+            (WECOM_API, MP_API)
+        );
         for (url, why) in [
             ("api.weixin.qq.com", "not a URL"),
             ("http://api.weixin.qq.com", "loopback"),

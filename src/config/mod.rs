@@ -5,6 +5,7 @@
 //! Secrets may be written `env:NAME`; they are held in [`SecretString`]s and never printed.
 
 mod api;
+pub mod reply;
 pub mod secret;
 mod store;
 mod toml_error;
@@ -15,9 +16,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::bot::rules::ReplyRules;
 use crate::platform::Platform;
-pub use api::ApiSettings;
+pub use api::{ApiSettings, MP_API, WECOM_API};
+use reply::ReplyRules;
 pub use store::{StoreKind, StorePlan, StoreSettings, TABLE_ENV};
 
 /// The environment variable Lambda reads its configuration from.
@@ -221,24 +222,6 @@ impl AppConfig {
             )?,
             secret: optional("secret", &self.secret)?,
         })
-    }
-
-    /// The credentials for this app's access token: WeCom corp id or MP AppID with the app
-    /// secret, as resolved in `secrets`. `None` without a secret (the app only answers
-    /// callbacks), and for Open Platform apps, whose component token is a different flow.
-    pub fn token_source(&self, secrets: &AppSecrets) -> Option<crate::wechat::TokenSource> {
-        let secret = secrecy::ExposeSecret::expose_secret(secrets.secret.as_ref()?);
-        match (
-            self.platform,
-            self.corp_id.as_deref(),
-            self.app_id.as_deref(),
-        ) {
-            (Platform::Wecom, Some(corp_id), _) => {
-                Some(crate::wechat::TokenSource::wecom(corp_id, secret))
-            }
-            (Platform::Mp, _, Some(app_id)) => Some(crate::wechat::TokenSource::mp(app_id, secret)),
-            _ => None,
-        }
     }
 
     fn error(&self, reason: impl Into<String>) -> ConfigError {

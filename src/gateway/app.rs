@@ -1,10 +1,11 @@
 //! One configured app, ready to serve: its crypto state built once at start-up.
 
 use crate::config::secret::expose;
-use crate::config::{AppConfig, ConfigError};
+use crate::config::{AppConfig, AppSecrets, ConfigError};
 use crate::crypto::at_rest::AtRestKey;
 use crate::crypto::{MsgCrypt, Token};
 use crate::platform::Platform;
+use crate::wechat::TokenSource;
 
 /// A served app.
 #[derive(Debug)]
@@ -14,7 +15,7 @@ pub(crate) struct App {
     /// WeCom: the AgentId active messages are sent with.
     pub agent_id: Option<u64>,
     /// The access-token credentials, when the app has a secret.
-    pub token_source: Option<crate::wechat::TokenSource>,
+    pub token_source: Option<TokenSource>,
     /// For plain `signature` checks (MP verification and plaintext mode).
     pub token: Token,
     /// Token, keys and receive id, when the app has an EncodingAESKey.
@@ -49,7 +50,7 @@ impl App {
             name: config.name.clone(),
             platform: config.platform,
             agent_id: config.agent_id,
-            token_source: config.token_source(&secrets),
+            token_source: token_source(config, &secrets),
             token,
             crypt,
             plaintext_late_replies: config.plaintext_late_replies,
@@ -101,5 +102,21 @@ impl App {
             &format!("token:{scope}"),
         );
         Some((scope, key))
+    }
+}
+
+/// The credentials for an app's access token: WeCom corp id or MP AppID with the app
+/// secret, as resolved in `secrets`. `None` without a secret (the app only answers
+/// callbacks), and for Open Platform apps, whose component token is a different flow.
+fn token_source(config: &AppConfig, secrets: &AppSecrets) -> Option<TokenSource> {
+    let secret = expose(secrets.secret.as_ref()?);
+    match (
+        config.platform,
+        config.corp_id.as_deref(),
+        config.app_id.as_deref(),
+    ) {
+        (Platform::Wecom, Some(corp_id), _) => Some(TokenSource::wecom(corp_id, secret)),
+        (Platform::Mp, _, Some(app_id)) => Some(TokenSource::mp(app_id, secret)),
+        _ => None,
     }
 }

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::clock::now_ms;
 use crate::store::{
-    Backend, Claim, DedupRecord, DedupStore, DedupTimes, NewJob, StoreError, new_owner, now_ms,
+    Backend, Claim, DedupRecord, DedupStore, DedupTimes, NewJob, StoreError, new_owner,
 };
 
 /// How long to wait between reads while another delivery decides.

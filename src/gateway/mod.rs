@@ -20,19 +20,21 @@ mod dedup;
 mod deferred;
 mod rejection;
 mod request;
+mod response;
 mod route;
 mod worker;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
 use tokio::time::Instant;
 
 use crate::bot::{Bot, ConfigBot, Inbound, Triage};
+use crate::clock::unix_now;
 use crate::config::{Config, ConfigError, GatewaySettings, StorePlan};
 use crate::crypto::EncryptedEnvelope;
 use crate::error::ProtocolError;
@@ -45,8 +47,10 @@ use crate::wechat::{
 use app::App;
 use dedup::{Begin, Dedup};
 pub use rejection::Rejection;
-use request::{CallbackQuery, TEXT_PLAIN, TEXT_XML, restore_base64_plus};
-pub use request::{CallbackRequest, CallbackResponse};
+pub use request::CallbackRequest;
+use request::{CallbackQuery, restore_base64_plus};
+pub use response::CallbackResponse;
+use response::{TEXT_PLAIN, TEXT_XML};
 pub use route::Route;
 pub use worker::JobOutcome;
 
@@ -112,16 +116,9 @@ fn store_sealing(apps: &HashMap<String, App>) -> crate::store::sealing::Sealing 
 }
 
 /// The epoch milliseconds of an instant (now plus what remains until it).
-fn epoch_ms_at(instant: Instant) -> crate::store::EpochMillis {
+fn epoch_ms_at(instant: Instant) -> crate::clock::EpochMillis {
     let remaining = instant.saturating_duration_since(Instant::now());
-    crate::store::now_ms().saturating_add(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::now_ms().saturating_add(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl<B: Bot> Gateway<B> {
@@ -204,7 +201,10 @@ impl<B: Bot> Gateway<B> {
     fn shared_tokens(&self) -> Result<&Arc<TokenProvider<Backend>>, TokenError> {
         self.tokens
             .get_or_init(|| {
-                let client = PlatformClient::new(self.api.endpoints(), self.api.timeouts())?;
+                let client = PlatformClient::new(
+                    crate::wechat::ApiEndpoints::from_settings(&self.api),
+                    crate::wechat::ClientTimeouts::from_settings(&self.api),
+                )?;
                 Ok(Arc::new(TokenProvider::new(
                     Arc::clone(&self.store),
                     client,
@@ -681,7 +681,7 @@ impl<B: Bot> Gateway<B> {
             0 => self.retention_secs,
             window => window.saturating_mul(2).saturating_add(60),
         };
-        let now = crate::store::now_ms();
+        let now = crate::clock::now_ms();
         let expires_at_secs = (now / 1000).saturating_add(keep_secs);
         let bind = self
             .store

@@ -6,7 +6,7 @@
 
 use http::StatusCode;
 
-use super::request::{CallbackResponse, TEXT_PLAIN};
+use super::response::{CallbackResponse, TEXT_PLAIN};
 use crate::error::ProtocolError;
 
 /// A refused request.

@@ -1,9 +1,8 @@
-//! The framework-neutral request and response the adapters translate to and from.
+//! The framework-neutral request the adapters translate to, and its query parameters.
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::Method;
 use percent_encoding::percent_decode_str;
 
 use super::rejection::Rejection;
@@ -19,46 +18,6 @@ pub struct CallbackRequest<'a> {
     pub query: Option<&'a str>,
     /// The body, already base64-decoded if the adapter received it encoded.
     pub body: &'a [u8],
-}
-
-/// What to send back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallbackResponse {
-    /// The status.
-    pub status: StatusCode,
-    /// The `Content-Type`.
-    pub content_type: &'static str,
-    /// For 405: the `Allow` header.
-    pub allow: Option<&'static str>,
-    /// The body.
-    pub body: Bytes,
-}
-
-/// Content types of the answers.
-pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
-pub(crate) const TEXT_XML: &str = "text/xml; charset=utf-8";
-
-impl CallbackResponse {
-    /// 200 with a body.
-    pub(crate) fn ok(content_type: &'static str, body: impl Into<Bytes>) -> Self {
-        Self {
-            status: StatusCode::OK,
-            content_type,
-            allow: None,
-            body: body.into(),
-        }
-    }
-
-    /// The empty answer: the platform neither retries nor shows an error. `success` is what
-    /// Open Platform and WeCom suite events require, and every platform accepts it.
-    pub(crate) fn success() -> Self {
-        Self::ok(TEXT_PLAIN, Bytes::from_static(b"success"))
-    }
-
-    /// Whether this is the empty answer.
-    pub fn is_success_literal(&self) -> bool {
-        self.status == StatusCode::OK && self.body.as_ref() == b"success"
-    }
 }
 
 /// The query parameters the platforms send, percent-decoded once.

@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use super::{Gateway, deferred};
 use crate::bot::{Bot, Inbound};
+use crate::clock::now_ms;
 use crate::message::{Callback, Message};
-use crate::store::{
-    DedupStore, DedupTimes, JobEnd, JobRecord, JobState, StoreError, new_owner, now_ms,
-};
+use crate::store::{DedupStore, DedupTimes, JobEnd, JobRecord, JobState, StoreError, new_owner};
 
 /// Time for the active send after the bot, within the job's time limit: a token fetch and
 /// a send with its retries.
@@ -48,7 +47,7 @@ impl<B: Bot> Gateway<B> {
     pub async fn run_job(
         &self,
         key: &str,
-        end_by: Option<crate::store::EpochMillis>,
+        end_by: Option<crate::clock::EpochMillis>,
     ) -> JobOutcome {
         let worker = new_owner();
         let mut held = Duration::from_millis(self.settings.deferred_limit_ms) + SEND_ALLOWANCE;
@@ -140,7 +139,7 @@ impl<B: Bot> Gateway<B> {
         let xml = match &reply {
             Some(reply) => Some(
                 reply
-                    .render(&message, app.platform, super::unix_now())
+                    .render(&message, app.platform, crate::clock::unix_now())
                     .map_err(|e| format!("the bot's reply breaks the platform's rules: {e}"))?,
             ),
             None => None,

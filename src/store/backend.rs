@@ -2,9 +2,10 @@
 //! to the backend without boxing every future.
 
 use super::{
-    CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, DynamoStore, EpochMillis, JobEnd,
-    JobRecord, MemoryStore, NewJob, StoreError, TokenRecord, TokenStore,
+    CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, DynamoStore, JobEnd, JobRecord,
+    MemoryStore, NewJob, StoreError, TokenRecord, TokenStore,
 };
+use crate::clock::EpochMillis;
 
 /// Either backend.
 #[derive(Debug)]

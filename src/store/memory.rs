@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{
-    CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, EpochMillis, JobEnd, JobRecord,
-    JobState, NewJob, StoreError, TokenRecord, TokenStore,
+    CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, JobEnd, JobRecord, JobState, NewJob,
+    StoreError, TokenRecord, TokenStore,
 };
+use crate::clock::EpochMillis;
 
 /// How often expired records are swept out, so a long-running `serve` does not grow
 /// without bound. By time, not by write count: a sweep walks every record, and doing that

@@ -16,19 +16,11 @@ pub mod sealing;
 
 use std::future::Future;
 
+use crate::clock::EpochMillis;
+
 pub use backend::Backend;
 pub use dynamodb::DynamoStore;
 pub use memory::MemoryStore;
-
-/// Milliseconds since the Unix epoch.
-pub type EpochMillis = u64;
-
-/// The current time as [`EpochMillis`].
-pub fn now_ms() -> EpochMillis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// A random identity for one claim or one lease holder, so a holder can prove a record is
 /// still its own when it writes back.

@@ -14,13 +14,21 @@ pub struct ApiEndpoints {
 impl Default for ApiEndpoints {
     fn default() -> Self {
         Self {
-            wecom: "https://qyapi.weixin.qq.com".into(),
-            mp: "https://api.weixin.qq.com".into(),
+            wecom: crate::config::WECOM_API.into(),
+            mp: crate::config::MP_API.into(),
         }
     }
 }
 
 impl ApiEndpoints {
+    /// The base URLs of `[api]`.
+    pub fn from_settings(settings: &crate::config::ApiSettings) -> Self {
+        Self {
+            wecom: settings.wecom_base_url.clone(),
+            mp: settings.mp_base_url.clone(),
+        }
+    }
+
     /// Both platforms on one base URL (a fake platform in tests, or a proxy).
     pub fn both(base: impl Into<String>) -> Self {
         let base = base.into();

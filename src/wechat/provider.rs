@@ -31,12 +31,10 @@ use super::token::{
     AccessToken, FIRST_BACKOFF, Step, TokenSettings, decide, expires_at, loser_recheck_at, millis,
     next_backoff, refresh_at,
 };
-use crate::store::{
-    CachedToken, EpochMillis, StoreError, TokenStore, new_owner, now_ms, token_key,
-};
+use crate::clock::EpochMillis;
+use crate::store::{CachedToken, StoreError, TokenStore, new_owner, token_key};
 
-/// The time source for expiry and leases: milliseconds since the Unix epoch.
-pub type Clock = Arc<dyn Fn() -> EpochMillis + Send + Sync>;
+pub use crate::clock::Clock;
 
 /// Hands out access tokens; see the module documentation for how they are shared.
 pub struct TokenProvider<S: TokenStore> {
@@ -168,7 +166,7 @@ impl<S: TokenStore> TokenProvider<S> {
             store,
             client,
             settings,
-            clock: Arc::new(now_ms),
+            clock: crate::clock::system(),
             scopes: Mutex::new(HashMap::new()),
         }
     }

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{CachedToken, EpochMillis, TokenRecord};
+use crate::clock::EpochMillis;
+use crate::store::{CachedToken, TokenRecord};
 
 /// How long an instance that lost the refresh lease keeps using the old token before it
 /// looks in the store again for the new one. The holder needs one platform round trip.
