@@ -19,7 +19,7 @@ use wxgate::simulate::OFFICIAL_SAMPLE_APP as CONFIG;
 
 fn bench(c: &mut Criterion) {
     let config = Config::parse(CONFIG).unwrap();
-    let gateway = Gateway::from_config(&config).unwrap();
+    let gateway = Gateway::builder(&config).build().unwrap();
     let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
     let now = wxgate::clock::unix_now();
     let header = Header {

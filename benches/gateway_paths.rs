@@ -33,7 +33,7 @@ fn main() {
     ))
     .unwrap();
     let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
-    let gateway = Gateway::from_config(&config).unwrap();
+    let gateway = Gateway::builder(&config).build().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use request_count::RequestCount;
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, JobOutcome};
+use wxgate::gateway::{Gateway, JobOutcome, LateReplies};
 use wxgate::simulate::{
     Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, location_xml, text_xml,
 };
@@ -72,11 +72,7 @@ fn main() {
         let config = Config::parse(OFFICIAL_SAMPLE_APP).unwrap();
         let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
         let gateway = Arc::new(
-            Gateway::with_store(
-                &config,
-                wxgate::bot::ConfigBot::from_config(&config).expect("config"),
-                Arc::clone(&store),
-            )
+            Gateway::builder(&config).bot(wxgate::bot::ConfigBot::from_config(&config).expect("config")).store(Arc::clone(&store)).build()
             .unwrap(),
         );
         let header = Header {
@@ -157,13 +153,11 @@ fn main() {
         assert_ne!(forward, OFFICIAL_SAMPLE_APP, "the sample app's reply line moved");
         let forward = Config::parse(&forward).unwrap();
         let jobs = Arc::new(
-            Gateway::with_store(
-                &forward,
-                wxgate::bot::ConfigBot::from_config(&forward).expect("config"),
-                Arc::clone(&store),
-            )
-            .unwrap()
-            .with_reply_jobs(),
+            Gateway::builder(&forward)
+                .store(Arc::clone(&store))
+                .late_replies(LateReplies::AsJobs)
+                .build()
+                .unwrap(),
         );
         let mut worker_window_requests = 0;
         let before = count.snapshot();

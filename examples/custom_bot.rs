@@ -50,7 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         rules: ConfigBot::from_config(&config)?,
         seen: Mutex::default(),
     };
-    let gateway = Arc::new(Gateway::with_bot(&config, bot)?);
+    let gateway = Arc::new(Gateway::builder(&config).bot(bot).build()?);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("custom bot serving http://{}", listener.local_addr()?);
     wxgate::server::serve(gateway, listener, async {

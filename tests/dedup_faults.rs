@@ -61,7 +61,11 @@ async fn rig() -> Rig {
     .unwrap();
     let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
     let bot = CountingBot(AtomicUsize::new(0));
-    let gateway = Gateway::with_store(&config, bot, Arc::new(Backend::Dynamo(store))).unwrap();
+    let gateway = Gateway::builder(&config)
+        .bot(bot)
+        .store(Arc::new(Backend::Dynamo(store)))
+        .build()
+        .unwrap();
     Rig {
         server,
         proxy,

@@ -80,7 +80,11 @@ async fn setup(store: StoreKind, budget_ms: u64, bot_delay: Duration) -> Setup {
         }
     };
     let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
-    let gateway = Gateway::with_store(&config, bot, Arc::new(backend)).unwrap();
+    let gateway = Gateway::builder(&config)
+        .bot(bot)
+        .store(Arc::new(backend))
+        .build()
+        .unwrap();
     Setup {
         gateway: Arc::new(gateway),
         sim,

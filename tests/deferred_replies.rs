@@ -1,5 +1,5 @@
 //! Deferred replies in a gateway that keeps running after it answers (`wxgate serve`, or
-//! `Gateway::with_deferred_replies` in code): an upstream bot slower than the budget gets
+//! `LateReplies::InBackground` in code): an upstream bot slower than the budget gets
 //! the callback answered empty at once, and its reply goes out as one active message, also
 //! when the platform retries meanwhile. Against a fake upstream bot and a fake WeChat API
 //! on 127.0.0.1.
@@ -12,7 +12,7 @@ use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::Gateway;
+use wxgate::gateway::{Gateway, LateReplies};
 use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
 
 const UPSTREAM_SECRET: &str = "deferred-test-secret-0123456789";
@@ -42,12 +42,15 @@ fn rig(upstream: Behavior, deferred: bool) -> Rig {
     let upstream = FakeUpstream::start(UPSTREAM_SECRET, upstream);
     let config = Config::parse(&config_text(&platform, &upstream)).unwrap();
     let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
-    let gateway = Gateway::from_config(&config).unwrap();
-    let gateway = if deferred {
-        gateway.with_deferred_replies()
+    let late = if deferred {
+        LateReplies::InBackground
     } else {
-        gateway
+        LateReplies::Dropped
     };
+    let gateway = Gateway::builder(&config)
+        .late_replies(late)
+        .build()
+        .unwrap();
     Rig {
         gateway,
         sim,
@@ -222,9 +225,10 @@ async fn a_plaintext_account_sends_late_replies_only_when_configured() {
         let sim = PlatformSim::new(config.app("blog").unwrap())
             .unwrap()
             .plaintext(true);
-        let gateway = Gateway::from_config(&config)
-            .unwrap()
-            .with_deferred_replies();
+        let gateway = Gateway::builder(&config)
+            .late_replies(LateReplies::InBackground)
+            .build()
+            .unwrap();
         let header = Header {
             to: "gh_blog",
             from: "oFollower",

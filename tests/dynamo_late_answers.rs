@@ -20,11 +20,10 @@ use support::dynamo::{
 use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::late_answer::{LateAnswerProxy, LateRule};
-use wxgate::bot::ConfigBot;
 use wxgate::clock::now_ms;
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, JobOutcome};
+use wxgate::gateway::{Gateway, JobOutcome, LateReplies};
 use wxgate::message::Callback;
 use wxgate::simulate::{Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, text_xml};
 use wxgate::store::dynamodb::{DynamoTimeouts, with_timeouts};
@@ -58,10 +57,11 @@ async fn rig(config_text: &str, upstream: FakeUpstream, platform: FakePlatform) 
     let direct = DynamoStore::new(db.clone(), &table).sharing_keys_with(&store);
     let config = Config::parse(config_text).unwrap();
     let sim = Arc::new(PlatformSim::new(config.app("demo").unwrap()).unwrap());
-    let bot = ConfigBot::from_config(&config).unwrap();
-    let gateway = Gateway::with_store(&config, bot, Arc::new(Backend::Dynamo(store)))
-        .unwrap()
-        .with_reply_jobs();
+    let gateway = Gateway::builder(&config)
+        .store(Arc::new(Backend::Dynamo(store)))
+        .late_replies(LateReplies::AsJobs)
+        .build()
+        .unwrap();
     Rig {
         _server: server,
         proxy,

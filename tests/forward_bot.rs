@@ -84,7 +84,7 @@ fn setup(budget_ms: u64, extra: &str, behavior: Behavior) -> Setup {
     let fake = FakeUpstream::start(SECRET, behavior);
     let config = config(budget_ms, &forward_rules(&fake.url(), extra));
     Setup {
-        gateway: Gateway::from_config(&config).unwrap(),
+        gateway: Gateway::builder(&config).build().unwrap(),
         sim: PlatformSim::new(config.app("demo").unwrap()).unwrap(),
         fake,
         budget: Duration::from_millis(budget_ms),
@@ -290,7 +290,7 @@ async fn a_refused_connection_is_answered_empty_at_once() {
         300,
         &forward_rules(&format!("http://127.0.0.1:{closed_port}/bot"), ""),
     );
-    let gateway = Gateway::from_config(&config).unwrap();
+    let gateway = Gateway::builder(&config).build().unwrap();
     let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
     let (logs, _guard) = Logs::capture();
     let (answer, elapsed) = call(&gateway, &sim, &text_request(&sim, PRIVATE, 9)).await;
@@ -435,7 +435,7 @@ async fn a_bot_in_code_falls_back_to_the_upstream() {
     let bot = TimeBot {
         rules: ConfigBot::from_config(&config).unwrap(),
     };
-    let gateway = Gateway::with_bot(&config, bot).unwrap();
+    let gateway = Gateway::builder(&config).bot(bot).build().unwrap();
     let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
     let xml = reply_xml(
         call(&gateway, &sim, &text_request(&sim, "time", 14))
@@ -468,7 +468,7 @@ async fn open_platform_messages_name_the_authorizer() {
         forward_rules(&fake.url(), "")
     ))
     .unwrap();
-    let gateway = Gateway::from_config(&config).unwrap();
+    let gateway = Gateway::builder(&config).build().unwrap();
     let sim = PlatformSim::new(config.app("platform").unwrap())
         .unwrap()
         .authorizer(Some("wxauthorizer0001".into()));

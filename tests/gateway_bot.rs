@@ -45,7 +45,7 @@ fn setup(delay: Duration) -> (Gateway<SlowBot>, PlatformSim) {
         seen: Mutex::default(),
     };
     let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
-    (Gateway::with_bot(&config, bot).unwrap(), sim)
+    (Gateway::builder(&config).bot(bot).build().unwrap(), sim)
 }
 
 async fn call(gateway: &Gateway<SlowBot>, request: &SignedRequest) -> (u16, String) {

@@ -93,7 +93,7 @@ proptest! {
     fn junk_never_panics_and_never_gets_a_200(
         method in method(), path in path(), query in query(), body in body()
     ) {
-        let gateway = Gateway::from_config(&Config::parse(CONFIG).unwrap()).unwrap();
+        let gateway = Gateway::builder(&Config::parse(CONFIG).unwrap()).build().unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let response = runtime.block_on(gateway.handle(CallbackRequest {
             method: &method,

@@ -1,4 +1,4 @@
-//! Reply jobs in process: a gateway with `with_reply_jobs` over the embedded store, its
+//! Reply jobs in process: a gateway with `LateReplies::AsJobs` over the embedded store, its
 //! worker side (`Gateway::run_job`) called directly as the stream would call it, against a
 //! fake upstream and a fake WeChat API on 127.0.0.1. The Lambda wiring of the same code is
 //! in `tests/lambda_jobs.rs`; this covers what is quicker to arrange here.
@@ -13,7 +13,7 @@ use support::fake_upstream::{Behavior, FakeUpstream};
 use wxgate::clock::now_ms;
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::{Gateway, JobOutcome};
+use wxgate::gateway::{Gateway, JobOutcome, LateReplies};
 use wxgate::message::Callback;
 use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
 use wxgate::store::{DedupStore, JobState, dedup_key};
@@ -42,7 +42,12 @@ fn rig(behavior: Behavior) -> Rig {
     ))
     .unwrap();
     let sim = Arc::new(PlatformSim::new(config.app("demo").unwrap()).unwrap());
-    let gateway = Arc::new(Gateway::from_config(&config).unwrap().with_reply_jobs());
+    let gateway = Arc::new(
+        Gateway::builder(&config)
+            .late_replies(LateReplies::AsJobs)
+            .build()
+            .unwrap(),
+    );
     Rig {
         gateway,
         sim,
@@ -208,7 +213,12 @@ async fn an_official_account_gets_a_late_reply_as_a_customer_message() {
     ))
     .unwrap();
     let sim = PlatformSim::new(config.app("shop").unwrap()).unwrap();
-    let gateway = Arc::new(Gateway::from_config(&config).unwrap().with_reply_jobs());
+    let gateway = Arc::new(
+        Gateway::builder(&config)
+            .late_replies(LateReplies::AsJobs)
+            .build()
+            .unwrap(),
+    );
     let header = Header {
         to: "gh_fakeaccount",
         from: "oFAKEOPENID0001",
@@ -312,7 +322,12 @@ async fn a_late_reply_the_platform_took_but_answered_late_goes_out_once() {
     .replace("[[apps]]", "timeout_ms = 400\n[[apps]]");
     let config = Config::parse(&text).unwrap();
     let sim = Arc::new(PlatformSim::new(config.app("demo").unwrap()).unwrap());
-    let gateway = Arc::new(Gateway::from_config(&config).unwrap().with_reply_jobs());
+    let gateway = Arc::new(
+        Gateway::builder(&config)
+            .late_replies(LateReplies::AsJobs)
+            .build()
+            .unwrap(),
+    );
     let rig = Rig {
         gateway,
         sim,
@@ -351,7 +366,12 @@ async fn a_late_reply_the_platform_took_but_answered_late_goes_out_once() {
     )
     .unwrap();
     let sim = PlatformSim::new(config.app("shop").unwrap()).unwrap();
-    let gateway = Arc::new(Gateway::from_config(&config).unwrap().with_reply_jobs());
+    let gateway = Arc::new(
+        Gateway::builder(&config)
+            .late_replies(LateReplies::AsJobs)
+            .build()
+            .unwrap(),
+    );
     rig.platform
         .fail_next_sends(1, SendFault::AcceptThenAnswerLate(Duration::from_secs(2)));
     let header = Header {

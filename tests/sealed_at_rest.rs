@@ -15,7 +15,7 @@ use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::gateway::Gateway;
+use wxgate::gateway::{Gateway, LateReplies};
 use wxgate::simulate::{Answer, Header, PlatformSim, text_xml};
 use wxgate::store::{Backend, DynamoStore};
 
@@ -59,12 +59,15 @@ async fn the_table_holds_no_reply_message_or_token_in_clear() {
         "",
     );
     let config = Config::parse(&config_text).unwrap();
-    let gateway_over = |config: &Config| {
+    let gateway_over = |config: &Config, late: LateReplies| {
         let store = DynamoStore::new(db.clone(), &table);
-        let bot = wxgate::bot::ConfigBot::from_config(config).unwrap();
-        Gateway::with_store(config, bot, Arc::new(Backend::Dynamo(store))).unwrap()
+        Gateway::builder(config)
+            .store(Arc::new(Backend::Dynamo(store)))
+            .late_replies(late)
+            .build()
+            .unwrap()
     };
-    let gateway = Arc::new(gateway_over(&config).with_reply_jobs());
+    let gateway = Arc::new(gateway_over(&config, LateReplies::AsJobs));
     let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
 
     // A message answered by a reply job: the claim carries the decrypted message.
@@ -138,7 +141,7 @@ async fn the_table_holds_no_reply_message_or_token_in_clear() {
 
     // Another instance (its own process cache) reads them back: a retry of the callback gets
     // the recorded reply, the token is the cached one (no second fetch).
-    let other = gateway_over(&config);
+    let other = gateway_over(&config, LateReplies::Dropped);
     let retry = sim.post(&xml, unix_now(), "s2").unwrap();
     let response = other.handle(retry.to_callback()).await;
     let body = String::from_utf8(response.body.to_vec()).unwrap();
@@ -166,8 +169,11 @@ async fn the_table_holds_no_reply_message_or_token_in_clear() {
     .unwrap();
     let foreign_store = DynamoStore::new(db.clone(), &table);
     let bot = wxgate::bot::ConfigBot::from_config(&foreign).unwrap();
-    let foreign_gateway =
-        Gateway::with_store(&foreign, bot, Arc::new(Backend::Dynamo(foreign_store))).unwrap();
+    let foreign_gateway = Gateway::builder(&foreign)
+        .bot(bot)
+        .store(Arc::new(Backend::Dynamo(foreign_store)))
+        .build()
+        .unwrap();
     let stolen = gateway_record_reply(&foreign_gateway, &key).await;
     assert!(
         stolen.is_err(),

@@ -185,7 +185,7 @@ fn worker() {
         .unwrap();
     let report = runtime.block_on(async move {
         let config = Config::from_env_value(&std::env::var("WXGATE_CONFIG").unwrap()).unwrap();
-        let gateway = std::sync::Arc::new(Gateway::open_config(&config).await.unwrap());
+        let gateway = std::sync::Arc::new(Gateway::builder(&config).open().await.unwrap());
         assert_eq!(gateway.store().kind(), "dynamodb");
         let until = Instant::now() + run;
         let callers: Vec<_> = (0..8)

@@ -40,7 +40,7 @@ K = "k"
 
 fn gateway() -> &'static Gateway {
     static GATEWAY: OnceLock<Gateway> = OnceLock::new();
-    GATEWAY.get_or_init(|| Gateway::from_config(&Config::parse(CONFIG).unwrap()).unwrap())
+    GATEWAY.get_or_init(|| Gateway::builder(&Config::parse(CONFIG).unwrap()).build().unwrap())
 }
 
 fn run(method: &Method, path: &str, query: Option<&str>, body: &[u8]) {

@@ -538,13 +538,15 @@ plaintext_late_replies = true
             e.contains("reply.forward_secret") && e.contains("$WXGATE_TEST_UNSET_FORWARD_SECRET"),
             "{e}"
         );
-        let e = crate::gateway::Gateway::from_config(&config)
+        let e = crate::gateway::Gateway::builder(&config)
+            .build()
             .unwrap_err()
             .to_string();
         assert!(e.contains("$WXGATE_TEST_UNSET_FORWARD_SECRET"), "{e}");
         // The secret is the bot's: a gateway with a bot of its own starts without it.
         let own_bot = crate::bot::ConfigBot::default();
-        assert!(crate::gateway::Gateway::with_bot(&config, own_bot).is_ok());
+        let own = crate::gateway::Gateway::builder(&config).bot(own_bot);
+        assert!(own.build().is_ok());
     }
 
     #[test]

@@ -37,6 +37,24 @@ pub struct Opened {
 }
 
 /// Crypto settings of one app: token, keys and receive id.
+/// A ciphertext whose signature [`MsgCrypt::verify`] accepted, ready to decrypt.
+#[derive(Debug, Clone, Copy)]
+#[must_use = "a verified ciphertext is only useful decrypted"]
+pub struct Verified<'a> {
+    crypt: &'a MsgCrypt,
+    encrypt: &'a str,
+}
+
+impl Verified<'_> {
+    /// Decrypts with the current key, then the previous one; checks the receive id.
+    ///
+    /// # Errors
+    /// As [`MsgCrypt::decrypt`].
+    pub fn decrypt(self) -> Result<Opened, ProtocolError> {
+        self.crypt.decrypt(self.encrypt)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MsgCrypt {
     token: Token,
@@ -126,15 +144,32 @@ impl MsgCrypt {
         nonce: &str,
         encrypt: &str,
     ) -> Result<Opened, ProtocolError> {
-        self.token
-            .verify_encrypted(msg_signature, timestamp, nonce, encrypt)?;
-        self.decrypt(encrypt)
+        self.verify(msg_signature, timestamp, nonce, encrypt)?
+            .decrypt()
     }
 
-    /// Parses an encrypted callback body and opens it: see [`open`](Self::open).
+    /// The first half of [`open`](Self::open): checks `msg_signature` over the ciphertext
+    /// and hands back the ciphertext, [`Verified`], to decrypt. A caller with a check to
+    /// make between the two (the gateway's replay window) makes it here, before any
+    /// decryption.
     ///
     /// # Errors
-    /// -40002 for a malformed envelope, otherwise as [`open`](Self::open).
+    /// -40001/-40003 for the signature.
+    pub fn verify<'a>(
+        &'a self,
+        msg_signature: &str,
+        timestamp: &str,
+        nonce: &str,
+        encrypt: &'a str,
+    ) -> Result<Verified<'a>, ProtocolError> {
+        self.token
+            .verify_encrypted(msg_signature, timestamp, nonce, encrypt)?;
+        Ok(Verified {
+            crypt: self,
+            encrypt,
+        })
+    }
+
     pub fn open_envelope(
         &self,
         msg_signature: &str,

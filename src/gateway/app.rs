@@ -64,14 +64,26 @@ impl App {
     /// which is not built yet. An app in plaintext mode needs `plaintext_late_replies`: its
     /// bodies are not signed.
     pub fn can_send_actively(&self) -> bool {
-        let authenticated = self.crypt.is_some() || self.plaintext_late_replies;
-        authenticated
-            && self.token_source.is_some()
-            && match self.platform {
-                crate::platform::Platform::Wecom => self.agent_id.is_some(),
-                crate::platform::Platform::Mp => true,
-                crate::platform::Platform::Open => false,
-            }
+        self.active_sending().is_ok()
+    }
+
+    /// As [`can_send_actively`](Self::can_send_actively), with why not.
+    pub fn active_sending(&self) -> Result<(), &'static str> {
+        if self.crypt.is_none() && !self.plaintext_late_replies {
+            return Err(
+                "plaintext mode signs no body (plaintext_late_replies = true sends it anyway)",
+            );
+        }
+        match (
+            self.platform,
+            self.token_source.is_some(),
+            self.agent_id.is_some(),
+        ) {
+            (Platform::Wecom, true, true) | (Platform::Mp, true, _) => Ok(()),
+            (Platform::Wecom, _, _) => Err("sending it actively needs secret and agent_id"),
+            (Platform::Mp, false, _) => Err("sending it actively needs secret"),
+            (Platform::Open, _, _) => Err("Open Platform apps cannot send active messages yet"),
+        }
     }
 
     /// The keys sealing this app's values in a shared store (its replies, its reply jobs'

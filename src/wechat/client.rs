@@ -67,6 +67,17 @@ impl PlatformClient {
         Ok(Self { http, endpoints })
     }
 
+    /// A client for the `[api]` settings.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn from_settings(settings: &crate::config::ApiSettings) -> Result<Self, ApiError> {
+        Self::new(
+            ApiEndpoints::from_settings(settings),
+            ClientTimeouts::from_settings(settings),
+        )
+    }
+
     /// The base URLs this client calls.
     pub fn endpoints(&self) -> &ApiEndpoints {
         &self.endpoints

@@ -1,13 +1,10 @@
-//! Deferred replies: a bot that misses the budget finishes in the background, and its reply
-//! goes out as an active message (WeCom app message, MP customer message).
+//! [`LateReplies::InBackground`](super::LateReplies::InBackground): a bot that misses the
+//! budget finishes in the background, and its reply goes out as an active message.
 //!
 //! Only where the process keeps running after it answers (`wxgate serve`, a gateway built
-//! in code). A Lambda function is frozen once it answers; there slow replies run as reply
-//! jobs instead (`worker.rs`, docs/deferred-replies.md), which send through
-//! [`send_reply`] too.
-//!
-//! The callback itself records the empty answer at the budget, so the platform's retries
-//! neither start the bot again nor cause a second message.
+//! in code); a Lambda function is frozen once it answers. The callback itself records the
+//! empty answer at the budget, so the platform's retries neither start the bot again nor
+//! cause a second message.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,17 +14,17 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::send::{Delivery, send_reply};
+use crate::bot::Inbound;
 use crate::message::Message;
 use crate::platform::Platform;
 use crate::reply::Reply;
-use crate::store::Backend;
-use crate::wechat::{Article, Messenger, MpMessage, TokenProvider, TokenSource, WecomMessage};
 
-/// Late replies in flight, bounded: a server under a flood of slow upstream calls must not
+/// Late replies running in the background, bounded: a server under a flood of slow upstream calls must not
 /// grow without limit, and at shutdown it waits for them (their callbacks were answered
 /// empty and recorded so, the reply is owed) and names those it cannot wait for.
 #[derive(Debug)]
-pub(crate) struct LateReplies {
+pub(crate) struct InFlight {
     permits: Arc<Semaphore>,
     capacity: u32,
     next: AtomicU64,
@@ -51,7 +48,7 @@ impl Drop for LateReplySlot {
     }
 }
 
-impl LateReplies {
+impl InFlight {
     /// At most `capacity` late replies at once.
     pub fn new(capacity: u32) -> Self {
         Self {
@@ -98,18 +95,6 @@ impl LateReplies {
     }
 }
 
-/// Where and how a late reply is delivered.
-pub(crate) struct Delivery {
-    pub app: String,
-    pub platform: Platform,
-    /// WeCom: the app's AgentId.
-    pub agent_id: Option<u64>,
-    pub source: TokenSource,
-    pub tokens: Arc<TokenProvider<Backend>>,
-    /// The sender of the message: the recipient of the reply.
-    pub to: String,
-}
-
 /// Waits for the bot (at most `limit` in all) and sends what it answers, holding `slot`.
 pub(crate) async fn deliver_late(
     bot: JoinHandle<Option<Reply>>,
@@ -149,89 +134,6 @@ pub(crate) async fn deliver_late(
     }
 }
 
-/// How long WeCom drops a repeat of a late reply (`enable_duplicate_check`): long enough to
-/// cover the send's retries (5 s at most), short enough that a bot answering the same text
-/// to the same member twice a minute apart is not silenced.
-const LATE_REPLY_DUPLICATE_CHECK: Duration = Duration::from_secs(60);
-
-/// Sends `reply` to the sender as an active message, at most once: a WeCom send whose answer
-/// was lost is retried under WeCom's duplicate check; an Official Account send only when it
-/// cannot have been delivered. Returns the platform's message id (WeCom), or why it was not
-/// sent (no message contents: the reason may be stored).
-pub(crate) async fn send_reply(
-    delivery: &Delivery,
-    reply: &Reply,
-) -> Result<Option<String>, String> {
-    let messenger =
-        Messenger::new(&delivery.tokens).with_duplicate_check(LATE_REPLY_DUPLICATE_CHECK);
-    let receipt = match (delivery.platform, delivery.agent_id) {
-        (Platform::Wecom, Some(agent_id)) => match wecom_message(reply) {
-            Some(message) => {
-                messenger
-                    .send_wecom(&delivery.source, agent_id, &delivery.to, &message)
-                    .await
-            }
-            None => return Err(unsendable(reply)),
-        },
-        (Platform::Mp, _) => match mp_message(reply) {
-            Some(message) => {
-                messenger
-                    .send_mp(&delivery.source, &delivery.to, &message)
-                    .await
-            }
-            None => return Err(unsendable(reply)),
-        },
-        _ => {
-            return Err(format!(
-                "{} apps cannot send active messages",
-                delivery.platform.as_str()
-            ));
-        }
-    };
-    receipt.map(|r| r.msgid).map_err(|e| match e.api_error() {
-        Some(api) if api.may_have_taken_effect() => {
-            format!("{api}; the platform may have delivered it, so it is not sent again")
-        }
-        _ => e.to_string(),
-    })
-}
-
-fn unsendable(reply: &Reply) -> String {
-    format!(
-        "a `{}` reply cannot be sent as an active message",
-        reply.msg_type()
-    )
-}
-
-fn wecom_message(reply: &Reply) -> Option<WecomMessage> {
-    match reply {
-        Reply::Text { content } => Some(WecomMessage::text(content.clone())),
-        Reply::News { articles } => Some(WecomMessage::news(
-            articles.iter().map(active_article).collect(),
-        )),
-        _ => None,
-    }
-}
-
-fn mp_message(reply: &Reply) -> Option<MpMessage> {
-    match reply {
-        Reply::Text { content } => Some(MpMessage::text(content.clone())),
-        Reply::News { articles } => articles.first().map(|a| MpMessage::news(active_article(a))),
-        _ => None,
-    }
-}
-
-fn active_article(a: &crate::reply::Article) -> Article {
-    let mut article = Article::new(a.title.clone(), a.url.clone());
-    if !a.description.is_empty() {
-        article = article.description(a.description.clone());
-    }
-    if !a.pic_url.is_empty() {
-        article = article.picurl(a.pic_url.clone());
-    }
-    article
-}
-
 /// The message a spawned bot task owns (the callback's borrow ends with the answer).
 pub(crate) struct OwnedInbound {
     pub app: String,
@@ -240,9 +142,20 @@ pub(crate) struct OwnedInbound {
     pub message: Message,
 }
 
+impl From<&Inbound<'_>> for OwnedInbound {
+    fn from(inbound: &Inbound<'_>) -> Self {
+        Self {
+            app: inbound.app.to_owned(),
+            platform: inbound.platform,
+            authorizer_app_id: inbound.authorizer_app_id.map(str::to_owned),
+            message: inbound.message.clone(),
+        }
+    }
+}
+
 impl OwnedInbound {
-    pub fn inbound(&self) -> crate::bot::Inbound<'_> {
-        crate::bot::Inbound {
+    pub fn inbound(&self) -> Inbound<'_> {
+        Inbound {
             app: &self.app,
             platform: self.platform,
             authorizer_app_id: self.authorizer_app_id.as_deref(),
@@ -257,7 +170,7 @@ mod tests {
 
     #[tokio::test]
     async fn late_replies_are_bounded_and_waited_for() {
-        let late = LateReplies::new(2);
+        let late = InFlight::new(2);
         let a = late.start("demo", "dedup#demo#msg|1").unwrap();
         let b = late.start("demo", "dedup#demo#msg|2").unwrap();
         assert!(

@@ -1,4 +1,4 @@
-//! The worker side of reply jobs (Lambda deferred replies, docs/deferred-replies.md): a
+//! [`LateReplies::AsJobs`](super::LateReplies::AsJobs), the worker side (docs/deferred-replies.md): a
 //! callback's claim carried the job, the table's stream handed its key here, and this
 //! decides the reply and delivers it, passively through the waiting callback while it still
 //! waits, actively after.
@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
-use super::{Gateway, deferred};
+use super::send::{Delivery, send_reply};
 use crate::bot::{Bot, Inbound};
 use crate::clock::now_ms;
+use crate::gateway::Gateway;
 use crate::message::{Callback, Message};
 use crate::store::{DedupStore, DedupTimes, JobEnd, JobRecord, JobState, StoreError, new_owner};
 
@@ -38,6 +39,32 @@ pub enum JobOutcome {
     Busy,
     /// The store failed; the job may be left half done. The event should be retried.
     StoreUnavailable(String),
+}
+
+/// Why a job stopped short of an outcome.
+enum Stop {
+    /// The job failed, for this reason (kept on its record; no contents, no secrets).
+    Failed(String),
+    /// The store failed; the job may be left half done.
+    Store(StoreError),
+}
+
+impl From<String> for Stop {
+    fn from(reason: String) -> Self {
+        Self::Failed(reason)
+    }
+}
+
+impl From<&str> for Stop {
+    fn from(reason: &str) -> Self {
+        Self::Failed(reason.to_owned())
+    }
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
 }
 
 impl<B: Bot> Gateway<B> {
@@ -68,8 +95,9 @@ impl<B: Bot> Gateway<B> {
         let outcome = match tokio::time::timeout(held, self.decide_job(key, &worker, &job, limit))
             .await
         {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(reason)) => self.fail_job(key, &worker, &job.app, reason).await,
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(Stop::Failed(reason))) => self.fail_job(key, &worker, &job.app, reason).await,
+            Ok(Err(Stop::Store(e))) => Err(e),
             Err(_) => {
                 let reason = format!("the job missed its time limit of {} ms", held.as_millis());
                 self.fail_job(key, &worker, &job.app, reason).await
@@ -106,7 +134,7 @@ impl<B: Bot> Gateway<B> {
         worker: &str,
         job: &JobRecord,
         limit: Duration,
-    ) -> Result<Result<JobOutcome, StoreError>, String> {
+    ) -> Result<JobOutcome, Stop> {
         let app = self
             .apps
             .get(&job.app)
@@ -118,7 +146,7 @@ impl<B: Bot> Gateway<B> {
         let message = match Callback::parse(stored) {
             Ok(Callback::Message(message)) => message,
             Ok(Callback::Info(_)) => return Err("the stored callback is not a message".into()),
-            Err(e) => return Err(format!("the stored message cannot be read: {e}")),
+            Err(e) => return Err(format!("the stored message cannot be read: {e}").into()),
         };
         let inbound = Inbound {
             app: &app.name,
@@ -159,7 +187,7 @@ impl<B: Bot> Gateway<B> {
         {
             Ok(true) => {
                 tracing::info!(app = %app.name, bot_ms, reply = reply.as_ref().map_or("none", |r| r.msg_type()), "reply job answered passively");
-                return Ok(Ok(JobOutcome::Answered));
+                return Ok(JobOutcome::Answered);
             }
             Ok(false) => {}
             // Whether it landed is unknown: the send mark below tells (it is refused if the
@@ -170,10 +198,8 @@ impl<B: Bot> Gateway<B> {
         }
         let Some(reply) = reply else {
             tracing::info!(app = %app.name, bot_ms, "the bot gave no reply; nothing to send");
-            return Ok(self
-                .end(key, worker, JobEnd::NoReply)
-                .await
-                .map(|_| JobOutcome::NoReply));
+            self.end(key, worker, JobEnd::NoReply).await?;
+            return Ok(JobOutcome::NoReply);
         };
         self.send_late(key, worker, app, &message, &reply, bot_ms)
             .await
@@ -184,16 +210,14 @@ impl<B: Bot> Gateway<B> {
         &self,
         key: &str,
         worker: &str,
-        app: &super::App,
+        app: &crate::gateway::App,
         message: &Message,
         reply: &crate::reply::Reply,
         bot_ms: u64,
-    ) -> Result<Result<JobOutcome, StoreError>, String> {
-        let source = app
-            .token_source
-            .clone()
-            .ok_or("the app has no secret to send an active message with")?;
+    ) -> Result<JobOutcome, Stop> {
         let tokens = self.shared_tokens().map_err(|e| e.to_string())?;
+        let delivery = Delivery::to_sender(app, message, std::sync::Arc::clone(tokens))
+            .ok_or("the app has no secret to send an active message with")?;
         match self
             .store
             .start_sending(key, worker, self.job_times())
@@ -203,36 +227,22 @@ impl<B: Bot> Gateway<B> {
             // Not this worker's to send: the passive answer landed after all, or another
             // worker took the job over.
             Ok(false) => {
-                return Ok(match self.store.job(key, now_ms()).await {
-                    Ok(Some(job)) if job.state == JobState::Answered => Ok(JobOutcome::Answered),
-                    Ok(_) => Ok(JobOutcome::Skipped),
-                    Err(e) => Err(e),
+                return Ok(match self.store.job(key, now_ms()).await? {
+                    Some(job) if job.state == JobState::Answered => JobOutcome::Answered,
+                    _ => JobOutcome::Skipped,
                 });
             }
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Err(Stop::Store(e)),
         }
-        let delivery = deferred::Delivery {
-            app: app.name.clone(),
-            platform: app.platform,
-            agent_id: app.agent_id,
-            source,
-            tokens: std::sync::Arc::clone(tokens),
-            to: message.from_user_name.clone(),
-        };
-        let msgid = deferred::send_reply(&delivery, reply)
+        let msgid = send_reply(&delivery, reply)
             .await
             .map_err(|e| format!("active message: {e}"))?;
         tracing::info!(app = %app.name, bot_ms, reply = reply.msg_type(), "late reply sent as an active message");
-        Ok(self
-            .end(
-                key,
-                worker,
-                JobEnd::Sent {
-                    msgid: msgid.as_deref(),
-                },
-            )
-            .await
-            .map(|_| JobOutcome::Sent))
+        let sent = JobEnd::Sent {
+            msgid: msgid.as_deref(),
+        };
+        self.end(key, worker, sent).await?;
+        Ok(JobOutcome::Sent)
     }
 
     /// Records a failed job (kept for inspection) and logs why.

@@ -1,0 +1,216 @@
+//! Deciding a callback's answer: parse it, leave report-only events and platform notices
+//! unanswered, claim it in the store (a retry gets the first delivery's answer), ask the
+//! bot under the late-reply strategy, render its reply by the platform's rules and record
+//! it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::dedup::Begin;
+use super::{App, Gateway, Late, Rejection, late};
+use crate::bot::{Bot, Inbound, Triage};
+use crate::clock::{EpochMillis, now_ms, unix_now};
+use crate::message::Callback;
+use crate::reply::Reply;
+use crate::store::{MAX_JOB_MESSAGE_BYTES, NewJob};
+
+impl<B: Bot> Gateway<B> {
+    /// The reply XML to a callback (`xml`, its plaintext), or `None` for the empty answer.
+    pub(super) async fn decide(
+        &self,
+        app: &App,
+        authorizer_app_id: Option<&str>,
+        xml: &str,
+        deadline: Instant,
+    ) -> Result<Option<String>, Rejection> {
+        let message = match Callback::parse(xml)? {
+            Callback::Info(info) => {
+                tracing::info!(app = %app.name, info_type = %info.info_type(), "platform notice received");
+                return Ok(None);
+            }
+            Callback::Message(message) => message,
+        };
+        if message.event().is_some_and(|e| e.is_report_only()) {
+            // LOCATION can arrive every few seconds per user: no bot, no info-level line.
+            tracing::debug!(app = %app.name, event = %message.msg_type(), "report-only event");
+            return Ok(None);
+        }
+        let inbound = Inbound {
+            app: &app.name,
+            platform: app.platform,
+            authorizer_app_id,
+            message: &message,
+        };
+        Ok(self.answer(app, &inbound, xml, deadline).await)
+    }
+
+    async fn answer(
+        &self,
+        app: &App,
+        inbound: &Inbound<'_>,
+        xml: &str,
+        deadline: Instant,
+    ) -> Option<String> {
+        let message = inbound.message;
+        let key =
+            crate::store::callback_key(&app.name, inbound.authorizer_app_id.is_some(), message);
+        let triage = self.triage(app, inbound);
+        // The job carries the message on its record; one too large for a store item is
+        // asked in the callback instead (the upstream then has the budget).
+        let job =
+            (matches!(triage, Triage::Worker) && xml.len() <= MAX_JOB_MESSAGE_BYTES).then(|| {
+                NewJob {
+                    app: &app.name,
+                    authorizer_app_id: inbound.authorizer_app_id,
+                    message: xml,
+                    answer_by_ms: epoch_ms_at(deadline),
+                }
+            });
+        let ticket = match self.dedup.begin(&app.name, key, deadline, job).await {
+            Begin::Decide(ticket) => ticket,
+            Begin::Replay { reply, recorded } => {
+                tracing::info!(
+                    app = %app.name,
+                    msg_type = %message.msg_type(),
+                    recorded,
+                    reply = if reply.is_some() { "recorded" } else { "none" },
+                    "duplicate callback answered from the first delivery"
+                );
+                return reply;
+            }
+        };
+        if job.is_some() && ticket.is_claimed() {
+            let reply = self.dedup.await_worker(&app.name, ticket, deadline).await;
+            tracing::info!(
+                app = %app.name,
+                msg_type = %message.msg_type(),
+                reply = if reply.is_some() { "worker" } else { "none" },
+                "callback answered"
+            );
+            return reply;
+        }
+        let started = Instant::now();
+        let reply = match triage {
+            // The bot already gave it while triaging: not asked twice.
+            Triage::Known(reply) => reply,
+            _ => self.ask_bot(app, inbound, ticket.key(), deadline).await,
+        };
+        let xml = reply.as_ref().and_then(|reply| {
+            reply
+                .render(message, app.platform, unix_now())
+                .map_err(|e| {
+                    tracing::error!(app = %app.name, code = e.code() as i32, cause = %e, "the bot's reply breaks the platform's rules; answering empty");
+                })
+                .ok()
+        });
+        tracing::info!(
+            app = %app.name,
+            msg_type = %message.msg_type(),
+            reply = xml.as_ref().and(reply.as_ref()).map_or("none", |r| r.msg_type()),
+            bot_us = started.elapsed().as_micros() as u64,
+            "callback answered"
+        );
+        self.dedup
+            .finish(&app.name, ticket, xml.as_deref(), deadline)
+            .await;
+        xml
+    }
+
+    /// Where a message's reply comes from. Only with reply jobs, for an app that can send a
+    /// late reply actively, is the bot asked to triage (`Worker`: decided by a worker);
+    /// otherwise the bot runs in the callback (`Inline`).
+    fn triage(&self, app: &App, inbound: &Inbound<'_>) -> Triage {
+        match self.late {
+            Late::AsJobs if app.can_send_actively() => self.bot.triage(inbound),
+            _ => Triage::Inline,
+        }
+    }
+
+    /// Asks the bot within the budget; a late bot is abandoned, or goes on in the
+    /// background when that is the strategy and the app can send its reply.
+    async fn ask_bot(
+        &self,
+        app: &App,
+        inbound: &Inbound<'_>,
+        key: &str,
+        deadline: Instant,
+    ) -> Option<Reply> {
+        if let Late::InBackground(in_flight) = &self.late
+            && app.can_send_actively()
+            && let Ok(tokens) = self.shared_tokens()
+        {
+            return self
+                .ask_in_background(app, inbound, key, deadline, in_flight, Arc::clone(tokens))
+                .await;
+        }
+        match tokio::time::timeout_at(deadline, self.bot.reply(inbound)).await {
+            Ok(reply) => reply,
+            Err(_) => {
+                tracing::warn!(
+                    app = %app.name,
+                    budget_ms = self.settings.budget_ms,
+                    "the bot missed the time budget; answering empty"
+                );
+                None
+            }
+        }
+    }
+
+    /// The bot runs as its own task: answered within the budget, its reply is passive;
+    /// later, it goes on and its reply is sent actively.
+    async fn ask_in_background(
+        &self,
+        app: &App,
+        inbound: &Inbound<'_>,
+        key: &str,
+        deadline: Instant,
+        in_flight: &late::InFlight,
+        tokens: Arc<crate::wechat::TokenProvider<crate::store::Backend>>,
+    ) -> Option<Reply> {
+        let limit = Duration::from_millis(self.settings.deferred_limit_ms);
+        let owned = late::OwnedInbound::from(inbound);
+        let bot = Arc::clone(&self.bot);
+        let mut task = tokio::spawn(async move {
+            let inbound = owned.inbound();
+            tokio::time::timeout(limit, bot.reply(&inbound))
+                .await
+                .ok()
+                .flatten()
+        });
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => {
+                tracing::error!(app = %app.name, cause = %e, "the bot failed; answering empty");
+                None
+            }
+            Err(_) => {
+                let Some(slot) = in_flight.start(&app.name, key) else {
+                    task.abort();
+                    tracing::warn!(
+                        app = %app.name,
+                        in_flight = late::MAX_IN_BACKGROUND,
+                        "the bot missed the time budget and too many late replies are running; answering empty, this reply is dropped"
+                    );
+                    return None;
+                };
+                tracing::info!(
+                    app = %app.name,
+                    budget_ms = self.settings.budget_ms,
+                    "the bot missed the time budget; answering empty, its reply will follow as an active message"
+                );
+                // Only now, for the late ones, is the delivery put together.
+                let delivery = late::Delivery::to_sender(app, inbound.message, tokens)?;
+                tokio::spawn(late::deliver_late(task, delivery, limit, slot));
+                None
+            }
+        }
+    }
+}
+
+/// The epoch milliseconds of an instant (now plus what remains until it).
+fn epoch_ms_at(instant: Instant) -> EpochMillis {
+    let remaining = instant.saturating_duration_since(Instant::now());
+    now_ms().saturating_add(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX))
+}

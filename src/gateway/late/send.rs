@@ -1,0 +1,127 @@
+//! Sending a reply the callback could no longer carry, as an active message (WeCom app
+//! message, Official Account customer message): for late replies in the background and for
+//! reply jobs alike.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::super::App;
+use crate::message::Message;
+use crate::platform::Platform;
+use crate::reply::Reply;
+use crate::store::Backend;
+use crate::wechat::{Article, Messenger, MpMessage, TokenProvider, TokenSource, WecomMessage};
+
+/// Where and how a late reply is delivered.
+pub(crate) struct Delivery {
+    pub app: String,
+    pub platform: Platform,
+    /// WeCom: the app's AgentId.
+    pub agent_id: Option<u64>,
+    pub source: TokenSource,
+    pub tokens: Arc<TokenProvider<Backend>>,
+    /// The sender of the message: the recipient of the reply.
+    pub to: String,
+}
+
+/// How long WeCom drops a repeat of a late reply (`enable_duplicate_check`): long enough to
+/// cover the send's retries (5 s at most), short enough that a bot answering the same text
+/// to the same member twice a minute apart is not silenced.
+const LATE_REPLY_DUPLICATE_CHECK: Duration = Duration::from_secs(60);
+
+impl Delivery {
+    /// To the sender of `message`, from `app`; `None` when the app has no secret to send
+    /// with.
+    pub fn to_sender(
+        app: &App,
+        message: &Message,
+        tokens: Arc<TokenProvider<Backend>>,
+    ) -> Option<Self> {
+        Some(Self {
+            app: app.name.clone(),
+            platform: app.platform,
+            agent_id: app.agent_id,
+            source: app.token_source.clone()?,
+            tokens,
+            to: message.from_user_name.clone(),
+        })
+    }
+}
+
+/// Sends `reply` to the sender as an active message, at most once: a WeCom send whose answer
+/// was lost is retried under WeCom's duplicate check; an Official Account send only when it
+/// cannot have been delivered. Returns the platform's message id (WeCom), or why it was not
+/// sent (no message contents: the reason may be stored).
+pub(crate) async fn send_reply(
+    delivery: &Delivery,
+    reply: &Reply,
+) -> Result<Option<String>, String> {
+    let messenger =
+        Messenger::new(&delivery.tokens).with_duplicate_check(LATE_REPLY_DUPLICATE_CHECK);
+    let receipt = match (delivery.platform, delivery.agent_id) {
+        (Platform::Wecom, Some(agent_id)) => match wecom_message(reply) {
+            Some(message) => {
+                messenger
+                    .send_wecom(&delivery.source, agent_id, &delivery.to, &message)
+                    .await
+            }
+            None => return Err(unsendable(reply)),
+        },
+        (Platform::Mp, _) => match mp_message(reply) {
+            Some(message) => {
+                messenger
+                    .send_mp(&delivery.source, &delivery.to, &message)
+                    .await
+            }
+            None => return Err(unsendable(reply)),
+        },
+        _ => {
+            return Err(format!(
+                "{} apps cannot send active messages",
+                delivery.platform.as_str()
+            ));
+        }
+    };
+    receipt.map(|r| r.msgid).map_err(|e| match e.api_error() {
+        Some(api) if api.may_have_taken_effect() => {
+            format!("{api}; the platform may have delivered it, so it is not sent again")
+        }
+        _ => e.to_string(),
+    })
+}
+
+fn unsendable(reply: &Reply) -> String {
+    format!(
+        "a `{}` reply cannot be sent as an active message",
+        reply.msg_type()
+    )
+}
+
+fn wecom_message(reply: &Reply) -> Option<WecomMessage> {
+    match reply {
+        Reply::Text { content } => Some(WecomMessage::text(content.clone())),
+        Reply::News { articles } => Some(WecomMessage::news(
+            articles.iter().map(active_article).collect(),
+        )),
+        _ => None,
+    }
+}
+
+fn mp_message(reply: &Reply) -> Option<MpMessage> {
+    match reply {
+        Reply::Text { content } => Some(MpMessage::text(content.clone())),
+        Reply::News { articles } => articles.first().map(|a| MpMessage::news(active_article(a))),
+        _ => None,
+    }
+}
+
+fn active_article(a: &crate::reply::Article) -> Article {
+    let mut article = Article::new(a.title.clone(), a.url.clone());
+    if !a.description.is_empty() {
+        article = article.description(a.description.clone());
+    }
+    if !a.pic_url.is_empty() {
+        article = article.picurl(a.pic_url.clone());
+    }
+    article
+}
