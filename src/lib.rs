@@ -31,6 +31,7 @@ pub mod crypto;
 pub mod error;
 pub mod escape;
 pub mod gateway;
+pub mod http;
 pub mod lambda;
 pub mod logging;
 pub mod message;

@@ -22,7 +22,8 @@ const LAYERS: &[&str] = &[
     "reply",
     // configuration: data, parsed and validated once
     "config",
-    // infrastructure: the store and the platforms' APIs
+    // infrastructure: outbound HTTP, the store, the platforms' APIs
+    "http",
     "store",
     "wechat",
     // the application: what to answer, and the pipeline of one callback

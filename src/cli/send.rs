@@ -129,7 +129,7 @@ fn post(request: &SignedRequest, url: &str) -> Result<(u16, String), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let result: Result<_, reqwest::Error> = runtime.block_on(async {
-        let client = reqwest::Client::builder()
+        let client = crate::http::client_builder()
             .timeout(Duration::from_secs(10))
             .build()?;
         let builder = if request.method == http::Method::GET {
@@ -144,10 +144,5 @@ fn post(request: &SignedRequest, url: &str) -> Result<(u16, String), String> {
         let status = response.status().as_u16();
         Ok((status, response.text().await?))
     });
-    result.map_err(|e| {
-        format!(
-            "{e} ({})",
-            std::error::Error::source(&e).map_or(String::new(), |s| s.to_string())
-        )
-    })
+    result.map_err(|e| crate::http::error_chain(&e.without_url()))
 }

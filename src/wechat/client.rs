@@ -57,11 +57,9 @@ impl PlatformClient {
     /// # Errors
     /// [`ApiError::Transport`] when the HTTP client cannot be built (no TLS backend).
     pub fn new(endpoints: ApiEndpoints, timeouts: ClientTimeouts) -> Result<Self, ApiError> {
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.request)
-            // The API never redirects; following one could send a token elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| transport_error(e, ""))?;
         Ok(Self { http, endpoints })
@@ -218,14 +216,7 @@ fn transport_error(err: reqwest::Error, secret: &str) -> ApiError {
     if err.is_timeout() && !connect {
         return ApiError::Timeout;
     }
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    let text = scrub(text, secret);
+    let text = scrub(crate::http::error_chain(&err), secret);
     if connect {
         ApiError::Connect(text)
     } else if err.is_decode() {

@@ -37,342 +37,30 @@ use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
-use serde_json::{Map, Value};
-use sha2::Sha256;
 use tokio::time::Instant;
+
+mod answer;
+mod error;
+mod request;
+mod signature;
+
+pub use answer::{AnswerError, parse_answer};
+pub use error::ForwardError;
+pub use request::UpstreamRequest;
+pub use signature::{
+    MAX_SKEW_SECS, MIN_SECRET_LEN, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature,
+    verify_signature_at,
+};
 
 use super::Inbound;
 use crate::config::reply::forward_url;
 use crate::config::{AppConfig, ConfigError, GatewaySettings, secret};
-use crate::message::Message;
-use crate::platform::Platform;
-use crate::reply::{Article, Reply};
+use crate::reply::Reply;
 
-/// The header carrying the request's Unix time in seconds, as signed.
-pub const TIMESTAMP_HEADER: &str = "x-wxgate-timestamp";
-/// The header carrying `sha256=` and the hex HMAC-SHA256 of `timestamp + "." + body`.
-pub const SIGNATURE_HEADER: &str = "x-wxgate-signature";
 /// The largest answer body read; a larger one is a failure. Replies are a few KB at most.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-const SIGNATURE_PREFIX: &str = "sha256=";
-
-/// The signature header value of a request: `sha256=` and the lowercase hex
-/// HMAC-SHA256 of `timestamp + "." + body`, keyed with `secret`.
-pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
-    let tag = keyed(secret, timestamp, body).finalize().into_bytes();
-    format!("{SIGNATURE_PREFIX}{}", hex::encode(tag))
-}
-
-/// How far from the clock a request's timestamp may be for [`verify_signature`].
-pub const MAX_SKEW_SECS: u64 = 300;
-/// The shortest `forward_secret` accepted: it is an HMAC key.
-pub const MIN_SECRET_LEN: usize = 16;
-
-/// Whether `header` (the [`SIGNATURE_HEADER`] value) signs `timestamp` and `body` with
-/// `secret`, and `timestamp` is within [`MAX_SKEW_SECS`] of this machine's clock (so a
-/// captured request cannot be replayed later). The comparison is constant-time.
-/// `timestamp` must be the decimal digits sent in [`TIMESTAMP_HEADER`].
-pub fn verify_signature(secret: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
-    verify_signature_at(
-        secret,
-        timestamp,
-        body,
-        header,
-        crate::clock::unix_now(),
-        MAX_SKEW_SECS,
-    )
-}
-
-/// [`verify_signature`] against a given clock (`now`, Unix seconds) and skew.
-pub fn verify_signature_at(
-    secret: &str,
-    timestamp: &str,
-    body: &[u8],
-    header: &str,
-    now: u64,
-    max_skew_secs: u64,
-) -> bool {
-    let fresh = timestamp
-        .parse::<u64>()
-        .is_ok_and(|t| t.abs_diff(now) <= max_skew_secs);
-    fresh && signed(secret, timestamp, body, header)
-}
-
-/// Whether `header` signs `timestamp` and `body`, whatever the time.
-fn signed(secret: &str, timestamp: &str, body: &[u8], header: &str) -> bool {
-    let valid_timestamp =
-        (1..=20).contains(&timestamp.len()) && timestamp.bytes().all(|b| b.is_ascii_digit());
-    let Some(hex_tag) = header.trim().strip_prefix(SIGNATURE_PREFIX) else {
-        return false;
-    };
-    let mut tag = [0u8; 32];
-    valid_timestamp
-        && hex::decode_to_slice(hex_tag, &mut tag).is_ok()
-        && keyed(secret, timestamp, body).verify_slice(&tag).is_ok()
-}
-
-fn keyed(secret: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
-        .expect("HMAC accepts keys of any length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
-}
-
-/// The JSON body sent to the upstream.
-#[derive(Debug, Clone, Serialize)]
-pub struct UpstreamRequest<'a> {
-    /// The app's name.
-    pub app: &'a str,
-    /// `wecom`, `mp` or `open`.
-    pub platform: Platform,
-    /// Open Platform: the authorized account the message is for.
-    pub authorizer_app_id: Option<&'a str>,
-    /// The message or event.
-    pub message: &'a Message,
-    /// The same for every delivery of this callback (the platform retries), different for
-    /// every other callback: the gateway's dedup key.
-    pub id: String,
-}
-
-impl<'a> UpstreamRequest<'a> {
-    /// The request for one inbound message.
-    pub fn new(inbound: &Inbound<'a>) -> Self {
-        Self {
-            app: inbound.app,
-            platform: inbound.platform,
-            authorizer_app_id: inbound.authorizer_app_id,
-            message: inbound.message,
-            id: crate::store::callback_key(
-                inbound.app,
-                inbound.authorizer_app_id.is_some(),
-                inbound.message,
-            ),
-        }
-    }
-}
-
-/// Why an upstream call gave no reply. No variant carries the message, the answer's text
-/// or the secret.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ForwardError {
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
-    /// The request could not be encoded.
-    #[error("cannot encode the request: {0}")]
-    Encode(String),
-    /// No complete answer within the time limit; the call was abandoned.
-    #[error("no answer within {0} ms")]
-    Timeout(u64),
-    /// No connection (refused, unreachable, DNS, TLS).
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    /// The exchange broke off after connecting.
-    #[error("the request failed: {0}")]
-    Transport(String),
-    /// A status other than 2xx (redirects are not followed).
-    #[error("answered HTTP {0}")]
-    Status(u16),
-    /// The answer body is over [`MAX_ANSWER_BYTES`].
-    #[error("the answer is larger than {MAX_ANSWER_BYTES} bytes")]
-    TooLarge {
-        /// The HTTP status.
-        status: u16,
-    },
-    /// A 2xx answer that is not a reply.
-    #[error("unusable answer: {error}")]
-    Answer {
-        /// The HTTP status.
-        status: u16,
-        /// What is wrong with it.
-        #[source]
-        error: AnswerError,
-    },
-}
-
-impl ForwardError {
-    /// The HTTP status of the answer, when there was one.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Status(status) | Self::TooLarge { status } | Self::Answer { status, .. } => {
-                Some(*status)
-            }
-            _ => None,
-        }
-    }
-}
-
-/// What is wrong with an answer body. Field and type names only, never values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AnswerError {
-    /// Not JSON.
-    #[error("not JSON ({0})")]
-    NotJson(String),
-    /// JSON, but not an object.
-    #[error("not a JSON object")]
-    NotAnObject,
-    /// An object with fields but no string `type`.
-    #[error("no string `type`")]
-    MissingType,
-    /// A `type` that is not a reply type.
-    #[error("unknown type {0:?}")]
-    UnknownType(String),
-    /// A field missing or of the wrong JSON type.
-    #[error("a {reply} answer needs `{field}` as {expected}")]
-    Field {
-        /// The reply type.
-        reply: &'static str,
-        /// The field.
-        field: &'static str,
-        /// What it must be.
-        expected: &'static str,
-    },
-}
-
-/// Reads an answer body: `Ok(None)` for "no reply" (an empty body, `{}`, `{"type":"none"}`).
-///
-/// # Errors
-/// [`AnswerError`] for anything else that is not a reply.
-pub fn parse_answer(body: &[u8]) -> Result<Option<Reply>, AnswerError> {
-    if body.trim_ascii().is_empty() {
-        return Ok(None);
-    }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| AnswerError::NotJson(e.to_string()))?;
-    let Value::Object(object) = value else {
-        return Err(AnswerError::NotAnObject);
-    };
-    if object.is_empty() {
-        return Ok(None);
-    }
-    let Some(Value::String(kind)) = object.get("type") else {
-        return Err(AnswerError::MissingType);
-    };
-    let fields = |reply| Fields {
-        object: &object,
-        reply,
-    };
-    let reply = match kind.as_str() {
-        "none" => return Ok(None),
-        "text" => Reply::Text {
-            content: fields("text").required("content")?,
-        },
-        "image" => Reply::Image {
-            media_id: fields("image").required("media_id")?,
-        },
-        "voice" => Reply::Voice {
-            media_id: fields("voice").required("media_id")?,
-        },
-        "video" => {
-            let f = fields("video");
-            Reply::Video {
-                media_id: f.required("media_id")?,
-                title: f.optional("title")?,
-                description: f.optional("description")?,
-            }
-        }
-        "music" => {
-            let f = fields("music");
-            Reply::Music {
-                title: f.optional("title")?,
-                description: f.optional("description")?,
-                music_url: f.optional("music_url")?,
-                hq_music_url: f.optional("hq_music_url")?,
-                thumb_media_id: f.required("thumb_media_id")?,
-            }
-        }
-        "news" => Reply::News {
-            articles: articles(&object)?,
-        },
-        "transfer_customer_service" => {
-            let kf_account = fields("transfer_customer_service").optional("kf_account")?;
-            Reply::TransferCustomerService {
-                kf_account: (!kf_account.is_empty()).then_some(kf_account),
-            }
-        }
-        "update_button" => Reply::UpdateButton {
-            replace_name: fields("update_button").required("replace_name")?,
-        },
-        other => {
-            // The upstream chose this string; keep the log line short.
-            let shown: String = other.chars().take(32).collect();
-            return Err(AnswerError::UnknownType(shown));
-        }
-    };
-    Ok(Some(reply))
-}
-
-fn articles(object: &Map<String, Value>) -> Result<Vec<Article>, AnswerError> {
-    let error = |field, expected| AnswerError::Field {
-        reply: "news",
-        field,
-        expected,
-    };
-    let Some(Value::Array(items)) = object.get("articles") else {
-        return Err(error("articles", "a list of articles"));
-    };
-    // An empty or long list is refused where the reply is rendered, by the platform's rule.
-    items
-        .iter()
-        .map(|item| {
-            let Value::Object(article) = item else {
-                return Err(error("articles", "a list of objects"));
-            };
-            let f = Fields {
-                object: article,
-                reply: "news",
-            };
-            Ok(Article {
-                title: f.required("title")?,
-                description: f.optional("description")?,
-                url: f.optional("url")?,
-                pic_url: f.optional("pic_url")?,
-            })
-        })
-        .collect()
-}
-
-/// String fields of one answer object.
-#[derive(Clone, Copy)]
-struct Fields<'a> {
-    object: &'a Map<String, Value>,
-    reply: &'static str,
-}
-
-impl Fields<'_> {
-    fn required(self, field: &'static str) -> Result<String, AnswerError> {
-        match self.object.get(field) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            _ => Err(self.error(field, "a string")),
-        }
-    }
-
-    /// Absent or `null` is empty.
-    fn optional(self, field: &'static str) -> Result<String, AnswerError> {
-        match self.object.get(field) {
-            None | Some(Value::Null) => Ok(String::new()),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(self.error(field, "a string")),
-        }
-    }
-
-    fn error(self, field: &'static str, expected: &'static str) -> AnswerError {
-        AnswerError::Field {
-            reply: self.reply,
-            field,
-            expected,
-        }
-    }
-}
 
 /// The HTTP client for upstream calls: built on first use (building it loads the TLS trust
 /// roots, which a cold start that never forwards should not pay for) and shared by every
@@ -388,15 +76,9 @@ impl UpstreamClient {
     pub fn get(&self) -> Result<&reqwest::Client, ForwardError> {
         self.0
             .get_or_init(|| {
-                reqwest::Client::builder()
-                    .user_agent(concat!("wxgate/", env!("CARGO_PKG_VERSION")))
-                    // A redirect would re-send a user's message elsewhere; it is a failure.
-                    .redirect(reqwest::redirect::Policy::none())
-                    // Servers close idle keep-alive connections after a while; reusing one
-                    // just as it is closed fails the request, so do not keep them long.
-                    .pool_idle_timeout(Duration::from_secs(30))
+                crate::http::client_builder()
                     .build()
-                    .map_err(|e| error_chain(&e))
+                    .map_err(|e| crate::http::error_chain(&e))
             })
             .as_ref()
             .map_err(|e| ForwardError::Client(e.clone()))
@@ -538,28 +220,10 @@ fn transport_error(e: reqwest::Error) -> ForwardError {
     // The call's time limit is applied around the exchange, so no error here is a timeout.
     let e = e.without_url();
     if e.is_connect() {
-        ForwardError::Connect(error_chain(&e))
+        ForwardError::Connect(crate::http::error_chain(&e))
     } else {
-        ForwardError::Transport(error_chain(&e))
+        ForwardError::Transport(crate::http::error_chain(&e))
     }
-}
-
-/// An error and its sources on one line. Callers strip the URL first (its query may hold a
-/// token).
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut out = String::new();
-    let mut current: Option<&dyn std::error::Error> = Some(e);
-    while let Some(error) = current {
-        let text = error.to_string();
-        if !out.contains(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-        current = error.source();
-    }
-    out
 }
 
 /// How the bot reports a failed call: one warning with the app, the cause and the status.
@@ -598,8 +262,11 @@ pub(super) async fn reply(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proptest::prelude::*;
+
+    use super::*;
+    use crate::platform::Platform;
+    use crate::reply::Article;
 
     proptest! {
         /// Whatever an upstream answers, reading it is a reply, no reply or a typed error:

@@ -1,0 +1,75 @@
+//! The one way wxgate builds an outbound HTTP client (platform API, upstream bots, `wxgate
+//! send`), and how a failed request is told in one line.
+
+use std::error::Error;
+use std::time::Duration;
+
+/// A client builder with wxgate's policy; callers add their timeouts and build it:
+/// redirects are not followed (one would re-send a secret, a token or a user's message to
+/// another place; the APIs and upstreams never redirect), the user agent names wxgate, and
+/// idle keep-alive connections are dropped after 30 s (servers close them after a while, and
+/// reusing one just as it closes fails the request).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(concat!("wxgate/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(30))
+}
+
+/// An error and its sources on one line (`a: b: c`), a text repeated by its source once.
+/// Strip the URL from a reqwest error first ([`reqwest::Error::without_url`]): its query
+/// may hold a secret or a token.
+pub fn error_chain(error: &(dyn Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut current = Some(error);
+    while let Some(error) = current {
+        let text = error.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        current = error.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Layer(&'static str, #[source] Option<Box<Layer>>);
+
+    #[test]
+    fn chains_are_one_line_without_repeats() {
+        let inner = Layer("connection refused", None);
+        let middle = Layer("tcp connect error", Some(Box::new(inner)));
+        let outer = Layer("error sending request", Some(Box::new(middle)));
+        assert_eq!(
+            error_chain(&outer),
+            "error sending request: tcp connect error: connection refused"
+        );
+        let repeated = Layer("timed out", Some(Box::new(Layer("timed out", None))));
+        assert_eq!(error_chain(&repeated), "timed out");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+            let answer = "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            socket.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let client = client_builder().build().unwrap();
+        let response = client.get(format!("http://{addr}/")).send().await.unwrap();
+        assert_eq!(response.status(), 302);
+    }
+}
