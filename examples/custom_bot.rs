@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use wxgate::bot::{Bot, ConfigBot, Inbound};
+use wxgate::bot::{Bot, BotError, ConfigBot, Inbound};
 use wxgate::config::Config;
 use wxgate::gateway::Gateway;
 use wxgate::reply::Reply;
@@ -20,19 +20,22 @@ struct ClockBot {
 }
 
 impl Bot for ClockBot {
-    async fn reply(&self, inbound: &Inbound<'_>) -> Option<Reply> {
+    async fn reply(&self, inbound: &Inbound<'_>) -> Result<Option<Reply>, BotError> {
         let message = inbound.message;
         let count = {
-            let mut seen = self.seen.lock().ok()?;
+            let mut seen = self
+                .seen
+                .lock()
+                .map_err(|_| BotError::new("the counter's lock is poisoned"))?;
             let n = seen.entry(message.from_user_name.clone()).or_default();
             *n += 1;
             *n
         };
         match message.text().map(str::trim) {
-            Some("time") => Some(Reply::text(format!(
+            Some("time") => Ok(Some(Reply::text(format!(
                 "message #{count} from you; server time {}",
                 wxgate::clock::unix_now()
-            ))),
+            )))),
             // An await point is fine: the gateway's budget bounds the whole reply.
             _ => self.rules.reply(inbound).await,
         }

@@ -13,7 +13,7 @@ use support::dynamo::{
     DynamoServer, client, config as client_config, create_table, unique_table_name,
 };
 use support::fault_proxy::{FaultProxy, Mode};
-use wxgate::bot::{Bot, Inbound};
+use wxgate::bot::{Bot, BotError, Inbound};
 use wxgate::clock::now_ms;
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
@@ -30,10 +30,10 @@ const BUDGET: Duration = Duration::from_millis(1000);
 struct CountingBot(AtomicUsize);
 
 impl Bot for CountingBot {
-    async fn reply(&self, _: &Inbound<'_>) -> Option<Reply> {
+    async fn reply(&self, _: &Inbound<'_>) -> Result<Option<Reply>, BotError> {
         let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        Some(Reply::text(format!("answer #{n}")))
+        Ok(Some(Reply::text(format!("answer #{n}"))))
     }
 }
 

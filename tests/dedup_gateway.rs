@@ -11,7 +11,7 @@ use support::dynamo::{
     DynamoServer, client, config as client_config, create_table, unique_table_name,
 };
 use support::request_count::RequestCount;
-use wxgate::bot::{Bot, Inbound};
+use wxgate::bot::{Bot, BotError, Inbound};
 use wxgate::clock::now_ms;
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
@@ -31,10 +31,10 @@ struct CountingBot {
 }
 
 impl Bot for CountingBot {
-    async fn reply(&self, _: &Inbound<'_>) -> Option<Reply> {
+    async fn reply(&self, _: &Inbound<'_>) -> Result<Option<Reply>, BotError> {
         let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
         tokio::time::sleep(self.delay).await;
-        Some(Reply::text(format!("answer #{n}")))
+        Ok(Some(Reply::text(format!("answer #{n}"))))
     }
 }
 

@@ -13,7 +13,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 use sha2::Sha256;
 use support::fake_upstream::{Behavior, FakeUpstream};
-use wxgate::bot::{Bot, ConfigBot, Inbound};
+use wxgate::bot::{Bot, BotError, ConfigBot, Inbound};
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
 use wxgate::gateway::Gateway;
@@ -420,9 +420,9 @@ struct TimeBot {
 }
 
 impl Bot for TimeBot {
-    async fn reply(&self, inbound: &Inbound<'_>) -> Option<Reply> {
+    async fn reply(&self, inbound: &Inbound<'_>) -> Result<Option<Reply>, BotError> {
         match inbound.message.text() {
-            Some("time") => Some(Reply::text("noon")),
+            Some("time") => Ok(Some(Reply::text("noon"))),
             _ => self.rules.reply(inbound).await,
         }
     }

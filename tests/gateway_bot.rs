@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use wxgate::bot::{Bot, Inbound};
+use wxgate::bot::{Bot, BotError, Inbound, Notice};
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
 use wxgate::gateway::Gateway;
@@ -28,13 +28,21 @@ struct SlowBot {
 }
 
 impl Bot for SlowBot {
-    async fn reply(&self, inbound: &Inbound<'_>) -> Option<Reply> {
+    async fn reply(&self, inbound: &Inbound<'_>) -> Result<Option<Reply>, BotError> {
         self.seen
             .lock()
             .unwrap()
             .push(format!("{}:{}", inbound.app, inbound.message.msg_type()));
         tokio::time::sleep(self.delay).await;
-        Some(Reply::text("the bot's answer"))
+        Ok(Some(Reply::text("the bot's answer")))
+    }
+
+    async fn notice(&self, notice: &Notice<'_>) {
+        let info = notice.info.info_type();
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("{}:notice:{info}", notice.app));
     }
 }
 
@@ -118,4 +126,18 @@ async fn refused_requests_never_reach_the_bot() {
     let (status, _) = call(&gateway, &forged).await;
     assert_eq!(status, 401);
     assert!(gateway.bot().seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn platform_notices_reach_the_bot_and_are_answered_success() {
+    let (gateway, sim) = setup(Duration::from_millis(10));
+    let ticket = "<xml><SuiteId><![CDATA[ww4asffe99e54c0f4c]]></SuiteId><InfoType><![CDATA[suite_ticket]]></InfoType><TimeStamp>1403610513</TimeStamp><SuiteTicket><![CDATA[t1]]></SuiteTicket></xml>";
+    let request = sim.post(ticket, unix_now(), "n").unwrap();
+    let (status, body) = call(&gateway, &request).await;
+    assert_eq!((status, body.as_str()), (200, "success"));
+    assert_eq!(
+        *gateway.bot().seen.lock().unwrap(),
+        ["demo:notice:suite_ticket"],
+        "the notice reached the bot, and reply() was not asked"
+    );
 }

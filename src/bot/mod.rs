@@ -1,8 +1,8 @@
 //! What to answer: the [`Bot`] trait, and [`ConfigBot`], the rules from the config file.
 //!
 //! A bot sees a verified, decrypted, parsed message and returns a [`Reply`] or nothing. It
-//! runs inside the gateway's time budget: a bot that is late is abandoned and the callback
-//! answered empty, so a slow bot costs a missing reply, never a platform retry storm.
+//! runs inside the gateway's time budget, so a slow bot costs a missing (or later, active)
+//! reply, never a platform retry storm; platform notices reach it through [`Bot::notice`].
 
 pub mod forward;
 pub mod rules;
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use crate::config::{Config, ConfigError};
-use crate::message::Message;
+use crate::message::{InfoEvent, Message};
 use crate::platform::Platform;
 use crate::reply::Reply;
 pub use forward::{ForwardError, Upstream, UpstreamClient, verify_signature, verify_signature_at};
@@ -30,47 +30,106 @@ pub struct Inbound<'a> {
     pub message: &'a Message,
 }
 
-/// Decides the passive reply to a message.
-///
-/// Implement it for a bot written in code and hand it to
-/// [`Gateway::with_bot`](crate::gateway::Gateway::with_bot); see `examples/custom_bot.rs`.
-/// Report-only events (LOCATION, VIEW, unsubscribe, …) never reach a bot.
-pub trait Bot: Send + Sync + 'static {
-    /// The reply, or `None` for an empty answer.
-    ///
-    /// The reply is checked against the platform's rules before it is sent; one that breaks
-    /// them is logged and replaced by an empty answer.
-    fn reply(&self, inbound: &Inbound<'_>) -> impl Future<Output = Option<Reply>> + Send;
+/// A platform notice (`InfoType`) on its way to a bot: the Open Platform's
+/// `component_verify_ticket` every ten minutes, authorizations given, changed or revoked.
+/// The platform wants nothing back but `success`, which the gateway answers.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Notice<'a> {
+    /// The configured app's name.
+    pub app: &'a str,
+    /// Its platform.
+    pub platform: Platform,
+    /// The notice.
+    pub info: &'a InfoEvent,
+}
 
-    /// How the reply is to be had where the gateway can hand slow work to a worker (a
-    /// Lambda function with its table's stream, docs/deferred-replies.md). The default,
-    /// [`Triage::Inline`], runs [`reply`](Self::reply) in the callback as everywhere else.
-    fn triage(&self, inbound: &Inbound<'_>) -> Triage {
-        let _ = inbound;
-        Triage::Inline
+/// Why a bot gave no reply (an upstream that failed, …): logged, and kept on a reply job's
+/// record for inspection. It must hold no message contents and no secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct BotError {
+    reason: String,
+    status: Option<u16>,
+}
+
+impl BotError {
+    /// A failure for this reason.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            status: None,
+        }
     }
 
-    /// The reply, decided in a worker for a message [`triage`](Self::triage) sent there.
-    /// An error is why the job failed, recorded on it for inspection (no message contents,
-    /// no secrets).
-    fn work(
-        &self,
-        inbound: &Inbound<'_>,
-    ) -> impl Future<Output = Result<Option<Reply>, String>> + Send {
-        async move { Ok(self.reply(inbound).await) }
+    /// With the HTTP status the bot's backend answered, logged as a field of its own.
+    #[must_use]
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// The HTTP status the bot's backend answered, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// The one warning for a reply that is not there: the app, the cause, the status.
+    pub(crate) fn warn(&self, app: &str, late: bool) {
+        let outcome = if late {
+            "the late bot gave no reply; nothing sent"
+        } else {
+            "the bot gave no reply; answering empty"
+        };
+        match self.status {
+            Some(status) => tracing::warn!(app, status, cause = %self, "{outcome}"),
+            None => tracing::warn!(app, cause = %self, "{outcome}"),
+        }
     }
 }
 
-/// Where a message's reply comes from, when the gateway can use a worker.
+/// Decides the passive reply to a message.
+///
+/// Implement it for a bot written in code and hand it to
+/// [`GatewayBuilder::bot`](crate::gateway::GatewayBuilder::bot); see
+/// `examples/custom_bot.rs`. Only [`reply`](Self::reply) is required. Report-only events
+/// (LOCATION, VIEW, unsubscribe, …) never reach a bot.
+pub trait Bot: Send + Sync + 'static {
+    /// The reply, `Ok(None)` for an empty answer, or why there is none.
+    ///
+    /// It runs under the gateway's time budget; what becomes of a reply later than that is
+    /// the gateway's [`LateReplies`](crate::gateway::LateReplies). A reply is checked against
+    /// the platform's rules before it is sent; one that breaks them is logged and replaced
+    /// by an empty answer.
+    fn reply(
+        &self,
+        inbound: &Inbound<'_>,
+    ) -> impl Future<Output = Result<Option<Reply>, BotError>> + Send;
+
+    /// What the bot knows of the reply before it is asked: [`Triage::Known`] when it has it
+    /// at once (a local rule), so it is never handed to a worker; [`Triage::Ask`] (the
+    /// default) when [`reply`](Self::reply) may have to wait (an upstream call). Only
+    /// consulted when late replies run as jobs.
+    fn triage(&self, inbound: &Inbound<'_>) -> Triage {
+        let _ = inbound;
+        Triage::Ask
+    }
+
+    /// A platform notice. The default ignores it; the callback is answered `success`
+    /// either way, within the budget.
+    fn notice(&self, notice: &Notice<'_>) -> impl Future<Output = ()> + Send {
+        let _ = notice;
+        async {}
+    }
+}
+
+/// What a bot knows of a reply before it is asked; see [`Bot::triage`].
 #[derive(Debug)]
 pub enum Triage {
-    /// Ask [`Bot::reply`] in the callback, within the budget.
-    Inline,
     /// This reply, known at once (a local rule, or none).
     Known(Option<Reply>),
-    /// Slow (an upstream call): decide it in a worker with [`Bot::work`]; the callback waits
-    /// for it within its budget, and a later reply goes out as an active message.
-    Worker,
+    /// Ask [`Bot::reply`], which may take its time.
+    Ask,
 }
 
 /// The bot made of each app's `[apps.reply]` rules, and of the upstream bots of the apps
@@ -124,36 +183,22 @@ impl ConfigBot {
 
 impl Bot for ConfigBot {
     /// The local rules' answer; failing one, the upstream's (when the app has `forward`).
-    /// A failed upstream call is one warning and no reply.
-    async fn reply(&self, inbound: &Inbound<'_>) -> Option<Reply> {
-        if let Some(reply) = self.answer(inbound) {
-            return Some(reply);
-        }
-        let upstream = self.upstreams.get(inbound.app)?;
-        forward::reply(upstream, &self.client, inbound).await
-    }
-
-    /// A local rule's answer at once; the upstream's in a worker.
-    fn triage(&self, inbound: &Inbound<'_>) -> Triage {
-        match self.answer(inbound) {
-            Some(reply) => Triage::Known(Some(reply)),
-            None if self.upstreams.contains_key(inbound.app) => Triage::Worker,
-            None => Triage::Known(None),
-        }
-    }
-
-    /// As [`reply`](Bot::reply), with the upstream's failure as the error.
-    async fn work(&self, inbound: &Inbound<'_>) -> Result<Option<Reply>, String> {
+    async fn reply(&self, inbound: &Inbound<'_>) -> Result<Option<Reply>, BotError> {
         if let Some(reply) = self.answer(inbound) {
             return Ok(Some(reply));
         }
         let Some(upstream) = self.upstreams.get(inbound.app) else {
             return Ok(None);
         };
-        let started = tokio::time::Instant::now();
-        upstream.ask(&self.client, inbound).await.map_err(|error| {
-            forward::log_failure(inbound.app, &error, started.elapsed());
-            format!("upstream: {error}")
-        })
+        forward::reply(upstream, &self.client, inbound).await
+    }
+
+    /// A local rule's answer, or none when there is no upstream to ask, at once.
+    fn triage(&self, inbound: &Inbound<'_>) -> Triage {
+        match self.answer(inbound) {
+            Some(reply) => Triage::Known(Some(reply)),
+            None if self.upstreams.contains_key(inbound.app) => Triage::Ask,
+            None => Triage::Known(None),
+        }
     }
 }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::dedup::Begin;
 use super::{App, Gateway, Late, Rejection, late};
-use crate::bot::{Bot, Inbound, Triage};
+use crate::bot::{Bot, Inbound, Notice, Triage};
 use crate::clock::{EpochMillis, now_ms, unix_now};
 use crate::message::Callback;
 use crate::reply::Reply;
@@ -28,6 +28,17 @@ impl<B: Bot> Gateway<B> {
         let message = match Callback::parse(xml)? {
             Callback::Info(info) => {
                 tracing::info!(app = %app.name, info_type = %info.info_type(), "platform notice received");
+                let notice = Notice {
+                    app: &app.name,
+                    platform: app.platform,
+                    info: &info,
+                };
+                if tokio::time::timeout_at(deadline, self.bot.notice(&notice))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(app = %app.name, info_type = %info.info_type(), "the bot took the notice past the time budget; answering success");
+                }
                 return Ok(None);
             }
             Callback::Message(message) => message,
@@ -59,15 +70,14 @@ impl<B: Bot> Gateway<B> {
         let triage = self.triage(app, inbound);
         // The job carries the message on its record; one too large for a store item is
         // asked in the callback instead (the upstream then has the budget).
-        let job =
-            (matches!(triage, Triage::Worker) && xml.len() <= MAX_JOB_MESSAGE_BYTES).then(|| {
-                NewJob {
-                    app: &app.name,
-                    authorizer_app_id: inbound.authorizer_app_id,
-                    message: xml,
-                    answer_by_ms: epoch_ms_at(deadline),
-                }
-            });
+        let job = (matches!(triage, Some(Triage::Ask)) && xml.len() <= MAX_JOB_MESSAGE_BYTES).then(
+            || NewJob {
+                app: &app.name,
+                authorizer_app_id: inbound.authorizer_app_id,
+                message: xml,
+                answer_by_ms: epoch_ms_at(deadline),
+            },
+        );
         let ticket = match self.dedup.begin(&app.name, key, deadline, job).await {
             Begin::Decide(ticket) => ticket,
             Begin::Replay { reply, recorded } => {
@@ -94,7 +104,7 @@ impl<B: Bot> Gateway<B> {
         let started = Instant::now();
         let reply = match triage {
             // The bot already gave it while triaging: not asked twice.
-            Triage::Known(reply) => reply,
+            Some(Triage::Known(reply)) => reply,
             _ => self.ask_bot(app, inbound, ticket.key(), deadline).await,
         };
         let xml = reply.as_ref().and_then(|reply| {
@@ -118,13 +128,13 @@ impl<B: Bot> Gateway<B> {
         xml
     }
 
-    /// Where a message's reply comes from. Only with reply jobs, for an app that can send a
-    /// late reply actively, is the bot asked to triage (`Worker`: decided by a worker);
-    /// otherwise the bot runs in the callback (`Inline`).
-    fn triage(&self, app: &App, inbound: &Inbound<'_>) -> Triage {
+    /// What the bot knows of the reply before it is asked; only with reply jobs, for an app
+    /// that can send a late reply actively (`Ask` then makes a job for a worker). `None`: the
+    /// bot is asked in the callback.
+    fn triage(&self, app: &App, inbound: &Inbound<'_>) -> Option<Triage> {
         match self.late {
-            Late::AsJobs if app.can_send_actively() => self.bot.triage(inbound),
-            _ => Triage::Inline,
+            Late::AsJobs if app.can_send_actively() => Some(self.bot.triage(inbound)),
+            _ => None,
         }
     }
 
@@ -146,7 +156,11 @@ impl<B: Bot> Gateway<B> {
                 .await;
         }
         match tokio::time::timeout_at(deadline, self.bot.reply(inbound)).await {
-            Ok(reply) => reply,
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => {
+                e.warn(&app.name, false);
+                None
+            }
             Err(_) => {
                 tracing::warn!(
                     app = %app.name,
@@ -176,11 +190,14 @@ impl<B: Bot> Gateway<B> {
             let inbound = owned.inbound();
             tokio::time::timeout(limit, bot.reply(&inbound))
                 .await
-                .ok()
-                .flatten()
+                .unwrap_or_else(|_| Err(late::missed_limit(limit)))
         });
         match tokio::time::timeout_at(deadline, &mut task).await {
-            Ok(Ok(reply)) => reply,
+            Ok(Ok(Ok(reply))) => reply,
+            Ok(Ok(Err(e))) => {
+                e.warn(&app.name, false);
+                None
+            }
             Ok(Err(e)) => {
                 tracing::error!(app = %app.name, cause = %e, "the bot failed; answering empty");
                 None

@@ -54,7 +54,7 @@ pub use signature::{
     verify_signature_at,
 };
 
-use super::Inbound;
+use super::{BotError, Inbound};
 use crate::config::reply::forward_url;
 use crate::config::{AppConfig, ConfigError, GatewaySettings, secret};
 use crate::reply::Reply;
@@ -226,37 +226,21 @@ fn transport_error(e: reqwest::Error) -> ForwardError {
     }
 }
 
-/// How the bot reports a failed call: one warning with the app, the cause and the status.
-pub(super) fn log_failure(app: &str, error: &ForwardError, elapsed: Duration) {
-    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-    match error.status() {
-        Some(status) => tracing::warn!(
-            app,
-            status,
-            elapsed_ms,
-            cause = %error,
-            "the upstream bot gave no reply; answering empty"
-        ),
-        None => tracing::warn!(
-            app,
-            elapsed_ms,
-            cause = %error,
-            "the upstream bot gave no reply; answering empty"
-        ),
-    }
-}
-
-/// Asks `upstream`, logging a failure: what [`ConfigBot`](super::ConfigBot) does with a
-/// message no local rule answered.
+/// Asks `upstream`: what [`ConfigBot`](super::ConfigBot) does with a message no local rule
+/// answered. A failure says how long the call took, and the HTTP status when there was one.
 pub(super) async fn reply(
     upstream: &Upstream,
     client: &UpstreamClient,
     inbound: &Inbound<'_>,
-) -> Option<Reply> {
+) -> Result<Option<Reply>, BotError> {
     let started = Instant::now();
-    upstream.ask(client, inbound).await.unwrap_or_else(|error| {
-        log_failure(inbound.app, &error, started.elapsed());
-        None
+    upstream.ask(client, inbound).await.map_err(|error| {
+        let elapsed_ms = started.elapsed().as_millis();
+        let failure = BotError::new(format!("upstream: {error} (after {elapsed_ms} ms)"));
+        match error.status() {
+            Some(status) => failure.with_status(status),
+            None => failure,
+        }
     })
 }
 

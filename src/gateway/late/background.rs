@@ -15,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::send::{Delivery, send_reply};
-use crate::bot::Inbound;
+use crate::bot::{BotError, Inbound};
 use crate::message::Message;
 use crate::platform::Platform;
 use crate::reply::Reply;
@@ -97,15 +97,19 @@ impl InFlight {
 
 /// Waits for the bot (at most `limit` in all) and sends what it answers, holding `slot`.
 pub(crate) async fn deliver_late(
-    bot: JoinHandle<Option<Reply>>,
+    bot: JoinHandle<Result<Option<Reply>, BotError>>,
     delivery: Delivery,
     limit: Duration,
     _slot: LateReplySlot,
 ) {
     let app = delivery.app.as_str();
     let reply = match tokio::time::timeout(limit, bot).await {
-        Ok(Ok(Some(reply))) => reply,
-        Ok(Ok(None)) => {
+        Ok(Ok(Ok(Some(reply)))) => reply,
+        Ok(Ok(Err(e))) => {
+            e.warn(app, true);
+            return;
+        }
+        Ok(Ok(Ok(None))) => {
             tracing::info!(app, "the late bot gave no reply; nothing to send");
             return;
         }

@@ -155,14 +155,10 @@ impl<B: Bot> Gateway<B> {
             message: &message,
         };
         let started = tokio::time::Instant::now();
-        let reply = tokio::time::timeout(limit, self.bot.work(&inbound))
+        let reply = tokio::time::timeout(limit, self.bot.reply(&inbound))
             .await
-            .map_err(|_| {
-                format!(
-                    "the bot missed the deferred-reply limit of {} ms",
-                    limit.as_millis()
-                )
-            })??;
+            .unwrap_or_else(|_| Err(super::missed_limit(limit)))
+            .map_err(|e| e.to_string())?;
         let bot_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let xml = match &reply {
             Some(reply) => Some(

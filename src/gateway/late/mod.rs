@@ -35,6 +35,14 @@ pub enum LateReplies {
     AsJobs,
 }
 
+/// The failure of a bot that missed `gateway.deferred_limit_ms`.
+pub(super) fn missed_limit(limit: std::time::Duration) -> crate::bot::BotError {
+    crate::bot::BotError::new(format!(
+        "the bot missed the deferred-reply limit of {} ms",
+        limit.as_millis()
+    ))
+}
+
 /// Late replies running in the background, at most this many; beyond it a late bot is
 /// abandoned (its callback was answered empty) with a warning.
 pub(super) const MAX_IN_BACKGROUND: u32 = 256;
