@@ -57,6 +57,7 @@ impl fmt::Display for ErrorCode {
 /// Messages never contain secrets or message contents; a receive id is printed because it
 /// is public (corp ids and AppIDs appear in URLs) and is the first thing to check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// The signature is well-formed but does not match (-40001).
     #[error(

@@ -23,25 +23,46 @@
 //! # Ok::<(), wxgate::ProtocolError>(())
 //! ```
 
+// The public surface: what a program embedding wxgate needs.
 pub mod bot;
-pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
-pub mod escape;
 pub mod gateway;
-pub mod http;
 pub mod lambda;
 pub mod logging;
 pub mod message;
 pub mod platform;
 pub mod reply;
 pub mod server;
-pub mod simulate;
 pub mod store;
-pub mod url_policy;
 pub mod wechat;
-pub mod xml;
 
+/// Declares modules public with the `testing` feature (this crate's tests, benches and fuzz
+/// targets), crate-private otherwise.
+macro_rules! internal {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        #[cfg(feature = "testing")]
+        pub mod $name;
+        #[cfg(not(feature = "testing"))]
+        mod $name;
+    )*};
+}
+
+internal! {
+    /// The command line.
+    cli,
+    /// Plays the platform: signed and encrypted callbacks, strict answer checks.
+    simulate,
+    /// The bounded XML reader and writer under `message` and `reply`.
+    xml,
+}
+
+mod escape;
+mod http;
+mod url_policy;
+
+pub use cli::{lambda_main, main as cli_main};
 pub use error::{ErrorCode, ProtocolError};

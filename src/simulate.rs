@@ -17,6 +17,7 @@ use crate::message::Callback;
 use crate::platform::Platform;
 use crate::xml::{Fields, XmlWriter};
 
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 /// The WeCom app of the official sample code's public test values (protocol.md §8) as an
 /// `[[apps]]` table named `demo` that echoes text: for tests, benches and demos, never for
 /// deployment.
@@ -55,6 +56,7 @@ pub struct SignedRequest {
     pub expected_echo: Option<String>,
 }
 
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl SignedRequest {
     /// The request as [`Gateway::handle`](crate::gateway::Gateway::handle) takes it, to
     /// drive a gateway in process.

@@ -156,6 +156,7 @@ fn text_of(reply: &str) -> String {
         .map(|c| match c {
             Callback::Message(m) => m.text().unwrap_or_default().to_owned(),
             Callback::Info(_) => String::new(),
+            _ => unreachable!("a variant this test does not make"),
         })
         .unwrap()
 }

@@ -69,6 +69,7 @@ fn text_of(answer: Answer) -> String {
             other => panic!("not text: {other:?}"),
         },
         Callback::Info(i) => panic!("not a message: {i:?}"),
+        _ => unreachable!("a variant this test does not make"),
     }
 }
 

@@ -6,7 +6,7 @@ use wxgate::message::{Callback, Content, Event, Info, Message, PicSource, ScanMo
 fn msg(xml: &str) -> Message {
     match Callback::parse(xml).unwrap_or_else(|e| panic!("{e}: {xml}")) {
         Callback::Message(m) => m,
-        Callback::Info(i) => panic!("expected a message, got {i:?}"),
+        other => panic!("expected a message, got {other:?}"),
     }
 }
 

@@ -13,6 +13,7 @@ fn inbound(msg_type_body: &str) -> Message {
     match Callback::parse(&xml).unwrap() {
         Callback::Message(m) => m,
         Callback::Info(_) => unreachable!(),
+        _ => unreachable!("a variant this test does not make"),
     }
 }
 

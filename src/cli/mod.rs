@@ -39,7 +39,7 @@ mod notify;
 mod send;
 mod serve;
 
-pub use lambda_main::{REPLY_JOBS_ENV, lambda_main};
+pub use lambda_main::lambda_main;
 
 #[derive(Debug, Parser)]
 #[command(name = "wxgate", version, about, long_about = None)]

@@ -181,7 +181,7 @@ impl<B: Bot> Gateway<B> {
         key: &str,
         deadline: Instant,
         in_flight: &late::InFlight,
-        tokens: Arc<crate::wechat::TokenProvider<crate::store::Backend>>,
+        tokens: Arc<crate::wechat::TokenProvider>,
     ) -> Option<Reply> {
         let limit = Duration::from_millis(self.settings.deferred_limit_ms);
         let owned = late::OwnedInbound::from(inbound);

@@ -61,7 +61,7 @@ pub struct Gateway<B = ConfigBot> {
     api: ApiSettings,
     /// Built on first use: the HTTPS client loads its trust roots, which a callback that
     /// never calls an API should not pay for at cold start.
-    tokens: OnceLock<Result<Arc<TokenProvider<Backend>>, ApiError>>,
+    tokens: OnceLock<Result<Arc<TokenProvider>, ApiError>>,
     late: Late,
     /// How long dedup records are kept (`store.retention_secs`).
     retention_secs: u64,
@@ -168,11 +168,11 @@ impl<B: Bot> Gateway<B> {
     ///
     /// # Errors
     /// The HTTP client could not be built (no TLS roots on the system).
-    pub fn tokens(&self) -> Result<&TokenProvider<Backend>, TokenError> {
+    pub fn tokens(&self) -> Result<&TokenProvider, TokenError> {
         self.shared_tokens().map(|t| &**t)
     }
 
-    fn shared_tokens(&self) -> Result<&Arc<TokenProvider<Backend>>, TokenError> {
+    fn shared_tokens(&self) -> Result<&Arc<TokenProvider>, TokenError> {
         self.tokens
             .get_or_init(|| {
                 let client = crate::wechat::PlatformClient::from_settings(&self.api)?;
@@ -190,7 +190,7 @@ impl<B: Bot> Gateway<B> {
     ///
     /// # Errors
     /// As [`tokens`](Self::tokens).
-    pub fn messenger(&self) -> Result<Messenger<'_, Backend>, TokenError> {
+    pub fn messenger(&self) -> Result<Messenger<'_>, TokenError> {
         Ok(Messenger::new(self.tokens()?))
     }
 

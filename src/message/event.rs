@@ -36,6 +36,7 @@ pub enum ScanMode {
 /// An event, typed where the platforms document it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Event {
     /// `subscribe`: a follow, or a first scan of a parametric QR code (`qrscene_…`).
     Subscribe {

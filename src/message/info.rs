@@ -25,6 +25,7 @@ pub struct Authorization {
 /// What an `InfoType` push says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "info_type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Info {
     /// Open Platform `component_verify_ticket`, every 10 minutes, valid 12 h.
     ComponentVerifyTicket {

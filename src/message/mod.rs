@@ -23,6 +23,7 @@ use take::{lowercase, optional, optional_num, required, required_num, text};
 /// A decrypted callback body.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum Callback {
     /// A user message or event (`MsgType`).
     Message(Message),
@@ -85,6 +86,7 @@ pub struct Message {
 /// The typed payload of a [`Message`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "msg_type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Content {
     /// `text`.
     Text {

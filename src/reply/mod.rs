@@ -43,6 +43,7 @@ pub struct Article {
 /// A passive reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Reply {
     /// Text.
     Text {

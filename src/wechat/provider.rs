@@ -32,12 +32,14 @@ use super::token::{
     next_backoff, refresh_at,
 };
 use crate::clock::EpochMillis;
-use crate::store::{CachedToken, StoreError, TokenStore, new_owner, token_key};
+use crate::store::{Backend, CachedToken, StoreError, TokenStore, new_owner, token_key};
 
 pub use crate::clock::Clock;
 
 /// Hands out access tokens; see the module documentation for how they are shared.
-pub struct TokenProvider<S: TokenStore> {
+/// `S` is the store the tokens are shared through: the gateway's, unless a test brings its
+/// own.
+pub struct TokenProvider<S: TokenStore = Backend> {
     store: Arc<S>,
     client: PlatformClient,
     settings: TokenSettings,

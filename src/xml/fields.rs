@@ -112,6 +112,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The root element's name (`xml` on every platform today).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub fn root(&self) -> &str {
         &self.root
     }
@@ -145,16 +146,19 @@ impl<'a> Fields<'a> {
     }
 
     /// All fields, in document order.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub fn iter(&self) -> impl Iterator<Item = &Field<'a>> {
         self.fields.iter()
     }
 
     /// How many fields there are.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub fn len(&self) -> usize {
         self.fields.len()
     }
 
     /// True when there are none.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }

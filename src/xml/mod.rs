@@ -1,6 +1,9 @@
 //! XML in and out, without a DOM: the platforms' documents are one flat element of fields
 //! with a few shallow groups, so a bounded pull parser and a string writer suffice.
 
+// Some re-exports are reached only by the crate's tests and benches (`testing`).
+#![cfg_attr(not(feature = "testing"), allow(unused_imports))]
+
 mod chars;
 mod fields;
 mod shallow;

@@ -24,6 +24,7 @@ const END_MARGIN_MS: u64 = 1_500;
 
 /// What became of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum JobOutcome {
     /// The reply was stored while the callback waited; it answered it passively.
     Answered,

@@ -9,7 +9,6 @@ use super::super::App;
 use crate::message::Message;
 use crate::platform::Platform;
 use crate::reply::Reply;
-use crate::store::Backend;
 use crate::wechat::{Article, Messenger, MpMessage, TokenProvider, TokenSource, WecomMessage};
 
 /// Where and how a late reply is delivered.
@@ -19,7 +18,7 @@ pub(crate) struct Delivery {
     /// WeCom: the app's AgentId.
     pub agent_id: Option<u64>,
     pub source: TokenSource,
-    pub tokens: Arc<TokenProvider<Backend>>,
+    pub tokens: Arc<TokenProvider>,
     /// The sender of the message: the recipient of the reply.
     pub to: String,
 }
@@ -32,11 +31,7 @@ const LATE_REPLY_DUPLICATE_CHECK: Duration = Duration::from_secs(60);
 impl Delivery {
     /// To the sender of `message`, from `app`; `None` when the app has no secret to send
     /// with.
-    pub fn to_sender(
-        app: &App,
-        message: &Message,
-        tokens: Arc<TokenProvider<Backend>>,
-    ) -> Option<Self> {
+    pub fn to_sender(app: &App, message: &Message, tokens: Arc<TokenProvider>) -> Option<Self> {
         Some(Self {
             app: app.name.clone(),
             platform: app.platform,

@@ -83,7 +83,7 @@ impl From<TokenError> for SendError {
 /// Sends active messages with the tokens of a [`TokenProvider`].
 ///
 /// Borrowing and cheap: build one per send or keep one around.
-pub struct Messenger<'a, S: TokenStore> {
+pub struct Messenger<'a, S: TokenStore = crate::store::Backend> {
     tokens: &'a TokenProvider<S>,
     retry: RetryPolicy,
     /// WeCom's duplicate check interval, when WeCom is to drop a repeat of a message.
