@@ -88,7 +88,7 @@ async fn each_wecom_type_reaches_the_platform_as_documented() {
         WecomMessage::news(vec![
             Article::new("周报", "https://example.com/w1")
                 .description("第 1 周")
-                .picurl("https://example.com/w1.png"),
+                .pic_url("https://example.com/w1.png"),
             Article::new("月报", "https://example.com/m1"),
         ]),
         WecomMessage::TextCard(card),
@@ -150,7 +150,7 @@ async fn mp_text_and_news_reach_the_platform_as_documented() {
     let news = MpMessage::news(
         Article::new("新品上架", "https://example.com/new")
             .description("点击查看")
-            .picurl("https://example.com/new.jpg"),
+            .pic_url("https://example.com/new.jpg"),
     );
     messenger.send_mp(&source, OPENID, &news).await.unwrap();
 

@@ -46,7 +46,7 @@ fn outgoing(
             text => article.description(text),
         };
         match &args.picurl {
-            Some(picurl) => article.picurl(picurl),
+            Some(picurl) => article.pic_url(picurl),
             None => article,
         }
     };

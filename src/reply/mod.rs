@@ -10,22 +10,16 @@ use crate::message::{Content, Message};
 use crate::platform::Platform;
 use crate::xml::XmlWriter;
 
-/// WeCom passive text replies are cut off past 2048 bytes.
-pub const WECOM_TEXT_MAX_BYTES: usize = 2048;
-/// Most articles in a news reply.
-pub const NEWS_MAX_ARTICLES: usize = 8;
-/// The Official Account allows one article in a reply to a user message.
-pub const MP_NEWS_MAX_ARTICLES_TO_MESSAGE: usize = 1;
-/// The largest reply the gateway answers (and records for retries), in bytes of XML: far
-/// above any platform's limits, and what keeps a record within a store item.
-pub const MAX_REPLY_XML_BYTES: usize = 64 * 1024;
-/// WeCom news article title limit.
-pub const WECOM_NEWS_TITLE_MAX_BYTES: usize = 128;
-/// WeCom news article description limit.
-pub const WECOM_NEWS_DESCRIPTION_MAX_BYTES: usize = 512;
+pub mod limits;
 
-/// One article of a news reply.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+use limits::{DESCRIPTION_MAX_BYTES, TITLE_MAX_BYTES};
+pub use limits::{
+    MAX_REPLY_XML_BYTES, MP_NEWS_MAX_ARTICLES_TO_MESSAGE, NEWS_MAX_ARTICLES, WECOM_TEXT_MAX_BYTES,
+};
+
+/// One linked article: of a news reply, or of a news message sent actively (WeCom app
+/// message, Official Account customer message). Empty strings are absent fields.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Article {
     /// Title.
     pub title: String,
@@ -38,6 +32,40 @@ pub struct Article {
     /// Link.
     #[serde(default)]
     pub url: String,
+}
+
+impl Article {
+    /// An article titled `title` linking to `url`.
+    pub fn new(title: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            url: url.into(),
+            ..Self::default()
+        }
+    }
+
+    /// With a description.
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// With a picture.
+    #[must_use]
+    pub fn pic_url(mut self, pic_url: impl Into<String>) -> Self {
+        self.pic_url = pic_url.into();
+        self
+    }
+}
+
+impl std::fmt::Debug for Article {
+    /// Sizes only: an article is a user's content.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Article")
+            .field("title_bytes", &self.title.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A passive reply.
@@ -164,12 +192,8 @@ impl Reply {
                 }
                 if wecom {
                     for a in articles {
-                        max_bytes("news title", &a.title, WECOM_NEWS_TITLE_MAX_BYTES)?;
-                        max_bytes(
-                            "news description",
-                            &a.description,
-                            WECOM_NEWS_DESCRIPTION_MAX_BYTES,
-                        )?;
+                        max_bytes("news title", &a.title, TITLE_MAX_BYTES)?;
+                        max_bytes("news description", &a.description, DESCRIPTION_MAX_BYTES)?;
                     }
                 }
                 Ok(())

@@ -9,7 +9,7 @@ use super::super::App;
 use crate::message::Message;
 use crate::platform::Platform;
 use crate::reply::Reply;
-use crate::wechat::{Article, Messenger, MpMessage, TokenProvider, TokenSource, WecomMessage};
+use crate::wechat::{Messenger, MpMessage, TokenProvider, TokenSource, WecomMessage};
 
 /// Where and how a late reply is delivered.
 pub(crate) struct Delivery {
@@ -54,7 +54,7 @@ pub(crate) async fn send_reply(
     let messenger =
         Messenger::new(&delivery.tokens).with_duplicate_check(LATE_REPLY_DUPLICATE_CHECK);
     let receipt = match (delivery.platform, delivery.agent_id) {
-        (Platform::Wecom, Some(agent_id)) => match wecom_message(reply) {
+        (Platform::Wecom, Some(agent_id)) => match WecomMessage::from_reply(reply) {
             Some(message) => {
                 messenger
                     .send_wecom(&delivery.source, agent_id, &delivery.to, &message)
@@ -62,7 +62,7 @@ pub(crate) async fn send_reply(
             }
             None => return Err(unsendable(reply)),
         },
-        (Platform::Mp, _) => match mp_message(reply) {
+        (Platform::Mp, _) => match MpMessage::from_reply(reply) {
             Some(message) => {
                 messenger
                     .send_mp(&delivery.source, &delivery.to, &message)
@@ -90,33 +90,4 @@ fn unsendable(reply: &Reply) -> String {
         "a `{}` reply cannot be sent as an active message",
         reply.msg_type()
     )
-}
-
-fn wecom_message(reply: &Reply) -> Option<WecomMessage> {
-    match reply {
-        Reply::Text { content } => Some(WecomMessage::text(content.clone())),
-        Reply::News { articles } => Some(WecomMessage::news(
-            articles.iter().map(active_article).collect(),
-        )),
-        _ => None,
-    }
-}
-
-fn mp_message(reply: &Reply) -> Option<MpMessage> {
-    match reply {
-        Reply::Text { content } => Some(MpMessage::text(content.clone())),
-        Reply::News { articles } => articles.first().map(|a| MpMessage::news(active_article(a))),
-        _ => None,
-    }
-}
-
-fn active_article(a: &crate::reply::Article) -> Article {
-    let mut article = Article::new(a.title.clone(), a.url.clone());
-    if !a.description.is_empty() {
-        article = article.description(a.description.clone());
-    }
-    if !a.pic_url.is_empty() {
-        article = article.picurl(a.pic_url.clone());
-    }
-    article
 }

@@ -1,87 +1,71 @@
 //! The messages: WeCom app messages and Official Account customer messages, their JSON
 //! bodies, and what `Debug` shows of them (type and sizes, never contents).
 
+use serde::Serialize;
+
+use crate::reply::Reply;
+
 use super::*;
 
-/// A link with a title: a WeCom news article, or the Official Account's one news article.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Article {
-    /// The title (WeCom: at most 128 bytes).
-    pub title: String,
-    /// A line under the title (WeCom: at most 512 bytes).
-    pub description: Option<String>,
-    /// Where a tap leads: `http://` or `https://` (WeCom: at most 2048 bytes).
-    pub url: String,
-    /// A picture (JPG, PNG): large 1068×455, small 150×150.
-    pub picurl: Option<String>,
+/// An article as the active message APIs take it: absent fields left out.
+#[derive(Serialize)]
+struct ArticleBody<'a> {
+    title: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+    url: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    picurl: &'a str,
 }
 
-impl Article {
-    /// An article titled `title` linking to `url`.
-    pub fn new(title: impl Into<String>, url: impl Into<String>) -> Self {
+impl<'a> From<&'a Article> for ArticleBody<'a> {
+    fn from(a: &'a Article) -> Self {
         Self {
-            title: title.into(),
-            description: None,
-            url: url.into(),
-            picurl: None,
+            title: &a.title,
+            description: &a.description,
+            url: &a.url,
+            picurl: &a.pic_url,
         }
-    }
-
-    /// With a description.
-    #[must_use]
-    pub fn description(mut self, description: impl Into<String>) -> Self {
-        self.description = Some(description.into());
-        self
-    }
-
-    /// With a picture.
-    #[must_use]
-    pub fn picurl(mut self, picurl: impl Into<String>) -> Self {
-        self.picurl = Some(picurl.into());
-        self
-    }
-
-    fn to_json(&self) -> Value {
-        let mut article = Map::new();
-        article.insert("title".into(), json!(self.title));
-        if let Some(description) = &self.description {
-            article.insert("description".into(), json!(description));
-        }
-        article.insert("url".into(), json!(self.url));
-        if let Some(picurl) = &self.picurl {
-            article.insert("picurl".into(), json!(picurl));
-        }
-        Value::Object(article)
-    }
-
-    fn validate(&self, field: &str, wecom: bool) -> Result<(), InvalidMessage> {
-        require(&format!("{field}.title"), &self.title)?;
-        require_url(&format!("{field}.url"), &self.url)?;
-        if wecom {
-            max_bytes(&format!("{field}.title"), &self.title, TITLE_MAX_BYTES)?;
-            if let Some(description) = &self.description {
-                max_bytes(
-                    &format!("{field}.description"),
-                    description,
-                    DESCRIPTION_MAX_BYTES,
-                )?;
-            }
-            max_bytes(&format!("{field}.url"), &self.url, URL_MAX_BYTES)?;
-        }
-        Ok(())
     }
 }
 
-impl std::fmt::Debug for Article {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Article")
-            .field("title_bytes", &self.title.len())
-            .finish_non_exhaustive()
+/// Checks an article against the active APIs' limits (WeCom's byte limits when `wecom`).
+fn validate_article(article: &Article, field: &str, wecom: bool) -> Result<(), InvalidMessage> {
+    require(&format!("{field}.title"), &article.title)?;
+    require_url(&format!("{field}.url"), &article.url)?;
+    if wecom {
+        max_bytes(&format!("{field}.title"), &article.title, TITLE_MAX_BYTES)?;
+        max_bytes(
+            &format!("{field}.description"),
+            &article.description,
+            DESCRIPTION_MAX_BYTES,
+        )?;
+        max_bytes(&format!("{field}.url"), &article.url, URL_MAX_BYTES)?;
     }
+    Ok(())
+}
+
+/// The body of `message/send`: the envelope, and the payload under its `msgtype`.
+#[derive(Serialize)]
+struct WecomBody<'a> {
+    touser: &'a str,
+    msgtype: &'static str,
+    agentid: u64,
+    #[serde(flatten)]
+    payload: WecomPayload<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum WecomPayload<'a> {
+    Text { content: &'a str },
+    Markdown { content: &'a str },
+    News { articles: Vec<ArticleBody<'a>> },
+    Textcard(&'a TextCard),
 }
 
 /// A WeCom text card: title, description, a link and its button.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct TextCard {
     /// The title, at most 128 bytes.
     pub title: String,
@@ -90,6 +74,7 @@ pub struct TextCard {
     /// Where the card leads: `http://` or `https://`, at most 2048 bytes.
     pub url: String,
     /// The button's text, at most 4 characters; "详情" when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub btntxt: Option<String>,
 }
 
@@ -149,6 +134,16 @@ impl WecomMessage {
         })
     }
 
+    /// The active message a passive reply becomes when it can no longer be the answer (a
+    /// late reply): text and news; `None` for the other types.
+    pub fn from_reply(reply: &Reply) -> Option<Self> {
+        match reply {
+            Reply::Text { content } => Some(Self::text(content.clone())),
+            Reply::News { articles } => Some(Self::news(articles.clone())),
+            _ => None,
+        }
+    }
+
     /// The `msgtype`.
     pub fn msg_type(&self) -> &'static str {
         match self {
@@ -180,10 +175,9 @@ impl WecomMessage {
                         max: WECOM_MAX_ARTICLES,
                     });
                 }
-                articles
-                    .iter()
-                    .enumerate()
-                    .try_for_each(|(i, a)| a.validate(&format!("news.articles[{i}]"), true))
+                articles.iter().enumerate().try_for_each(|(i, a)| {
+                    validate_article(a, &format!("news.articles[{i}]"), true)
+                })
             }
             Self::TextCard(card) => {
                 require("textcard.title", &card.title)?;
@@ -214,27 +208,20 @@ impl WecomMessage {
     /// The request body for `message/send` to `touser` as app `agent_id`.
     pub fn body(&self, agent_id: u64, touser: &str) -> Value {
         let payload = match self {
-            Self::Text { content } | Self::Markdown { content } => json!({ "content": content }),
-            Self::News { articles } => {
-                json!({ "articles": articles.iter().map(Article::to_json).collect::<Vec<_>>() })
-            }
-            Self::TextCard(card) => {
-                let mut fields = Map::new();
-                fields.insert("title".into(), json!(card.title));
-                fields.insert("description".into(), json!(card.description));
-                fields.insert("url".into(), json!(card.url));
-                if let Some(btntxt) = &card.btntxt {
-                    fields.insert("btntxt".into(), json!(btntxt));
-                }
-                Value::Object(fields)
-            }
+            Self::Text { content } => WecomPayload::Text { content },
+            Self::Markdown { content } => WecomPayload::Markdown { content },
+            Self::News { articles } => WecomPayload::News {
+                articles: articles.iter().map(ArticleBody::from).collect(),
+            },
+            Self::TextCard(card) => WecomPayload::Textcard(card),
         };
-        let mut body = Map::new();
-        body.insert("touser".into(), json!(touser));
-        body.insert("msgtype".into(), json!(self.msg_type()));
-        body.insert("agentid".into(), json!(agent_id));
-        body.insert(self.msg_type().into(), payload);
-        Value::Object(body)
+        let body = WecomBody {
+            touser,
+            msgtype: self.msg_type(),
+            agentid: agent_id,
+            payload,
+        };
+        serde_json::to_value(body).expect("a message body is plain strings and numbers")
     }
 }
 
@@ -279,6 +266,16 @@ impl MpMessage {
         Self::News(article)
     }
 
+    /// The customer message a passive reply becomes when it can no longer be the answer (a
+    /// late reply): text, and news with its first article; `None` for the other types.
+    pub fn from_reply(reply: &Reply) -> Option<Self> {
+        match reply {
+            Reply::Text { content } => Some(Self::text(content.clone())),
+            Reply::News { articles } => articles.first().cloned().map(Self::news),
+            _ => None,
+        }
+    }
+
     /// The `msgtype`.
     pub fn msg_type(&self) -> &'static str {
         match self {
@@ -297,7 +294,7 @@ impl MpMessage {
                 require("text.content", content)?;
                 max_bytes("text.content", content, MP_TEXT_MAX_BYTES)
             }
-            Self::News(article) => article.validate("news.articles[0]", false),
+            Self::News(article) => validate_article(article, "news.articles[0]", false),
         }
     }
 
@@ -312,7 +309,7 @@ impl MpMessage {
             Self::News(article) => json!({
                 "touser": openid,
                 "msgtype": "news",
-                "news": { "articles": [article.to_json()] },
+                "news": { "articles": [ArticleBody::from(article)] },
             }),
         }
     }

@@ -42,7 +42,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::error::{ApiError, TokenError};
@@ -56,26 +56,12 @@ pub const WECOM_SEND_PATH: &str = "/cgi-bin/message/send";
 /// The Official Account's customer message API.
 pub const MP_SEND_PATH: &str = "/cgi-bin/message/custom/send";
 
-/// WeCom `text.content`, in UTF-8 bytes.
-pub const WECOM_TEXT_MAX_BYTES: usize = 2048;
-/// WeCom app message `markdown.content`, in UTF-8 bytes. (4096 is the group robot
-/// webhook's limit, not the app message API's.)
-pub const WECOM_MARKDOWN_MAX_BYTES: usize = 2048;
-/// A WeCom news article's or text card's `title`, in bytes.
-pub const TITLE_MAX_BYTES: usize = 128;
-/// A WeCom news article's or text card's `description`, in bytes.
-pub const DESCRIPTION_MAX_BYTES: usize = 512;
-/// A WeCom news article's or text card's `url`, in bytes.
-pub const URL_MAX_BYTES: usize = 2048;
-/// A WeCom text card's `btntxt`, in characters.
-pub const BTNTXT_MAX_CHARS: usize = 4;
-/// Articles in one WeCom news message (at least 1).
-pub const WECOM_MAX_ARTICLES: usize = 8;
-/// Members in one WeCom `touser`.
-pub const WECOM_MAX_RECIPIENTS: usize = 1000;
-/// Official Account customer message `text.content`, in bytes. Not in the official
-/// documentation; longer texts are refused with 45002 ("content size out of limit").
-pub const MP_TEXT_MAX_BYTES: usize = 2048;
+pub use crate::reply::Article;
+pub use crate::reply::limits::{
+    BTNTXT_MAX_CHARS, DESCRIPTION_MAX_BYTES, MP_TEXT_MAX_BYTES,
+    NEWS_MAX_ARTICLES as WECOM_MAX_ARTICLES, TITLE_MAX_BYTES, URL_MAX_BYTES,
+    WECOM_MARKDOWN_MAX_BYTES, WECOM_MAX_RECIPIENTS, WECOM_TEXT_MAX_BYTES,
+};
 
 /// errcode -1: system busy, try again later.
 pub const ERRCODE_SYSTEM_BUSY: i64 = -1;
@@ -131,7 +117,7 @@ mod tests {
         let message = WecomMessage::news(vec![
             Article::new("t1", "https://a/1")
                 .description("d1")
-                .picurl("https://a/1.png"),
+                .pic_url("https://a/1.png"),
             Article::new("t2", "https://a/2"),
         ]);
         assert_eq!(
