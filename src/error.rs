@@ -6,7 +6,8 @@
 
 use std::fmt;
 
-/// The official WXBizMsgCrypt error codes (see protocol.md §3).
+/// The official WXBizMsgCrypt error codes, as the platforms' sample code numbers them (the
+/// README's "Error codes" lists them).
 ///
 /// Two of them are never produced by wxgate because the operation cannot fail here:
 /// [`ErrorCode::EncodeBase64`] (base64 encoding is infallible) and nothing else computes a

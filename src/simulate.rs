@@ -18,7 +18,7 @@ use crate::platform::Platform;
 use crate::xml::{Fields, XmlWriter};
 
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
-/// The WeCom app of the official sample code's public test values (protocol.md §8) as an
+/// The WeCom app of the official sample code's public test values (the WXBizMsgCrypt sample's corp id, token and key) as an
 /// `[[apps]]` table named `demo` that echoes text: for tests, benches and demos, never for
 /// deployment.
 pub const OFFICIAL_SAMPLE_APP: &str = r#"

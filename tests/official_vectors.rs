@@ -1,4 +1,4 @@
-//! The official WeCom sample vectors (protocol.md §8) through the public API, and the
+//! The official WeCom sample vectors through the public API, and the
 //! MsgCrypt behaviours built on them: envelopes, key rotation, sealing.
 
 use wxgate::ProtocolError;

@@ -19,6 +19,7 @@ pub use rules::Rules;
 
 /// A message on its way to a bot, with where it came from.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct Inbound<'a> {
     /// The configured app's name.
     pub app: &'a str,
@@ -28,6 +29,9 @@ pub struct Inbound<'a> {
     pub authorizer_app_id: Option<&'a str>,
     /// The message or event.
     pub message: &'a Message,
+    /// The same for every delivery of this callback (the platform retries), different for
+    /// every other callback: the gateway's dedup key, for a bot to de-duplicate by.
+    pub id: &'a str,
 }
 
 /// A platform notice (`InfoType`) on its way to a bot: the Open Platform's

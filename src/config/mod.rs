@@ -87,8 +87,8 @@ pub struct GatewaySettings {
     pub replay_window_secs: u64,
     /// The largest request body accepted, in bytes. Real callbacks are a few KB.
     pub max_body_bytes: usize,
-    /// How long a bot that missed the budget may go on in the background before its reply
-    /// is given up, in milliseconds (deferred replies; `wxgate serve` only for now).
+    /// How long a bot that missed the budget may go on before its late reply is given up, in
+    /// milliseconds: in the background (`wxgate serve`) or in a reply job (Lambda).
     pub deferred_limit_ms: u64,
 }
 

@@ -48,11 +48,13 @@ impl<B: Bot> Gateway<B> {
             tracing::debug!(app = %app.name, event = %message.msg_type(), "report-only event");
             return Ok(None);
         }
+        let key = crate::store::callback_key(&app.name, authorizer_app_id.is_some(), &message);
         let inbound = Inbound {
             app: &app.name,
             platform: app.platform,
             authorizer_app_id,
             message: &message,
+            id: &key,
         };
         Ok(self.answer(app, &inbound, xml, deadline).await)
     }
@@ -65,8 +67,7 @@ impl<B: Bot> Gateway<B> {
         deadline: Instant,
     ) -> Option<String> {
         let message = inbound.message;
-        let key =
-            crate::store::callback_key(&app.name, inbound.authorizer_app_id.is_some(), message);
+        let key = inbound.id.to_owned();
         let triage = self.triage(app, inbound);
         // The job carries the message on its record; one too large for a store item is
         // asked in the callback instead (the upstream then has the budget).

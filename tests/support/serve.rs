@@ -10,7 +10,7 @@ use std::time::Duration;
 use wxgate::config::Config;
 use wxgate::simulate::{PlatformSim, SignedRequest};
 
-/// The public test values of the official sample code (protocol.md §8).
+/// The public test values of the official sample code.
 pub const TOKEN: &str = "QDG6eK";
 pub const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 pub const CORP_ID: &str = "wx5823bf96d3bd56c7";

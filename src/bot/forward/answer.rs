@@ -1,5 +1,9 @@
 //! Reading an upstream's answer into a [`Reply`]: field and type names in its errors,
 //! never the values (they are the upstream's, and may be a user's text).
+//!
+//! Not `Reply`'s derived `Deserialize` (which the config's reply tables use): serde_json's
+//! errors quote the offending value (`invalid type: string "…"`), which would put a user's
+//! text into a log line, and an upstream's `null` must read as an absent field.
 
 use serde_json::{Map, Value};
 

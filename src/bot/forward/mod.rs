@@ -564,11 +564,14 @@ mod tests {
         let Ok(Callback::Message(message)) = Callback::parse(xml) else {
             panic!("not a message")
         };
+        // The id is the gateway's dedup key (`store::callback_key`, tested there).
+        let key = crate::store::callback_key("demo", false, &message);
         let inbound = Inbound {
             app: "demo",
             platform: Platform::Wecom,
             authorizer_app_id: None,
             message: &message,
+            id: &key,
         };
         let json = serde_json::to_value(UpstreamRequest::new(&inbound)).unwrap();
         assert_eq!(
@@ -590,10 +593,12 @@ mod tests {
                 "id": "dedup#demo#msg|42",
             })
         );
+        let open_key = crate::store::callback_key("platform", true, &message);
         let open = Inbound {
             app: "platform",
             platform: Platform::Open,
             authorizer_app_id: Some("wxauth"),
+            id: &open_key,
             ..inbound
         };
         let request = UpstreamRequest::new(&open);

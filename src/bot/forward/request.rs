@@ -30,11 +30,7 @@ impl<'a> UpstreamRequest<'a> {
             platform: inbound.platform,
             authorizer_app_id: inbound.authorizer_app_id,
             message: inbound.message,
-            id: crate::store::callback_key(
-                inbound.app,
-                inbound.authorizer_app_id.is_some(),
-                inbound.message,
-            ),
+            id: inbound.id.to_owned(),
         }
     }
 }

@@ -144,6 +144,7 @@ pub(crate) struct OwnedInbound {
     pub platform: Platform,
     pub authorizer_app_id: Option<String>,
     pub message: Message,
+    pub id: String,
 }
 
 impl From<&Inbound<'_>> for OwnedInbound {
@@ -153,6 +154,7 @@ impl From<&Inbound<'_>> for OwnedInbound {
             platform: inbound.platform,
             authorizer_app_id: inbound.authorizer_app_id.map(str::to_owned),
             message: inbound.message.clone(),
+            id: inbound.id.to_owned(),
         }
     }
 }
@@ -164,6 +166,7 @@ impl OwnedInbound {
             platform: self.platform,
             authorizer_app_id: self.authorizer_app_id.as_deref(),
             message: &self.message,
+            id: &self.id,
         }
     }
 }

@@ -154,6 +154,7 @@ impl<B: Bot> Gateway<B> {
             platform: app.platform,
             authorizer_app_id: job.authorizer_app_id.as_deref(),
             message: &message,
+            id: key,
         };
         let started = tokio::time::Instant::now();
         let reply = tokio::time::timeout(limit, self.bot.reply(&inbound))
