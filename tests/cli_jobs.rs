@@ -4,15 +4,12 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::Value;
+use support::cli::{EXAMPLE, Run, run, wxgate};
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
 use wxgate::clock::now_ms;
 use wxgate::store::{DedupStore, DedupTimes, DynamoStore, JobEnd, NewJob, dedup_key};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wxgate.toml");
 const SECRET_WORDS: &str = "my card number is 4111";
 
 fn times(now_ms: u64) -> DedupTimes {
@@ -53,12 +50,8 @@ async fn job(store: &DynamoStore, app: &str, id: &str, end: Option<JobEnd<'_>>) 
 }
 
 fn jobs(endpoint: &str, table: Option<&str>, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("jobs")
-        .args(["--config", EXAMPLE])
-        .args(args)
-        .env_remove("WXGATE_CONFIG")
-        .env_remove("WXGATE_TABLE")
+    let mut cmd = wxgate(&["jobs", "--config", EXAMPLE]);
+    cmd.args(args)
         .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST")
@@ -66,12 +59,12 @@ fn jobs(endpoint: &str, table: Option<&str>, args: &[&str]) -> (i32, String, Str
     if let Some(table) = table {
         cmd.env("WXGATE_TABLE", table);
     }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let Run {
+        code,
+        stdout,
+        stderr,
+    } = run(&mut cmd);
+    (code, stdout, stderr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,20 +14,22 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::calls::{reply_of, spawn_answer};
 use support::dynamo::{
     DynamoServer, client, config as client_config, create_table, unique_table_name,
 };
 use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::late_answer::{LateAnswerProxy, LateRule};
+use support::sample::{key_of, sample_config_text, sim_of, wecom_header};
 use wxgate::clock::now_ms;
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
 use wxgate::gateway::{Gateway, JobOutcome, LateReplies};
 use wxgate::message::Callback;
-use wxgate::simulate::{Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, text_xml};
+use wxgate::simulate::{PlatformSim, SignedRequest, text_xml};
 use wxgate::store::dynamodb::{DynamoTimeouts, with_timeouts};
-use wxgate::store::{Backend, DedupRecord, DedupStore, DynamoStore, JobState, dedup_key};
+use wxgate::store::{Backend, DedupRecord, DedupStore, DynamoStore, JobState};
 use wxgate::wechat::{ClientTimeouts, PlatformClient, TokenProvider, TokenSettings};
 
 const UPSTREAM_SECRET: &str = "late-answers-test-secret-0123456789";
@@ -56,7 +58,7 @@ async fn rig(config_text: &str, upstream: FakeUpstream, platform: FakePlatform) 
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), &table);
     let direct = DynamoStore::new(db.clone(), &table).sharing_keys_with(&store);
     let config = Config::parse(config_text).unwrap();
-    let sim = Arc::new(PlatformSim::new(config.app("demo").unwrap()).unwrap());
+    let sim = Arc::new(sim_of(&config, "demo"));
     let gateway = Gateway::builder(&config)
         .store(Arc::new(Backend::Dynamo(store)))
         .late_replies(LateReplies::AsJobs)
@@ -75,9 +77,8 @@ async fn rig(config_text: &str, upstream: FakeUpstream, platform: FakePlatform) 
 
 /// The official sample app answering with echo.
 async fn echo_rig() -> Rig {
-    let text = format!("[gateway]\nbudget_ms = 2000\n{OFFICIAL_SAMPLE_APP}");
     rig(
-        &text,
+        &sample_config_text("budget_ms = 2000"),
         FakeUpstream::start(UPSTREAM_SECRET, Behavior::none()),
         FakePlatform::start(),
     )
@@ -100,18 +101,11 @@ async fn upstream_rig(budget_ms: u64, delay: Duration) -> Rig {
 }
 
 fn delivery(sim: &PlatformSim, text: &str, msg_id: u64, attempt: usize) -> (SignedRequest, String) {
-    let header = Header {
-        to: sim.receive_id(),
-        from: "lisi",
-        create_time: unix_now(),
-        agent_id: Some(218),
-    };
-    let xml = text_xml(&header, text, msg_id);
-    let key = dedup_key("demo", Callback::parse(&xml).unwrap().dedup_key().as_str());
+    let xml = text_xml(&wecom_header(sim, "lisi"), text, msg_id);
     let request = sim
         .post(&xml, unix_now(), &format!("n{msg_id}x{attempt}"))
         .unwrap();
-    (request, key)
+    (request, key_of("demo", &xml))
 }
 
 /// Delivers in a task; its decrypted answer and how long it took.
@@ -119,22 +113,10 @@ fn deliver(
     rig: &Rig,
     request: SignedRequest,
 ) -> tokio::task::JoinHandle<(Option<String>, Duration)> {
-    let gateway = Arc::clone(&rig.gateway);
-    let sim = Arc::clone(&rig.sim);
+    let answer = spawn_answer(&rig.gateway, &rig.sim, request);
     tokio::spawn(async move {
-        let started = Instant::now();
-        let response = gateway.handle(request.to_callback()).await;
-        let took = started.elapsed();
-        let body = String::from_utf8(response.body.to_vec()).unwrap();
-        let answer = match sim
-            .check(&request, response.status.as_u16(), &body)
-            .unwrap()
-        {
-            Answer::Reply(xml) => Some(xml),
-            Answer::Empty => None,
-            Answer::Verified(_) => panic!("a POST answered like a verification"),
-        };
-        (answer, took)
+        let (answer, took) = answer.await.unwrap();
+        (reply_of(answer), took)
     })
 }
 

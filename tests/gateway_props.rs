@@ -2,31 +2,24 @@
 //! strings and bodies never panic, never get a 200, and always get one of the documented
 //! statuses; arbitrary config text never panics the config parser.
 
+mod support;
+
 use http::Method;
 use proptest::prelude::*;
+use support::sample::{KEY, TOKEN, wecom_app};
 use wxgate::config::Config;
 use wxgate::gateway::{CallbackRequest, Gateway};
 
-const CONFIG: &str = r#"
-[[apps]]
-name = "demo"
-platform = "wecom"
-corp_id = "wx5823bf96d3bd56c7"
-token = "QDG6eK"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-[apps.reply]
-echo = true
-[[apps]]
-name = "blog"
-platform = "mp"
-token = "QDG6eK"
-[[apps]]
-name = "comp"
-platform = "open"
-app_id = "wxcomp"
-token = "QDG6eK"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-"#;
+/// One app per platform mode on the sample's token and key.
+fn config_text() -> String {
+    format!(
+        "{}\n\
+         [[apps]]\nname = \"blog\"\nplatform = \"mp\"\ntoken = \"{TOKEN}\"\n\
+         [[apps]]\nname = \"comp\"\nplatform = \"open\"\napp_id = \"wxcomp\"\ntoken = \"{TOKEN}\"\n\
+         encoding_aes_key = \"{KEY}\"\n",
+        wecom_app("demo", "[apps.reply]\necho = true\n")
+    )
+}
 
 fn method() -> impl Strategy<Value = Method> {
     prop_oneof![
@@ -93,7 +86,7 @@ proptest! {
     fn junk_never_panics_and_never_gets_a_200(
         method in method(), path in path(), query in query(), body in body()
     ) {
-        let gateway = Gateway::builder(&Config::parse(CONFIG).unwrap()).build().unwrap();
+        let gateway = Gateway::builder(&Config::parse(&config_text()).unwrap()).build().unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let response = runtime.block_on(gateway.handle(CallbackRequest {
             method: &method,

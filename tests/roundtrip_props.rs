@@ -1,7 +1,10 @@
 //! Property tests: what is encrypted decrypts, what is signed verifies, what is written parses,
 //! and no input panics.
 
+mod support;
+
 use proptest::prelude::*;
+use support::sample::KEY;
 use wxgate::crypto::{EncodingAesKey, KeySlot, MsgCrypt, PAD_BLOCK};
 use wxgate::message::{Callback, Message};
 use wxgate::platform::Platform;
@@ -126,7 +129,7 @@ proptest! {
         token in "[A-Za-z0-9]{3,32}", ts in "[0-9]{1,12}", nonce in "[0-9a-zA-Z]{1,16}",
         encrypt in "[A-Za-z0-9+/=]{1,300}", flip in any::<prop::sample::Index>()
     ) {
-        let crypt = MsgCrypt::new(&token, "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "r").unwrap();
+        let crypt = MsgCrypt::new(&token, KEY, "r").unwrap();
         let sig = crypt.token().sign_encrypted(&ts, &nonce, &encrypt).unwrap().to_string();
         crypt.token().verify_encrypted(&sig, &ts, &nonce, &encrypt).unwrap();
         let mut tampered = encrypt.clone().into_bytes();

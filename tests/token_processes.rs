@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
-use support::fake_platform::{APP_ID, APP_SECRET, FakePlatform};
+use support::fake_platform::{FakePlatform, shop_app};
 use wxgate::config::Config;
 use wxgate::gateway::Gateway;
 use wxgate::platform::Platform;
@@ -26,13 +26,8 @@ fn config(fake_url: &str) -> String {
 [api]
 wecom_base_url = "{fake_url}"
 mp_base_url = "{fake_url}"
-[[apps]]
-name = "shop"
-platform = "mp"
-app_id = "{APP_ID}"
-token = "shoptoken"
-secret = "{APP_SECRET}"
-"#
+{}"#,
+        shop_app()
     )
 }
 
