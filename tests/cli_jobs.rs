@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::Value;
 use support::cli::{EXAMPLE, Run, run, wxgate};
-use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
+use support::dynamo::{DynamoServer, client, create_table, process_env, unique_table_name};
 use wxgate::clock::now_ms;
 use wxgate::store::{DedupStore, DedupTimes, DynamoStore, JobEnd, NewJob, dedup_key};
 
@@ -51,11 +51,7 @@ async fn job(store: &DynamoStore, app: &str, id: &str, end: Option<JobEnd<'_>>) 
 
 fn jobs(endpoint: &str, table: Option<&str>, args: &[&str]) -> (i32, String, String) {
     let mut cmd = wxgate(&["jobs", "--config", EXAMPLE]);
-    cmd.args(args)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "test-secret-access-key");
+    cmd.args(args).envs(process_env(endpoint));
     if let Some(table) = table {
         cmd.env("WXGATE_TABLE", table);
     }

@@ -14,7 +14,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::calls::{reply_of, spawn_answer};
+use support::calls::{pending_job, reply_of, spawn_answer};
 use support::dynamo::{
     DynamoServer, client, config as client_config, create_table, unique_table_name,
 };
@@ -120,15 +120,6 @@ fn deliver(
     })
 }
 
-/// Waits until the claim with its job is in the table, as the stream would deliver it.
-async fn pending_job(rig: &Rig, key: &str) {
-    let until = Instant::now() + Duration::from_secs(3);
-    while rig.direct.job(key, now_ms()).await.unwrap().is_none() {
-        assert!(Instant::now() < until, "no job was claimed");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 async fn job_state(rig: &Rig, key: &str) -> JobState {
     rig.direct.job(key, now_ms()).await.unwrap().unwrap().state
 }
@@ -186,7 +177,7 @@ async fn a_job_take_whose_answer_came_late_runs_the_job() {
         .answer_late(LateRule::next("UpdateItem", LATE).containing("job_until = :until"));
     let (request, key) = delivery(&rig.sim, "any news?", 8_000_002, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(&rig.direct, &key).await;
     let outcome = rig.gateway.run_job(&key, None).await;
     let (answer, took) = callback.await.unwrap();
     assert_eq!(rig.proxy.late_answers(), 1);
@@ -204,7 +195,7 @@ async fn a_send_mark_whose_answer_came_late_still_sends_once() {
         .answer_late(LateRule::next("UpdateItem", LATE).containing("SET job = :sending"));
     let (request, key) = delivery(&rig.sim, "slow question", 8_000_003, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(&rig.direct, &key).await;
     let outcome = rig.gateway.run_job(&key, None).await;
     let (answer, _) = callback.await.unwrap();
     assert_eq!(answer, None, "the callback answered empty at its budget");
@@ -226,7 +217,7 @@ async fn a_failed_read_does_not_end_the_wait_for_the_worker() {
         ..LateRule::next("GetItem", LATE)
     });
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(&rig.direct, &key).await;
     let outcome = rig.gateway.run_job(&key, None).await;
     let (answer, took) = callback.await.unwrap();
     assert_eq!(rig.proxy.late_answers(), 2);
@@ -248,7 +239,7 @@ async fn a_job_claim_that_failed_but_landed_is_decided_once() {
     });
     let (request, key) = delivery(&rig.sim, "only once", 8_000_005, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(&rig.direct, &key).await;
     let outcome = rig.gateway.run_job(&key, None).await;
     let (answer, _) = callback.await.unwrap();
     assert_eq!(rig.proxy.late_answers(), 2);

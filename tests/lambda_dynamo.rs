@@ -9,7 +9,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use support::calls::lambda_answer;
-use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
+use support::dynamo::{
+    ACCESS_KEY_ID, DynamoServer, SECRET_ACCESS_KEY, client, create_table, unique_table_name,
+};
 use support::runtime_api::FunctionProcess;
 use support::sample::{OFFICIAL_SAMPLE_APP, key_of, sample_sim, text_request, wecom_header};
 use wxgate::clock::unix_now;
@@ -25,8 +27,8 @@ async fn function(endpoint: &str, table: &str) -> FunctionProcess {
             ("WXGATE_TABLE", table),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
             // Lambda hands the function's role credentials over in these variables.
-            ("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST"),
-            ("AWS_SECRET_ACCESS_KEY", "test-secret-access-key"),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
             ("AWS_SESSION_TOKEN", "test-session-token"),
         ],
     )
@@ -102,5 +104,5 @@ async fn a_function_whose_table_is_unreachable_still_answers() {
     assert!(xml.contains("still here?"));
     let logs = function.logs();
     assert!(logs.contains("dedup unavailable"), "{logs}");
-    assert!(!logs.contains("test-secret-access-key"));
+    assert!(!logs.contains(SECRET_ACCESS_KEY));
 }

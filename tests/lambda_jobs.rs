@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value, json};
 use support::calls::v2_event;
-use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
+use support::dynamo::{
+    ACCESS_KEY_ID, DynamoServer, SECRET_ACCESS_KEY, client, create_table, unique_table_name,
+};
 use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::runtime_api::{FunctionProcess, Outcome};
@@ -74,8 +76,8 @@ async fn rig_with(behavior: Behavior, forward_timeout_ms: u64) -> Rig {
         ("WXGATE_TABLE", table.as_str()),
         ("WXGATE_REPLY_JOBS", "stream"),
         ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST"),
-        ("AWS_SECRET_ACCESS_KEY", "test-secret-access-key"),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
         ("RUST_LOG", "info"),
     ];
     let bin = env!("CARGO_BIN_EXE_wxgate");

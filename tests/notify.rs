@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::cli::{ConfigFile, Run, run, wxgate};
-use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
+use support::dynamo::{DynamoServer, client, create_table, process_env, unique_table_name};
 use support::fake_platform::{CORP_ID, CORP_SECRET, FakePlatform, SendApi, SendFault, shop_app};
 use support::sample::KEY;
 use wxgate::store::MemoryStore;
@@ -857,10 +857,7 @@ async fn twenty_processes_share_one_token_through_dynamodb() {
                 ],
             )
             .env("WXGATE_TABLE", &table)
-            .env("AWS_ENDPOINT_URL_DYNAMODB", dynamo.endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret-access-key")
+            .envs(process_env(&dynamo.endpoint()))
             .env_remove("AWS_PROFILE")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

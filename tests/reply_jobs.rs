@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::calls::spawn_answer;
+use support::calls::{pending_job, spawn_answer};
 use support::fake_platform::{FakePlatform, SendApi, SendFault};
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::sample::{header, key_of, sim_of, wecom_header};
@@ -88,15 +88,6 @@ fn deliver(rig: &Rig, request: SignedRequest) -> tokio::task::JoinHandle<(Answer
     spawn_answer(&rig.gateway, &rig.sim, request)
 }
 
-/// Waits for the claim with its job, as the stream would deliver it.
-async fn pending_job(gateway: &Gateway, key: &str) {
-    let until = Instant::now() + Duration::from_secs(3);
-    while gateway.store().job(key, now_ms()).await.unwrap().is_none() {
-        assert!(Instant::now() < until, "no job was claimed");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 async fn job_state(rig: &Rig, key: &str) -> (JobState, Option<String>) {
     let job = rig
         .gateway
@@ -113,7 +104,7 @@ async fn two_workers_on_one_job_ask_the_upstream_once() {
     let rig = rig(Behavior::text("fine").after(Duration::from_millis(50)));
     let (request, key) = delivery(&rig.sim, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig.gateway, &key).await;
+    pending_job(rig.gateway.store().as_ref(), &key).await;
     let (a, b) = tokio::join!(
         rig.gateway.run_job(&key, None),
         rig.gateway.run_job(&key, None)
@@ -140,7 +131,7 @@ async fn a_send_the_platform_refuses_is_a_failed_job_with_the_errcode() {
     rig.platform.fail_next_sends(1, SendFault::Errcode(81013));
     let (request, key) = delivery(&rig.sim, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig.gateway, &key).await;
+    pending_job(rig.gateway.store().as_ref(), &key).await;
     let worker = {
         let gateway = Arc::clone(&rig.gateway);
         let key = key.clone();
@@ -175,7 +166,7 @@ async fn a_job_ends_before_its_deadline_and_says_so() {
     let rig = rig(Behavior::text("never").after(Duration::from_secs(30)));
     let (request, key) = delivery(&rig.sim, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig.gateway, &key).await;
+    pending_job(rig.gateway.store().as_ref(), &key).await;
     // An invocation with 2.5 s left: the job gets 1 s (1.5 s kept to record the end).
     let started = Instant::now();
     let outcome = rig.gateway.run_job(&key, Some(now_ms() + 2_500)).await;
@@ -208,7 +199,7 @@ async fn an_official_account_gets_a_late_reply_as_a_customer_message() {
     let key = key_of("shop", &xml);
     let request = sim.post(&xml, unix_now(), "n0").unwrap();
     let callback = spawn_answer(&gateway, &sim, request);
-    pending_job(&gateway, &key).await;
+    pending_job(gateway.store().as_ref(), &key).await;
     let outcome = gateway.run_job(&key, None).await;
     assert_eq!(outcome, JobOutcome::Sent);
     assert_eq!(callback.await.unwrap().0, Answer::Empty);
@@ -233,7 +224,7 @@ async fn a_job_held_by_a_crashed_worker_is_retried_not_dropped() {
     let rig = rig(Behavior::text("fine"));
     let (request, key) = delivery(&rig.sim, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig.gateway, &key).await;
+    pending_job(rig.gateway.store().as_ref(), &key).await;
     // A worker took the job and died: its time limit has not run out.
     assert!(
         rig.gateway
@@ -295,7 +286,7 @@ async fn a_late_reply_the_platform_took_but_answered_late_goes_out_once() {
         .fail_next_sends(1, SendFault::AcceptThenAnswerLate(Duration::from_secs(2)));
     let (request, key) = delivery(&rig.sim, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig.gateway, &key).await;
+    pending_job(rig.gateway.store().as_ref(), &key).await;
     let outcome = rig.gateway.run_job(&key, None).await;
     assert_eq!(callback.await.unwrap().0, Answer::Empty);
     assert_eq!(outcome, JobOutcome::Sent);
@@ -324,7 +315,7 @@ async fn a_late_reply_the_platform_took_but_answered_late_goes_out_once() {
     let key = key_of("shop", &xml);
     let request = shop.post(&xml, unix_now(), "n0").unwrap();
     let callback = spawn_answer(&gateway, &shop, request);
-    pending_job(&gateway, &key).await;
+    pending_job(gateway.store().as_ref(), &key).await;
     let outcome = gateway.run_job(&key, None).await;
     callback.await.unwrap();
     let JobOutcome::Failed(reason) = outcome else {

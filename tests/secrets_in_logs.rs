@@ -6,7 +6,9 @@ mod support;
 
 use support::calls::lambda_answer;
 use support::cli::{ConfigFile, run, wxgate};
-use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
+use support::dynamo::{
+    ACCESS_KEY_ID, DynamoServer, SECRET_ACCESS_KEY, client, create_table, unique_table_name,
+};
 use support::runtime_api::{FunctionProcess, HarnessError, apigw_v2_event};
 use support::sample::{KEY, header, sim_of};
 use wxgate::clock::unix_now;
@@ -99,8 +101,8 @@ async fn trace_level_prints_neither_raw_events_nor_store_requests() {
             ("WXGATE_CONFIG", PLAINTEXT_APP),
             ("WXGATE_TABLE", &table),
             ("AWS_ENDPOINT_URL_DYNAMODB", &server.endpoint()),
-            ("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST"),
-            ("AWS_SECRET_ACCESS_KEY", "test-secret-access-key"),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
             ("RUST_LOG", "trace"),
         ],
     )

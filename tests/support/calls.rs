@@ -8,9 +8,11 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 use wxgate::bot::Bot;
+use wxgate::clock::now_ms;
 use wxgate::gateway::Gateway;
 use wxgate::message::{Callback, Content};
 use wxgate::simulate::{Answer, PlatformSim, SignedRequest};
+use wxgate::store::DedupStore;
 
 use super::runtime_api::{ApiGwResponse, FunctionProcess, apigw_v2_event};
 
@@ -50,6 +52,16 @@ pub fn spawn_answer(
     let gateway = Arc::clone(gateway);
     let sim = Arc::clone(sim);
     tokio::spawn(async move { timed_answer(&gateway, &sim, &request).await })
+}
+
+/// Waits (at most 3 s) until `key` is claimed with its reply job in `store`: when the stream
+/// would hand the job to a worker.
+pub async fn pending_job(store: &impl DedupStore, key: &str) {
+    let until = Instant::now() + Duration::from_secs(3);
+    while store.job(key, now_ms()).await.unwrap().is_none() {
+        assert!(Instant::now() < until, "no job was claimed");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// The reply to a POST: the decrypted XML, or `None` for the empty answer.
