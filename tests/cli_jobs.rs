@@ -4,15 +4,12 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::Value;
-use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
+use support::cli::{EXAMPLE, Run, run, wxgate};
+use support::dynamo::{DynamoServer, client, create_table, process_env, unique_table_name};
 use wxgate::clock::now_ms;
 use wxgate::store::{DedupStore, DedupTimes, DynamoStore, JobEnd, NewJob, dedup_key};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wxgate.toml");
 const SECRET_WORDS: &str = "my card number is 4111";
 
 fn times(now_ms: u64) -> DedupTimes {
@@ -53,25 +50,17 @@ async fn job(store: &DynamoStore, app: &str, id: &str, end: Option<JobEnd<'_>>) 
 }
 
 fn jobs(endpoint: &str, table: Option<&str>, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("jobs")
-        .args(["--config", EXAMPLE])
-        .args(args)
-        .env_remove("WXGATE_CONFIG")
-        .env_remove("WXGATE_TABLE")
-        .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "test-secret-access-key");
+    let mut cmd = wxgate(&["jobs", "--config", EXAMPLE]);
+    cmd.args(args).envs(process_env(endpoint));
     if let Some(table) = table {
         cmd.env("WXGATE_TABLE", table);
     }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let Run {
+        code,
+        stdout,
+        stderr,
+    } = run(&mut cmd);
+    (code, stdout, stderr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

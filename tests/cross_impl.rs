@@ -4,17 +4,16 @@
 //! The peers are installed into `.cache/peers` by `scripts/peers.sh` (run here, idempotent)
 //! and driven through small JSON Lines drivers in `tests/peers/`.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
+use support::sample::{CORP_ID, KEY, TOKEN};
 use wxgate::crypto::{KeySlot, MsgCrypt};
-
-const TOKEN: &str = "QDG6eK";
-const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
-const CORP_ID: &str = "wx5823bf96d3bd56c7";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -113,7 +112,9 @@ fn messages() -> Vec<String> {
         "hello".to_owned(),
         "你好，世界".to_owned(),
         "emoji 😀👍🏽 and ]]> and <xml>&amp;".to_owned(),
-        "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Content><![CDATA[a]]]]><![CDATA[>b]]></Content></xml>".to_owned(),
+        format!(
+            "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Content><![CDATA[a]]]]><![CDATA[>b]]></Content></xml>"
+        ),
         "中".repeat(700),
         "x".repeat(2048),
     ];

@@ -1,28 +1,29 @@
 //! Exactly-once callbacks through the whole gateway, against both stores: the platform's
 //! retries and concurrent copies of one message run the bot once and all get its reply.
+//! Against the embedded store, tokio's clock is paused.
 
 mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use support::calls::{handle, reply_of, timed_answer};
 use support::dynamo::{
     DynamoServer, client, config as client_config, create_table, unique_table_name,
 };
 use support::request_count::RequestCount;
+use support::sample::{key_of, sample_config, sim_of, wecom_header};
+use tokio::time::Instant;
 use wxgate::bot::{Bot, BotError, Inbound};
 use wxgate::clock::now_ms;
 use wxgate::clock::unix_now;
-use wxgate::config::Config;
 use wxgate::gateway::Gateway;
-use wxgate::message::Callback;
 use wxgate::reply::Reply;
 use wxgate::simulate::{
-    Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, event_xml, location_xml,
-    text_xml,
+    Answer, Header, PlatformSim, SignedRequest, event_xml, location_xml, text_xml,
 };
-use wxgate::store::{Backend, DedupStore, DedupTimes, DynamoStore, MemoryStore, dedup_key};
+use wxgate::store::{Backend, DedupStore, DedupTimes, DynamoStore, MemoryStore};
 
 /// Answers "answer #n" after a delay, n counting its runs: equal answers mean one run.
 struct CountingBot {
@@ -52,15 +53,8 @@ impl Setup {
     }
 }
 
-fn config(budget_ms: u64) -> Config {
-    Config::parse(&format!(
-        "[gateway]\nbudget_ms = {budget_ms}\n{OFFICIAL_SAMPLE_APP}"
-    ))
-    .unwrap()
-}
-
 async fn setup(store: StoreKind, budget_ms: u64, bot_delay: Duration) -> Setup {
-    let config = config(budget_ms);
+    let config = sample_config(&format!("budget_ms = {budget_ms}"));
     let bot = CountingBot {
         delay: bot_delay,
         runs: AtomicUsize::new(0),
@@ -79,7 +73,7 @@ async fn setup(store: StoreKind, budget_ms: u64, bot_delay: Duration) -> Setup {
             (Backend::Dynamo(store), Some(requests), Some(server))
         }
     };
-    let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
+    let sim = sim_of(&config, "demo");
     let gateway = Gateway::builder(&config)
         .bot(bot)
         .store(Arc::new(backend))
@@ -99,12 +93,11 @@ enum StoreKind {
     Dynamo,
 }
 
+/// From `lisi`, created at a fixed time: every delivery of a message is the same XML.
 fn header(sim: &PlatformSim) -> Header<'_> {
     Header {
-        to: sim.receive_id(),
-        from: "lisi",
         create_time: 1_700_000_000,
-        agent_id: Some(218),
+        ..wecom_header(sim, "lisi")
     }
 }
 
@@ -118,22 +111,9 @@ fn delivery(sim: &PlatformSim, msg_id: u64, attempt: usize) -> SignedRequest {
     .unwrap()
 }
 
-async fn deliver(gateway: &Gateway<CountingBot>, request: &SignedRequest) -> (u16, String) {
-    let response = gateway.handle(request.to_callback()).await;
-    (
-        response.status.as_u16(),
-        String::from_utf8(response.body.to_vec()).unwrap(),
-    )
-}
-
 /// Delivers and decrypts: the reply XML, or `None` for the empty answer.
 async fn answer(setup: &Setup, request: &SignedRequest) -> Option<String> {
-    let (status, body) = deliver(&setup.gateway, request).await;
-    match setup.sim.check(request, status, &body).unwrap() {
-        Answer::Reply(xml) => Some(xml),
-        Answer::Empty => None,
-        Answer::Verified(_) => panic!("a POST answered like a URL verification"),
-    }
+    reply_of(timed_answer(&setup.gateway, &setup.sim, request).await.0)
 }
 
 fn content(xml: &str) -> &str {
@@ -141,11 +121,14 @@ fn content(xml: &str) -> &str {
     &xml[start..start + xml[start..].find("]]>").unwrap()]
 }
 
+/// Each scenario against both stores. Against the embedded store nothing does I/O, so tokio's
+/// clock is paused there: the bot's delays and the test's waits take no real time and a
+/// loaded machine cannot stretch them. Against dynalite, time is real.
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[tokio::test(start_paused = true)]
                 async fn $name() {
                     super::$name(super::StoreKind::Memory).await;
                 }
@@ -208,13 +191,13 @@ async fn a_retry_after_completion_gets_the_same_reply_re_encrypted(store: StoreK
         // A new message: one claim and one completion, nothing else.
         assert_eq!(requests.total(), 2, "{:?}", requests.snapshot());
     }
-    let (status, body) = deliver(&setup.gateway, &retry).await;
+    let (status, body) = handle(&setup.gateway, &retry).await;
     let Answer::Reply(retry_xml) = setup.sim.check(&retry, status, &body).unwrap() else {
         panic!("the retry was answered empty");
     };
     assert_eq!(retry_xml, first_xml);
     assert_eq!(content(&retry_xml), "answer #1");
-    let (_, first_body) = deliver(&setup.gateway, &first).await;
+    let (_, first_body) = handle(&setup.gateway, &first).await;
     assert_ne!(first_body, body, "a replayed reply is encrypted afresh");
     assert_eq!(setup.runs(), 1);
     if let Some(requests) = &setup.requests {
@@ -264,7 +247,7 @@ async fn a_dead_holders_claim_is_taken_over(store: StoreKind) {
     let request = delivery(&setup.sim, 10, 0);
     // An instance claimed this message long ago and died before recording an answer.
     let xml = text_xml(&header(&setup.sim), "hello", 10);
-    let key = dedup_key("demo", Callback::parse(&xml).unwrap().dedup_key().as_str());
+    let key = key_of("demo", &xml);
     let long_ago = DedupTimes {
         now_ms: now_ms() - 60_000,
         lease_ms: 3_000,
@@ -306,7 +289,7 @@ async fn events_are_deduplicated_and_report_only_events_skip_the_store(store: St
         .unwrap();
     assert_eq!(answer(&setup, &location).await, None);
     let verify = setup.sim.verify_url("echo-me", unix_now(), "v").unwrap();
-    let (status, body) = deliver(&setup.gateway, &verify).await;
+    let (status, body) = handle(&setup.gateway, &verify).await;
     assert_eq!((status, body.as_str()), (200, "echo-me"));
     assert_eq!(
         setup.requests.as_ref().map(RequestCount::total),

@@ -8,12 +8,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::calls::{reply_of, timed_answer};
 use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
+use support::sample::{header, sim_of, text_request};
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
 use wxgate::gateway::{Gateway, LateReplies};
-use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
+use wxgate::simulate::{Answer, PlatformSim, SignedRequest, text_xml};
 
 const UPSTREAM_SECRET: &str = "deferred-test-secret-0123456789";
 const BUDGET_MS: u64 = 300;
@@ -41,7 +43,7 @@ fn rig(upstream: Behavior, deferred: bool) -> Rig {
     let platform = FakePlatform::start();
     let upstream = FakeUpstream::start(UPSTREAM_SECRET, upstream);
     let config = Config::parse(&config_text(&platform, &upstream)).unwrap();
-    let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
+    let sim = sim_of(&config, "demo");
     let late = if deferred {
         LateReplies::InBackground
     } else {
@@ -60,35 +62,13 @@ fn rig(upstream: Behavior, deferred: bool) -> Rig {
 }
 
 fn delivery(sim: &PlatformSim, attempt: usize) -> SignedRequest {
-    let header = Header {
-        to: sim.receive_id(),
-        from: "lisi",
-        create_time: unix_now(),
-        agent_id: Some(218),
-    };
-    sim.post(
-        &text_xml(&header, "what is the weather?", 4242),
-        unix_now(),
-        &format!("n{attempt}"),
-    )
-    .unwrap()
+    text_request(sim, "what is the weather?", 4242, &format!("n{attempt}"))
 }
 
 /// Delivers; the decrypted reply (`None`: empty) and how long the answer took.
 async fn deliver(rig: &Rig, request: &SignedRequest) -> (Option<String>, Duration) {
-    let started = Instant::now();
-    let response = rig.gateway.handle(request.to_callback()).await;
-    let took = started.elapsed();
-    let body = String::from_utf8(response.body.to_vec()).unwrap();
-    match rig
-        .sim
-        .check(request, response.status.as_u16(), &body)
-        .unwrap()
-    {
-        Answer::Reply(xml) => (Some(xml), took),
-        Answer::Empty => (None, took),
-        Answer::Verified(_) => panic!("a POST answered like a URL verification"),
-    }
+    let (answer, took) = timed_answer(&rig.gateway, &rig.sim, request).await;
+    (reply_of(answer), took)
 }
 
 /// Waits until `done` holds, for at most `limit`.
@@ -229,12 +209,7 @@ async fn a_plaintext_account_sends_late_replies_only_when_configured() {
             .late_replies(LateReplies::InBackground)
             .build()
             .unwrap();
-        let header = Header {
-            to: "gh_blog",
-            from: "oFollower",
-            create_time: unix_now(),
-            agent_id: None,
-        };
+        let header = header("gh_blog", "oFollower", None);
         let request = sim
             .post(
                 &text_xml(&header, "hi", 9000 + u64::from(allowed)),

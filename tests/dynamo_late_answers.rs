@@ -14,20 +14,22 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::calls::{pending_job, reply_of, spawn_answer};
 use support::dynamo::{
     DynamoServer, client, config as client_config, create_table, unique_table_name,
 };
 use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::late_answer::{LateAnswerProxy, LateRule};
+use support::sample::{key_of, sample_config_text, sim_of, wecom_header};
 use wxgate::clock::now_ms;
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
 use wxgate::gateway::{Gateway, JobOutcome, LateReplies};
 use wxgate::message::Callback;
-use wxgate::simulate::{Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, text_xml};
+use wxgate::simulate::{PlatformSim, SignedRequest, text_xml};
 use wxgate::store::dynamodb::{DynamoTimeouts, with_timeouts};
-use wxgate::store::{Backend, DedupRecord, DedupStore, DynamoStore, JobState, dedup_key};
+use wxgate::store::{Backend, DedupRecord, DedupStore, DynamoStore, JobState};
 use wxgate::wechat::{ClientTimeouts, PlatformClient, TokenProvider, TokenSettings};
 
 const UPSTREAM_SECRET: &str = "late-answers-test-secret-0123456789";
@@ -56,7 +58,7 @@ async fn rig(config_text: &str, upstream: FakeUpstream, platform: FakePlatform) 
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), &table);
     let direct = DynamoStore::new(db.clone(), &table).sharing_keys_with(&store);
     let config = Config::parse(config_text).unwrap();
-    let sim = Arc::new(PlatformSim::new(config.app("demo").unwrap()).unwrap());
+    let sim = Arc::new(sim_of(&config, "demo"));
     let gateway = Gateway::builder(&config)
         .store(Arc::new(Backend::Dynamo(store)))
         .late_replies(LateReplies::AsJobs)
@@ -75,9 +77,8 @@ async fn rig(config_text: &str, upstream: FakeUpstream, platform: FakePlatform) 
 
 /// The official sample app answering with echo.
 async fn echo_rig() -> Rig {
-    let text = format!("[gateway]\nbudget_ms = 2000\n{OFFICIAL_SAMPLE_APP}");
     rig(
-        &text,
+        &sample_config_text("budget_ms = 2000"),
         FakeUpstream::start(UPSTREAM_SECRET, Behavior::none()),
         FakePlatform::start(),
     )
@@ -100,18 +101,11 @@ async fn upstream_rig(budget_ms: u64, delay: Duration) -> Rig {
 }
 
 fn delivery(sim: &PlatformSim, text: &str, msg_id: u64, attempt: usize) -> (SignedRequest, String) {
-    let header = Header {
-        to: sim.receive_id(),
-        from: "lisi",
-        create_time: unix_now(),
-        agent_id: Some(218),
-    };
-    let xml = text_xml(&header, text, msg_id);
-    let key = dedup_key("demo", Callback::parse(&xml).unwrap().dedup_key().as_str());
+    let xml = text_xml(&wecom_header(sim, "lisi"), text, msg_id);
     let request = sim
         .post(&xml, unix_now(), &format!("n{msg_id}x{attempt}"))
         .unwrap();
-    (request, key)
+    (request, key_of("demo", &xml))
 }
 
 /// Delivers in a task; its decrypted answer and how long it took.
@@ -119,32 +113,11 @@ fn deliver(
     rig: &Rig,
     request: SignedRequest,
 ) -> tokio::task::JoinHandle<(Option<String>, Duration)> {
-    let gateway = Arc::clone(&rig.gateway);
-    let sim = Arc::clone(&rig.sim);
+    let answer = spawn_answer(&rig.gateway, &rig.sim, request);
     tokio::spawn(async move {
-        let started = Instant::now();
-        let response = gateway.handle(request.to_callback()).await;
-        let took = started.elapsed();
-        let body = String::from_utf8(response.body.to_vec()).unwrap();
-        let answer = match sim
-            .check(&request, response.status.as_u16(), &body)
-            .unwrap()
-        {
-            Answer::Reply(xml) => Some(xml),
-            Answer::Empty => None,
-            Answer::Verified(_) => panic!("a POST answered like a verification"),
-        };
-        (answer, took)
+        let (answer, took) = answer.await.unwrap();
+        (reply_of(answer), took)
     })
-}
-
-/// Waits until the claim with its job is in the table, as the stream would deliver it.
-async fn pending_job(rig: &Rig, key: &str) {
-    let until = Instant::now() + Duration::from_secs(3);
-    while rig.direct.job(key, now_ms()).await.unwrap().is_none() {
-        assert!(Instant::now() < until, "no job was claimed");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 async fn job_state(rig: &Rig, key: &str) -> JobState {
@@ -205,7 +178,7 @@ async fn a_job_take_whose_answer_came_late_runs_the_job() {
         .answer_late(LateRule::next("UpdateItem", LATE).containing("job_until = :until"));
     let (request, key) = delivery(&rig.sim, "any news?", 8_000_002, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(&rig.direct, &key).await;
     let outcome = rig.gateway.run_job(&key, None).await;
     let (answer, took) = callback.await.unwrap();
     assert_eq!(rig.proxy.late_answers(), 1);
@@ -223,7 +196,7 @@ async fn a_send_mark_whose_answer_came_late_still_sends_once() {
         .answer_late(LateRule::next("UpdateItem", LATE).containing("SET job = :sending"));
     let (request, key) = delivery(&rig.sim, "slow question", 8_000_003, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(&rig.direct, &key).await;
     let outcome = rig.gateway.run_job(&key, None).await;
     let (answer, _) = callback.await.unwrap();
     assert_eq!(answer, None, "the callback answered empty at its budget");
@@ -245,7 +218,7 @@ async fn a_failed_read_does_not_end_the_wait_for_the_worker() {
         ..LateRule::next("GetItem", LATE)
     });
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(&rig.direct, &key).await;
     let outcome = rig.gateway.run_job(&key, None).await;
     let (answer, took) = callback.await.unwrap();
     assert_eq!(rig.proxy.late_answers(), 2);
@@ -267,7 +240,7 @@ async fn a_job_claim_that_failed_but_landed_is_decided_once() {
     });
     let (request, key) = delivery(&rig.sim, "only once", 8_000_005, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(&rig.direct, &key).await;
     let outcome = rig.gateway.run_job(&key, None).await;
     let (answer, _) = callback.await.unwrap();
     assert_eq!(rig.proxy.late_answers(), 2);

@@ -7,20 +7,22 @@ mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 use sha2::Sha256;
+use support::calls::timed_answer;
 use support::fake_upstream::{Behavior, FakeUpstream};
+use support::sample::{
+    CORP_ID, KEY, TOKEN, header, sample_config_text, sim_of, text_request, wecom_header,
+};
 use wxgate::bot::{Bot, BotError, ConfigBot, Inbound};
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
 use wxgate::gateway::Gateway;
 use wxgate::reply::Reply;
-use wxgate::simulate::{
-    Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, event_xml, text_xml,
-};
+use wxgate::simulate::{Answer, PlatformSim, event_xml, text_xml};
 
 const SECRET: &str = "forward-test-secret-0123456789";
 /// What the users write; it must never reach a log line.
@@ -66,10 +68,9 @@ fn forward_rules(url: &str, extra: &str) -> String {
 
 /// The official sample app (`demo`) with `reply` as its `[apps.reply]`.
 fn config(budget_ms: u64, reply: &str) -> Config {
-    Config::parse(&format!(
-        "[gateway]\nbudget_ms = {budget_ms}\n{}",
-        OFFICIAL_SAMPLE_APP.replace("echo = true", reply)
-    ))
+    Config::parse(
+        &sample_config_text(&format!("budget_ms = {budget_ms}")).replace("echo = true", reply),
+    )
     .unwrap()
 }
 
@@ -85,39 +86,10 @@ fn setup(budget_ms: u64, extra: &str, behavior: Behavior) -> Setup {
     let config = config(budget_ms, &forward_rules(&fake.url(), extra));
     Setup {
         gateway: Gateway::builder(&config).build().unwrap(),
-        sim: PlatformSim::new(config.app("demo").unwrap()).unwrap(),
+        sim: sim_of(&config, "demo"),
         fake,
         budget: Duration::from_millis(budget_ms),
     }
-}
-
-fn header(sim: &PlatformSim) -> Header<'_> {
-    Header {
-        to: sim.receive_id(),
-        from: "lisi",
-        create_time: unix_now(),
-        agent_id: Some(218),
-    }
-}
-
-fn text_request(sim: &PlatformSim, text: &str, msg_id: u64) -> SignedRequest {
-    sim.post(&text_xml(&header(sim), text, msg_id), unix_now(), "n")
-        .unwrap()
-}
-
-/// Sends `request` through the gateway; the platform's verdict on the answer, and how long
-/// it took.
-async fn call<B: Bot>(
-    gateway: &Gateway<B>,
-    sim: &PlatformSim,
-    request: &SignedRequest,
-) -> (Answer, Duration) {
-    let started = Instant::now();
-    let response = gateway.handle(request.to_callback()).await;
-    let elapsed = started.elapsed();
-    let body = String::from_utf8(response.body.to_vec()).unwrap();
-    let answer = sim.check(request, response.status.as_u16(), &body).unwrap();
-    (answer, elapsed)
 }
 
 fn reply_xml(answer: Answer) -> String {
@@ -134,8 +106,8 @@ async fn an_upstream_answer_becomes_the_encrypted_passive_reply() {
         "",
         Behavior::text("the upstream's answer").after(Duration::from_millis(100)),
     );
-    let request = text_request(&s.sim, "hello upstream", 5);
-    let (answer, elapsed) = call(&s.gateway, &s.sim, &request).await;
+    let request = text_request(&s.sim, "hello upstream", 5, "n");
+    let (answer, elapsed) = timed_answer(&s.gateway, &s.sim, &request).await;
     let xml = reply_xml(answer);
     assert!(xml.contains("the upstream's answer"), "{xml}");
     assert!(
@@ -172,7 +144,7 @@ async fn an_upstream_answer_becomes_the_encrypted_passive_reply() {
     assert_eq!(message["msg_type"], "text");
     assert_eq!(message["content"], "hello upstream");
     assert_eq!(message["from_user_name"], "lisi");
-    assert_eq!(message["to_user_name"], "wx5823bf96d3bd56c7");
+    assert_eq!(message["to_user_name"], CORP_ID);
     assert_eq!(message["msg_id"], 5);
     assert_eq!(message["agent_id"], 218);
 }
@@ -180,9 +152,9 @@ async fn an_upstream_answer_becomes_the_encrypted_passive_reply() {
 #[tokio::test]
 async fn a_retry_is_answered_from_the_record_without_asking_the_upstream_again() {
     let s = setup(1000, "", Behavior::text("once"));
-    let request = text_request(&s.sim, "hi", 6);
+    let request = text_request(&s.sim, "hi", 6, "n");
     for _ in 0..2 {
-        let (answer, _) = call(&s.gateway, &s.sim, &request).await;
+        let (answer, _) = timed_answer(&s.gateway, &s.sim, &request).await;
         assert!(reply_xml(answer).contains("once"));
     }
     assert_eq!(s.fake.requests().len(), 1);
@@ -195,8 +167,8 @@ async fn a_news_answer_becomes_a_news_reply() {
         "",
         Behavior::news("价目表", "https://example.com/prices"),
     );
-    let request = text_request(&s.sim, "价格?", 7);
-    let xml = reply_xml(call(&s.gateway, &s.sim, &request).await.0);
+    let request = text_request(&s.sim, "价格?", 7, "n");
+    let xml = reply_xml(timed_answer(&s.gateway, &s.sim, &request).await.0);
     assert!(xml.contains("<MsgType><![CDATA[news]]></MsgType>"), "{xml}");
     assert!(xml.contains("<ArticleCount>1</ArticleCount>"), "{xml}");
     assert!(
@@ -216,8 +188,8 @@ async fn no_reply_from_the_upstream_is_the_empty_answer_without_a_warning() {
     ];
     for (i, behavior) in cases.into_iter().enumerate() {
         s.fake.set_behavior(behavior.clone());
-        let request = text_request(&s.sim, "hi", 100 + i as u64);
-        let (answer, _) = call(&s.gateway, &s.sim, &request).await;
+        let request = text_request(&s.sim, "hi", 100 + i as u64, "n");
+        let (answer, _) = timed_answer(&s.gateway, &s.sim, &request).await;
         assert_eq!(answer, Answer::Empty, "{behavior:?}");
     }
     assert_eq!(s.fake.requests().len(), 3);
@@ -257,8 +229,8 @@ async fn upstream_failures_are_answered_empty_within_the_budget_with_one_warning
     ];
     for (i, (behavior, cause, status)) in cases.into_iter().enumerate() {
         s.fake.set_behavior(behavior.clone());
-        let request = text_request(&s.sim, PRIVATE, 200 + i as u64);
-        let (answer, elapsed) = call(&s.gateway, &s.sim, &request).await;
+        let request = text_request(&s.sim, PRIVATE, 200 + i as u64, "n");
+        let (answer, elapsed) = timed_answer(&s.gateway, &s.sim, &request).await;
         assert_eq!(answer, Answer::Empty, "{behavior:?}");
         assert!(elapsed < s.budget + SLACK, "{behavior:?}: {elapsed:?}");
         let logs = logs.take();
@@ -291,9 +263,10 @@ async fn a_refused_connection_is_answered_empty_at_once() {
         &forward_rules(&format!("http://127.0.0.1:{closed_port}/bot"), ""),
     );
     let gateway = Gateway::builder(&config).build().unwrap();
-    let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
+    let sim = sim_of(&config, "demo");
     let (logs, _guard) = Logs::capture();
-    let (answer, elapsed) = call(&gateway, &sim, &text_request(&sim, PRIVATE, 9)).await;
+    let (answer, elapsed) =
+        timed_answer(&gateway, &sim, &text_request(&sim, PRIVATE, 9, "n")).await;
     assert_eq!(answer, Answer::Empty);
     assert!(elapsed < Duration::from_millis(200), "{elapsed:?}");
     let logs = logs.take();
@@ -312,11 +285,11 @@ async fn local_rules_answer_first_and_the_upstream_gets_the_rest() {
         Behavior::text("from upstream"),
     );
     let local = [
-        (text_request(&s.sim, " HELP ", 10), "local help"),
+        (text_request(&s.sim, " HELP ", 10, "n"), "local help"),
         (
             s.sim
                 .post(
-                    &event_xml(&header(&s.sim), "subscribe", None),
+                    &event_xml(&wecom_header(&s.sim, "lisi"), "subscribe", None),
                     unix_now(),
                     "n",
                 )
@@ -326,7 +299,7 @@ async fn local_rules_answer_first_and_the_upstream_gets_the_rest() {
         (
             s.sim
                 .post(
-                    &event_xml(&header(&s.sim), "click", Some("LOCAL")),
+                    &event_xml(&wecom_header(&s.sim, "lisi"), "click", Some("LOCAL")),
                     unix_now(),
                     "n",
                 )
@@ -335,7 +308,7 @@ async fn local_rules_answer_first_and_the_upstream_gets_the_rest() {
         ),
     ];
     for (request, expected) in &local {
-        let xml = reply_xml(call(&s.gateway, &s.sim, request).await.0);
+        let xml = reply_xml(timed_answer(&s.gateway, &s.sim, request).await.0);
         assert!(xml.contains(expected), "{xml}");
     }
     assert!(s.fake.requests().is_empty());
@@ -344,13 +317,13 @@ async fn local_rules_answer_first_and_the_upstream_gets_the_rest() {
     let other_click = s
         .sim
         .post(
-            &event_xml(&header(&s.sim), "click", Some("REMOTE")),
+            &event_xml(&wecom_header(&s.sim, "lisi"), "click", Some("REMOTE")),
             unix_now(),
             "n",
         )
         .unwrap();
-    for request in [text_request(&s.sim, "helpme", 11), other_click] {
-        let xml = reply_xml(call(&s.gateway, &s.sim, &request).await.0);
+    for request in [text_request(&s.sim, "helpme", 11, "n"), other_click] {
+        let xml = reply_xml(timed_answer(&s.gateway, &s.sim, &request).await.0);
         assert!(xml.contains("from upstream"), "{xml}");
     }
     let seen = s.fake.requests();
@@ -374,7 +347,8 @@ async fn a_late_upstream_is_cut_off_at_its_time_limit_and_its_connection_closed(
         Behavior::text("too late").after(Duration::from_secs(6)),
     );
     let (logs, _guard) = Logs::capture();
-    let (answer, elapsed) = call(&s.gateway, &s.sim, &text_request(&s.sim, "hi", 12)).await;
+    let (answer, elapsed) =
+        timed_answer(&s.gateway, &s.sim, &text_request(&s.sim, "hi", 12, "n")).await;
     assert_eq!(answer, Answer::Empty);
     assert!(
         elapsed >= Duration::from_millis(150) && elapsed < s.budget + SLACK,
@@ -397,7 +371,8 @@ async fn at_the_gateway_budget_the_upstream_call_is_dropped() {
     // A limit as long as the budget: the gateway's deadline, which started first, wins.
     let s = setup(300, "forward_timeout_ms = 300", Behavior::Hang);
     let (logs, _guard) = Logs::capture();
-    let (answer, elapsed) = call(&s.gateway, &s.sim, &text_request(&s.sim, "hi", 13)).await;
+    let (answer, elapsed) =
+        timed_answer(&s.gateway, &s.sim, &text_request(&s.sim, "hi", 13, "n")).await;
     assert_eq!(answer, Answer::Empty);
     assert!(
         elapsed >= s.budget && elapsed < s.budget + SLACK,
@@ -436,15 +411,15 @@ async fn a_bot_in_code_falls_back_to_the_upstream() {
         rules: ConfigBot::from_config(&config).unwrap(),
     };
     let gateway = Gateway::builder(&config).bot(bot).build().unwrap();
-    let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
+    let sim = sim_of(&config, "demo");
     let xml = reply_xml(
-        call(&gateway, &sim, &text_request(&sim, "time", 14))
+        timed_answer(&gateway, &sim, &text_request(&sim, "time", 14, "n"))
             .await
             .0,
     );
     assert!(xml.contains("noon"), "{xml}");
     let xml = reply_xml(
-        call(&gateway, &sim, &text_request(&sim, "other", 15))
+        timed_answer(&gateway, &sim, &text_request(&sim, "other", 15, "n"))
             .await
             .0,
     );
@@ -460,9 +435,9 @@ async fn open_platform_messages_name_the_authorizer() {
         [[apps]]
         name = "platform"
         platform = "open"
-        app_id = "wx5823bf96d3bd56c7"
-        token = "QDG6eK"
-        encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+        app_id = "{CORP_ID}"
+        token = "{TOKEN}"
+        encoding_aes_key = "{KEY}"
         [apps.reply]
         {}"#,
         forward_rules(&fake.url(), "")
@@ -472,16 +447,11 @@ async fn open_platform_messages_name_the_authorizer() {
     let sim = PlatformSim::new(config.app("platform").unwrap())
         .unwrap()
         .authorizer(Some("wxauthorizer0001".into()));
-    let header = Header {
-        to: "gh_authorized",
-        from: "openid-1",
-        create_time: unix_now(),
-        agent_id: None,
-    };
+    let header = header("gh_authorized", "openid-1", None);
     let request = sim
         .post(&text_xml(&header, "hello", 16), unix_now(), "n")
         .unwrap();
-    let xml = reply_xml(call(&gateway, &sim, &request).await.0);
+    let xml = reply_xml(timed_answer(&gateway, &sim, &request).await.0);
     assert!(xml.contains("hi from upstream"), "{xml}");
     let body = fake.requests()[0].json();
     assert_eq!(body["platform"], "open");

@@ -1,25 +1,18 @@
 //! The gateway in process with a bot written in code: the time budget, and what reaches a
 //! bot. Time is paused (tokio test-util), so durations are exact, not measured.
 
+mod support;
+
 use std::sync::Mutex;
 use std::time::Duration;
 
+use support::calls::handle;
+use support::sample::{sample_config, sim_of, text_request, wecom_header};
 use wxgate::bot::{Bot, BotError, Inbound, Notice};
 use wxgate::clock::unix_now;
-use wxgate::config::Config;
 use wxgate::gateway::Gateway;
 use wxgate::reply::Reply;
-use wxgate::simulate::{
-    Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, location_xml, text_xml,
-};
-
-/// The official sample app with a 300 ms budget.
-fn config() -> Config {
-    Config::parse(&format!(
-        "[gateway]\nbudget_ms = 300\n{OFFICIAL_SAMPLE_APP}"
-    ))
-    .unwrap()
-}
+use wxgate::simulate::{Answer, PlatformSim, location_xml};
 
 /// Answers after a delay; records what it was asked.
 struct SlowBot {
@@ -46,44 +39,23 @@ impl Bot for SlowBot {
     }
 }
 
+/// The official sample app with a 300 ms budget, answered by a [`SlowBot`].
 fn setup(delay: Duration) -> (Gateway<SlowBot>, PlatformSim) {
-    let config = config();
+    let config = sample_config("budget_ms = 300");
     let bot = SlowBot {
         delay,
         seen: Mutex::default(),
     };
-    let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
+    let sim = sim_of(&config, "demo");
     (Gateway::builder(&config).bot(bot).build().unwrap(), sim)
-}
-
-async fn call(gateway: &Gateway<SlowBot>, request: &SignedRequest) -> (u16, String) {
-    let response = gateway.handle(request.to_callback()).await;
-    (
-        response.status.as_u16(),
-        String::from_utf8(response.body.to_vec()).unwrap(),
-    )
-}
-
-fn header(sim: &PlatformSim) -> Header<'_> {
-    Header {
-        to: sim.receive_id(),
-        from: "lisi",
-        create_time: unix_now(),
-        agent_id: Some(218),
-    }
-}
-
-fn text_request(sim: &PlatformSim, text: &str) -> SignedRequest {
-    sim.post(&text_xml(&header(sim), text, 5), unix_now(), "n")
-        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_bot_inside_the_budget_is_answered() {
     let (gateway, sim) = setup(Duration::from_millis(250));
-    let request = text_request(&sim, "hi");
+    let request = text_request(&sim, "hi", 5, "n");
     let started = tokio::time::Instant::now();
-    let (status, body) = call(&gateway, &request).await;
+    let (status, body) = handle(&gateway, &request).await;
     let answer = sim.check(&request, status, &body).unwrap();
     assert!(
         matches!(&answer, Answer::Reply(xml) if xml.contains("the bot's answer")),
@@ -96,9 +68,9 @@ async fn a_bot_inside_the_budget_is_answered() {
 #[tokio::test(start_paused = true)]
 async fn a_late_bot_becomes_an_empty_answer_at_the_budget_never_later() {
     let (gateway, sim) = setup(Duration::from_secs(30));
-    let request = text_request(&sim, "hi");
+    let request = text_request(&sim, "hi", 5, "n");
     let started = tokio::time::Instant::now();
-    let (status, body) = call(&gateway, &request).await;
+    let (status, body) = handle(&gateway, &request).await;
     assert_eq!((status, body.as_str()), (200, "success"));
     // The answer comes at the 300 ms budget, not at the bot's 30 s.
     assert_eq!(started.elapsed(), Duration::from_millis(300));
@@ -109,10 +81,14 @@ async fn a_late_bot_becomes_an_empty_answer_at_the_budget_never_later() {
 async fn report_only_events_never_reach_the_bot_and_cost_no_budget() {
     let (gateway, sim) = setup(Duration::from_secs(30));
     let location = sim
-        .post(&location_xml(&header(&sim), 1.0, 2.0), unix_now(), "n")
+        .post(
+            &location_xml(&wecom_header(&sim, "lisi"), 1.0, 2.0),
+            unix_now(),
+            "n",
+        )
         .unwrap();
     let started = tokio::time::Instant::now();
-    let (status, body) = call(&gateway, &location).await;
+    let (status, body) = handle(&gateway, &location).await;
     assert_eq!((status, body.as_str()), (200, "success"));
     assert_eq!(started.elapsed(), Duration::ZERO);
     assert!(gateway.bot().seen.lock().unwrap().is_empty());
@@ -121,9 +97,9 @@ async fn report_only_events_never_reach_the_bot_and_cost_no_budget() {
 #[tokio::test(start_paused = true)]
 async fn refused_requests_never_reach_the_bot() {
     let (gateway, sim) = setup(Duration::ZERO);
-    let mut forged = text_request(&sim, "forged");
+    let mut forged = text_request(&sim, "forged", 5, "n");
     forged.query = forged.query.replace("nonce=n", "nonce=m");
-    let (status, _) = call(&gateway, &forged).await;
+    let (status, _) = handle(&gateway, &forged).await;
     assert_eq!(status, 401);
     assert!(gateway.bot().seen.lock().unwrap().is_empty());
 }
@@ -133,7 +109,7 @@ async fn platform_notices_reach_the_bot_and_are_answered_success() {
     let (gateway, sim) = setup(Duration::from_millis(10));
     let ticket = "<xml><SuiteId><![CDATA[ww4asffe99e54c0f4c]]></SuiteId><InfoType><![CDATA[suite_ticket]]></InfoType><TimeStamp>1403610513</TimeStamp><SuiteTicket><![CDATA[t1]]></SuiteTicket></xml>";
     let request = sim.post(ticket, unix_now(), "n").unwrap();
-    let (status, body) = call(&gateway, &request).await;
+    let (status, body) = handle(&gateway, &request).await;
     assert_eq!((status, body.as_str()), (200, "success"));
     assert_eq!(
         *gateway.bot().seen.lock().unwrap(),

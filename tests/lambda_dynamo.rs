@@ -8,50 +8,32 @@ mod support;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
-use support::runtime_api::{FunctionProcess, apigw_v2_event};
+use support::calls::lambda_answer;
+use support::dynamo::{
+    ACCESS_KEY_ID, DynamoServer, SECRET_ACCESS_KEY, client, create_table, unique_table_name,
+};
+use support::runtime_api::FunctionProcess;
+use support::sample::{OFFICIAL_SAMPLE_APP, key_of, sample_sim, text_request, wecom_header};
 use wxgate::clock::unix_now;
-use wxgate::config::Config;
-use wxgate::message::Callback;
-use wxgate::simulate::{Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, text_xml};
-use wxgate::store::dedup_key;
+use wxgate::simulate::{Answer, text_xml};
 
-async fn function(server: &DynamoServer, table: &str) -> FunctionProcess {
-    let endpoint = server.endpoint();
+/// The sample app as a Lambda function over `table` of the DynamoDB at `endpoint`.
+async fn function(endpoint: &str, table: &str) -> FunctionProcess {
     FunctionProcess::spawn(
         env!("CARGO_BIN_EXE_wxgate"),
         &[],
         &[
             ("WXGATE_CONFIG", OFFICIAL_SAMPLE_APP),
             ("WXGATE_TABLE", table),
-            ("AWS_ENDPOINT_URL_DYNAMODB", &endpoint),
+            ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
             // Lambda hands the function's role credentials over in these variables.
-            ("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST"),
-            ("AWS_SECRET_ACCESS_KEY", "test-secret-access-key"),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
             ("AWS_SESSION_TOKEN", "test-session-token"),
         ],
     )
     .await
     .unwrap()
-}
-
-async fn call(
-    function: &mut FunctionProcess,
-    request: &SignedRequest,
-    sim: &PlatformSim,
-) -> Answer {
-    let event = apigw_v2_event(
-        request.method.as_str(),
-        &request.path,
-        &request.query,
-        Some(&request.body),
-        false,
-    );
-    let invocation = function.invoke(event).await.unwrap();
-    let response = invocation.response().unwrap();
-    let body = String::from_utf8(response.body.clone()).unwrap();
-    sim.check(request, response.status, &body)
-        .unwrap_or_else(|e| panic!("{e}: {body}\n{}", function.log_tail(4000)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,32 +42,25 @@ async fn two_instances_share_dedup_records_through_the_table() {
     let table = unique_table_name("lambda");
     let db = client(&server.endpoint()).await;
     create_table(&db, &table).await;
-    let mut first = function(&server, &table).await;
-    let mut second = function(&server, &table).await;
+    let mut first = function(&server.endpoint(), &table).await;
+    let mut second = function(&server.endpoint(), &table).await;
 
-    let config = Config::parse(OFFICIAL_SAMPLE_APP).unwrap();
-    let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
-    let header = Header {
-        to: sim.receive_id(),
-        from: "lisi",
-        create_time: unix_now(),
-        agent_id: Some(218),
-    };
-    let xml = text_xml(&header, "once, please", 7_000_001);
+    let sim = sample_sim();
+    let xml = text_xml(&wecom_header(&sim, "lisi"), "once, please", 7_000_001);
     let delivery = sim.post(&xml, unix_now(), "first").unwrap();
     let retry = sim.post(&xml, unix_now(), "retry").unwrap();
 
-    let Answer::Reply(answered) = call(&mut first, &delivery, &sim).await else {
+    let Answer::Reply(answered) = lambda_answer(&mut first, &sim, &delivery).await else {
         panic!("no reply from the first instance");
     };
     assert!(answered.contains("once, please"), "{answered}");
-    let Answer::Reply(replayed) = call(&mut second, &retry, &sim).await else {
+    let Answer::Reply(replayed) = lambda_answer(&mut second, &sim, &retry).await else {
         panic!("no reply from the second instance");
     };
     assert_eq!(replayed, answered);
 
     // The record is in the table, completed, with the reply and a TTL.
-    let key = dedup_key("demo", Callback::parse(&xml).unwrap().dedup_key().as_str());
+    let key = key_of("demo", &xml);
     let item: HashMap<String, AttributeValue> = db
         .get_item()
         .table_name(&table)
@@ -120,39 +95,14 @@ async fn a_function_whose_table_is_unreachable_still_answers() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let mut function = FunctionProcess::spawn(
-        env!("CARGO_BIN_EXE_wxgate"),
-        &[],
-        &[
-            ("WXGATE_CONFIG", OFFICIAL_SAMPLE_APP),
-            ("WXGATE_TABLE", "wxgate-missing"),
-            ("AWS_ENDPOINT_URL_DYNAMODB", &dead),
-            ("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST"),
-            ("AWS_SECRET_ACCESS_KEY", "test-secret-access-key"),
-        ],
-    )
-    .await
-    .unwrap();
-    let config = Config::parse(OFFICIAL_SAMPLE_APP).unwrap();
-    let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
-    let header = Header {
-        to: sim.receive_id(),
-        from: "lisi",
-        create_time: unix_now(),
-        agent_id: Some(218),
-    };
-    let request = sim
-        .post(
-            &text_xml(&header, "still here?", 7_000_002),
-            unix_now(),
-            "n",
-        )
-        .unwrap();
-    let Answer::Reply(xml) = call(&mut function, &request, &sim).await else {
+    let mut function = function(&dead, "wxgate-missing").await;
+    let sim = sample_sim();
+    let request = text_request(&sim, "still here?", 7_000_002, "n");
+    let Answer::Reply(xml) = lambda_answer(&mut function, &sim, &request).await else {
         panic!("answered empty");
     };
     assert!(xml.contains("still here?"));
     let logs = function.logs();
     assert!(logs.contains("dedup unavailable"), "{logs}");
-    assert!(!logs.contains("test-secret-access-key"));
+    assert!(!logs.contains(SECRET_ACCESS_KEY));
 }

@@ -4,26 +4,17 @@
 
 mod support;
 
-use std::path::Path;
-
-use http::Method;
 use serde_json::Value;
-use support::runtime_api::{
-    ApiGwResponse, FunctionProcess, HarnessError, apigw_v1_event, apigw_v2_event,
+use support::calls::{lambda_response, text_of};
+use support::events;
+use support::runtime_api::{FunctionProcess, HarnessError, apigw_v1_event, apigw_v2_event};
+use support::sample::{
+    KEY, OFFICIAL_SAMPLE_APP, TOKEN, sample_config_text, sample_sim, sim_of, text_request,
+    wecom_header,
 };
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::message::{Callback, Content};
-use wxgate::simulate::{Answer, Header, OFFICIAL_SAMPLE_APP, PlatformSim, SignedRequest, text_xml};
-
-fn events_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/events"))
-}
-
-fn read_json(name: &str) -> Value {
-    let text = std::fs::read_to_string(events_dir().join(name)).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
+use wxgate::simulate::{PlatformSim, SignedRequest, text_xml};
 
 async fn start(config: &str) -> FunctionProcess {
     FunctionProcess::spawn(
@@ -35,74 +26,16 @@ async fn start(config: &str) -> FunctionProcess {
     .unwrap()
 }
 
-/// What the platform would need to check an answer to `event`: its mode and, for URL
-/// verification, the echo expected.
-fn request_of(event: &Value, expected_echo: Option<String>) -> SignedRequest {
-    let query = match event["rawQueryString"].as_str() {
-        Some(raw) => raw.to_owned(),
-        None => event["queryStringParameters"]
-            .as_object()
-            .map(|m| {
-                m.keys()
-                    .map(|k| format!("{k}="))
-                    .collect::<Vec<_>>()
-                    .join("&")
-            })
-            .unwrap_or_default(),
-    };
-    SignedRequest {
-        method: Method::POST,
-        path: String::new(),
-        query,
-        body: String::new(),
-        expected_echo,
-    }
-}
-
-fn text_of(answer: Answer) -> String {
-    let Answer::Reply(xml) = answer else {
-        panic!("expected a reply, got {answer:?}")
-    };
-    match Callback::parse(&xml).unwrap() {
-        Callback::Message(m) => match m.content {
-            Content::Text { content } => content,
-            other => panic!("not text: {other:?}"),
-        },
-        Callback::Info(i) => panic!("not a message: {i:?}"),
-        _ => unreachable!("a variant this test does not make"),
-    }
-}
-
-fn check(sim: &PlatformSim, event: &Value, expect: &str, response: &ApiGwResponse) {
-    let body = response.text();
-    let echo = expect.strip_prefix("echo:").map(str::to_owned);
-    let answer = sim
-        .check(&request_of(event, echo), response.status, &body)
-        .unwrap_or_else(|e| panic!("{expect}: {e}"));
-    match expect.split_once(':') {
-        Some(("echo", text)) => assert_eq!(answer, Answer::Verified(text.into())),
-        Some(("text", text)) => assert_eq!(text_of(answer), text),
-        _ if expect == "empty" => assert_eq!(answer, Answer::Empty),
-        _ => panic!("unknown expectation {expect}"),
-    }
-}
-
 #[tokio::test]
 async fn every_sample_event_gets_its_expected_answer() {
     // WXGATE_CONFIG as a path here; the other tests pass it inline.
-    let config_path = events_dir().join("wxgate.toml");
-    let config = Config::load(&config_path).unwrap();
-    let mut function = start(config_path.to_str().unwrap()).await;
-    let manifest = read_json("expected.json");
-    let samples = manifest.as_array().unwrap();
-    assert!(samples.len() >= 8, "the manifest lists the samples");
-    for sample in samples {
-        let file = sample["file"].as_str().unwrap();
-        let event = read_json(file);
-        let sim = PlatformSim::new(config.app(sample["app"].as_str().unwrap()).unwrap()).unwrap();
-        let invocation = function.invoke(event.clone()).await.unwrap();
+    let config = events::config();
+    let mut function = start(events::config_path().to_str().unwrap()).await;
+    for sample in events::samples() {
+        let sim = sim_of(&config, &sample.app);
+        let invocation = function.invoke(sample.event.clone()).await.unwrap();
         let response = invocation.response().unwrap();
-        check(&sim, &event, sample["expect"].as_str().unwrap(), &response);
+        events::check(&sim, &sample, response.status, &response.text());
     }
     assert!(function.is_running());
 }
@@ -113,7 +46,7 @@ async fn the_sample_stream_batch_is_a_worker_event_and_other_events_are_errors()
     // A reply job whose record is not in this function's (embedded) store: the worker
     // finds nothing to take, and nothing to retry.
     let batch = function
-        .invoke(read_json("dynamodb-stream-job.json"))
+        .invoke(events::read_json("dynamodb-stream-job.json"))
         .await
         .unwrap();
     assert_eq!(
@@ -131,49 +64,22 @@ async fn the_sample_stream_batch_is_a_worker_event_and_other_events_are_errors()
         "{:?}",
         odd.outcome
     );
-    let sim = PlatformSim::new(
-        Config::parse(OFFICIAL_SAMPLE_APP)
-            .unwrap()
-            .app("demo")
-            .unwrap(),
-    )
-    .unwrap();
-    let header = Header {
-        to: sim.receive_id(),
-        from: "lisi",
-        create_time: unix_now(),
-        agent_id: Some(218),
-    };
-    let request = sim
-        .post(&text_xml(&header, "still serving", 77), unix_now(), "n")
-        .unwrap();
-    let event = apigw_v2_event(
-        "POST",
-        &request.path,
-        &request.query,
-        Some(&request.body),
-        false,
-    );
-    let response = function.invoke(event).await.unwrap().response().unwrap();
+    let request = text_request(&sample_sim(), "still serving", 77, "n");
+    let response = lambda_response(&mut function, &request).await;
     assert_eq!(response.status, 200);
 }
 
 /// The official sample app with a small body limit.
 fn live_config() -> String {
-    format!("[gateway]\nmax_body_bytes = 4096\n{OFFICIAL_SAMPLE_APP}")
+    sample_config_text("max_body_bytes = 4096")
 }
 
 fn live_sim() -> PlatformSim {
-    PlatformSim::new(Config::parse(&live_config()).unwrap().app("demo").unwrap()).unwrap()
+    sim_of(&Config::parse(&live_config()).unwrap(), "demo")
 }
 
 fn live_text(sim: &PlatformSim, text: &str) -> SignedRequest {
-    let header = Header {
-        to: sim.receive_id(),
-        from: "wangwu",
-        create_time: unix_now(),
-        agent_id: Some(218),
-    };
+    let header = wecom_header(sim, "wangwu");
     sim.post(&text_xml(&header, text, 77), unix_now(), "8675309")
         .unwrap()
 }
@@ -315,14 +221,7 @@ async fn logs_are_json_and_carry_no_secrets_or_message_contents() {
     let mut function = start(&live_config()).await;
     let sim = live_sim();
     let request = live_text(&sim, "a private message");
-    let event = apigw_v2_event(
-        "POST",
-        &request.path,
-        &request.query,
-        Some(&request.body),
-        false,
-    );
-    function.invoke(event).await.unwrap().response().unwrap();
+    lambda_response(&mut function, &request).await;
     let stopped = function.stop();
     let lines: Vec<&str> = stopped
         .logs
@@ -337,11 +236,7 @@ async fn logs_are_json_and_carry_no_secrets_or_message_contents() {
     for line in &lines {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
-    for secret in [
-        "QDG6eK",
-        "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
-        "a private message",
-    ] {
+    for secret in [TOKEN, KEY, "a private message"] {
         assert!(
             !stopped.logs.contains(secret),
             "{secret} leaked: {}",
@@ -352,13 +247,13 @@ async fn logs_are_json_and_carry_no_secrets_or_message_contents() {
 
 #[tokio::test]
 async fn a_bad_config_stops_the_function_at_start_with_the_reason() {
-    let bad = live_config().replace("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "short");
+    let bad = live_config().replace(KEY, "short");
     let mut function = start(&bad).await;
     let event = apigw_v2_event("GET", "/wecom/demo", "", None, false);
     match function.invoke(event).await {
         Err(HarnessError::ProcessExited { log_tail, .. }) => {
             assert!(log_tail.contains("-40004"), "{log_tail}");
-            assert!(!log_tail.contains("QDG6eK"), "{log_tail}");
+            assert!(!log_tail.contains(TOKEN), "{log_tail}");
         }
         other => panic!("expected the process to exit: {other:?}"),
     }
@@ -384,30 +279,8 @@ async fn a_reply_jobs_setting_that_cannot_work_is_said_at_start_and_callbacks_st
         .await
         .unwrap();
         // It still answers callbacks.
-        let sim = PlatformSim::new(
-            Config::parse(OFFICIAL_SAMPLE_APP)
-                .unwrap()
-                .app("demo")
-                .unwrap(),
-        )
-        .unwrap();
-        let header = Header {
-            to: sim.receive_id(),
-            from: "lisi",
-            create_time: unix_now(),
-            agent_id: Some(218),
-        };
-        let request = sim
-            .post(&text_xml(&header, "hello", 78), unix_now(), "n")
-            .unwrap();
-        let event = apigw_v2_event(
-            "POST",
-            &request.path,
-            &request.query,
-            Some(&request.body),
-            false,
-        );
-        let response = function.invoke(event).await.unwrap().response().unwrap();
+        let request = text_request(&sample_sim(), "hello", 78, "n");
+        let response = lambda_response(&mut function, &request).await;
         assert_eq!(response.status, 200);
         let logs = function.logs();
         assert!(logs.contains(said), "{value}: {logs}");

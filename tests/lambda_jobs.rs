@@ -14,15 +14,17 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value, json};
-use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
+use support::calls::v2_event;
+use support::dynamo::{
+    ACCESS_KEY_ID, DynamoServer, SECRET_ACCESS_KEY, client, create_table, unique_table_name,
+};
 use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
-use support::runtime_api::{FunctionProcess, Outcome, apigw_v2_event};
+use support::runtime_api::{FunctionProcess, Outcome};
+use support::sample::{key_of, sim_of, text_request, wecom_header};
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::message::Callback;
 use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
-use wxgate::store::dedup_key;
 
 const UPSTREAM_SECRET: &str = "lambda-jobs-test-secret-0123456789";
 /// The budget a deployment has by default.
@@ -74,14 +76,14 @@ async fn rig_with(behavior: Behavior, forward_timeout_ms: u64) -> Rig {
         ("WXGATE_TABLE", table.as_str()),
         ("WXGATE_REPLY_JOBS", "stream"),
         ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST"),
-        ("AWS_SECRET_ACCESS_KEY", "test-secret-access-key"),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
         ("RUST_LOG", "info"),
     ];
     let bin = env!("CARGO_BIN_EXE_wxgate");
     let callbacks = FunctionProcess::spawn(bin, &[], &env).await.unwrap();
     let worker = FunctionProcess::spawn(bin, &[], &env).await.unwrap();
-    let sim = PlatformSim::new(Config::parse(&config).unwrap().app("demo").unwrap()).unwrap();
+    let sim = sim_of(&Config::parse(&config).unwrap(), "demo");
     Rig {
         _server: server,
         db,
@@ -98,40 +100,16 @@ const QUESTION: &str = "what is the weather?";
 const MSG_ID: u64 = 9_100_001;
 
 fn delivery(sim: &PlatformSim, content: &str, attempt: usize) -> SignedRequest {
-    let header = Header {
-        to: sim.receive_id(),
-        from: "lisi",
-        create_time: unix_now(),
-        agent_id: Some(218),
-    };
-    sim.post(
-        &text_xml(&header, content, MSG_ID),
-        unix_now(),
-        &format!("n{attempt}"),
-    )
-    .unwrap()
-}
-
-fn event(request: &SignedRequest) -> Value {
-    apigw_v2_event(
-        request.method.as_str(),
-        &request.path,
-        &request.query,
-        Some(&request.body),
-        false,
-    )
+    text_request(sim, content, MSG_ID, &format!("n{attempt}"))
 }
 
 /// The dedup key of every delivery of message `MSG_ID` (its MsgId makes it).
-fn key_of(sim: &PlatformSim) -> String {
+fn message_key(sim: &PlatformSim) -> String {
     let header = Header {
-        to: sim.receive_id(),
-        from: "lisi",
         create_time: 0,
-        agent_id: Some(218),
+        ..wecom_header(sim, "lisi")
     };
-    let xml = text_xml(&header, "", MSG_ID);
-    dedup_key("demo", Callback::parse(&xml).unwrap().dedup_key().as_str())
+    key_of("demo", &text_xml(&header, "", MSG_ID))
 }
 
 /// The callback's answer: the decrypted reply or empty, and how long the function took.
@@ -228,8 +206,8 @@ fn s<'i>(item: &'i Item, name: &str) -> Option<&'i str> {
 async fn an_upstream_answering_in_100_ms_is_a_passive_reply() {
     let mut rig = rig(Behavior::text("sunny").after(Duration::from_millis(100))).await;
     let request = delivery(&rig.sim, QUESTION, 0);
-    let key = key_of(&rig.sim);
-    let pending = rig.callbacks.api().submit(event(&request));
+    let key = message_key(&rig.sim);
+    let pending = rig.callbacks.api().submit(v2_event(&request));
     let claim = claimed_item(&rig, &key).await;
     assert_eq!(
         s(&claim, "job"),
@@ -258,7 +236,7 @@ async fn an_upstream_answering_in_100_ms_is_a_passive_reply() {
     );
     // A retry is answered the same from the record, without the worker.
     let retry = delivery(&rig.sim, QUESTION, 1);
-    let pending = rig.callbacks.api().submit(event(&retry));
+    let pending = rig.callbacks.api().submit(v2_event(&retry));
     let (again, _) = answer_of(&mut rig, &retry, pending).await;
     assert!(matches!(again, Answer::Reply(x) if x.contains("sunny")));
     assert_eq!(rig.upstream.requests().len(), 1);
@@ -268,8 +246,8 @@ async fn an_upstream_answering_in_100_ms_is_a_passive_reply() {
 async fn an_upstream_answering_in_6_s_is_sent_once_as_an_active_message_despite_retries() {
     let mut rig = rig(Behavior::text("sunny, later").after(Duration::from_secs(6))).await;
     let request = delivery(&rig.sim, QUESTION, 0);
-    let key = key_of(&rig.sim);
-    let pending = rig.callbacks.api().submit(event(&request));
+    let key = message_key(&rig.sim);
+    let pending = rig.callbacks.api().submit(v2_event(&request));
     let record = stream_event(&claimed_item(&rig, &key).await, "200");
     let working = rig.worker.api().submit(record.clone());
 
@@ -285,7 +263,7 @@ async fn an_upstream_answering_in_6_s_is_sent_once_as_an_active_message_despite_
     // The platform retries while the upstream is still thinking: empty answers at once.
     for attempt in 1..=3 {
         let retry = delivery(&rig.sim, QUESTION, attempt);
-        let pending = rig.callbacks.api().submit(event(&retry));
+        let pending = rig.callbacks.api().submit(v2_event(&retry));
         let (answer, took) = answer_of(&mut rig, &retry, pending).await;
         assert_eq!(answer, Answer::Empty, "retry {attempt}");
         assert!(
@@ -350,8 +328,8 @@ async fn a_failing_upstream_is_an_empty_answer_and_a_failed_job_kept_with_its_re
     ] {
         let mut rig = rig(behavior).await;
         let request = delivery(&rig.sim, QUESTION, 0);
-        let key = key_of(&rig.sim);
-        let pending = rig.callbacks.api().submit(event(&request));
+        let key = message_key(&rig.sim);
+        let pending = rig.callbacks.api().submit(v2_event(&request));
         let record = stream_event(&claimed_item(&rig, &key).await, "300");
         let worked = rig.worker.invoke(record).await.unwrap();
         assert_eq!(batch_failures(&worked.outcome), Vec::<Value>::new());
@@ -377,8 +355,8 @@ async fn a_failing_upstream_is_an_empty_answer_and_a_failed_job_kept_with_its_re
 async fn a_local_rule_answers_in_the_callback_without_a_job() {
     let mut rig = rig(Behavior::text("upstream")).await;
     let request = delivery(&rig.sim, "ping", 0);
-    let key = key_of(&rig.sim);
-    let pending = rig.callbacks.api().submit(event(&request));
+    let key = message_key(&rig.sim);
+    let pending = rig.callbacks.api().submit(v2_event(&request));
     let (answer, _) = answer_of(&mut rig, &request, pending).await;
     assert!(matches!(answer, Answer::Reply(x) if x.contains("pong")));
     let done = item(&rig, &key).await.unwrap();
@@ -396,8 +374,8 @@ async fn a_hanging_upstream_fails_the_job_before_the_invocation_deadline() {
     )
     .await;
     let request = delivery(&rig.sim, QUESTION, 0);
-    let key = key_of(&rig.sim);
-    let pending = rig.callbacks.api().submit(event(&request));
+    let key = message_key(&rig.sim);
+    let pending = rig.callbacks.api().submit(v2_event(&request));
     let record = stream_event(&claimed_item(&rig, &key).await, "400");
     let working = rig.worker.api().submit(record);
     let (answer, _) = answer_of(&mut rig, &request, pending).await;

@@ -6,17 +6,16 @@
 mod support;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
-use support::fake_platform::{
-    APP_ID, APP_SECRET, CORP_ID, CORP_SECRET, FakePlatform, SendApi, SendFault,
-};
+use support::cli::{ConfigFile, Run, run, wxgate};
+use support::dynamo::{DynamoServer, client, create_table, process_env, unique_table_name};
+use support::fake_platform::{CORP_ID, CORP_SECRET, FakePlatform, SendApi, SendFault, shop_app};
+use support::sample::KEY;
 use wxgate::store::MemoryStore;
 use wxgate::wechat::{
     ApiError, Article, ClientTimeouts, InvalidMessage, Messenger, MpMessage, PlatformClient,
@@ -569,8 +568,6 @@ async fn a_failed_token_fetch_is_a_token_error() {
 // `wxgate notify` as a process
 // ------------------------------------------------------------------------------------------
 
-const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
-
 fn config_text(fake_url: &str, extra: &str) -> String {
     format!(
         r#"
@@ -586,7 +583,7 @@ platform = "wecom"
 corp_id = "{CORP_ID}"
 agent_id = {AGENT_ID}
 token = "opstoken"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+encoding_aes_key = "{KEY}"
 secret = "{CORP_SECRET}"
 
 [[apps]]
@@ -594,7 +591,7 @@ name = "noagent"
 platform = "wecom"
 corp_id = "{CORP_ID}"
 token = "opstoken"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+encoding_aes_key = "{KEY}"
 secret = "{CORP_SECRET}"
 
 [[apps]]
@@ -603,81 +600,30 @@ platform = "wecom"
 corp_id = "{CORP_ID}"
 agent_id = 5
 token = "opstoken"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+encoding_aes_key = "{KEY}"
 
-[[apps]]
-name = "shop"
-platform = "mp"
-app_id = "{APP_ID}"
-token = "shoptoken"
-secret = "{APP_SECRET}"
-"#
+{}"#,
+        shop_app()
     )
 }
 
-/// A config file in the test's temporary directory, removed on drop.
-struct TempConfig(PathBuf);
-
-impl TempConfig {
-    fn new(text: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "notify-{}-{}.toml",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, text).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempConfig {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-impl std::ops::Deref for TempConfig {
-    type Target = PathBuf;
-    fn deref(&self) -> &PathBuf {
-        &self.0
-    }
-}
-
 /// A config for `fake`, with `extra` TOML in front.
-fn config_file(fake: &FakePlatform, extra: &str) -> TempConfig {
-    TempConfig::new(&config_text(&fake.url(), extra))
+fn config_file(fake: &FakePlatform, extra: &str) -> ConfigFile {
+    ConfigFile::new("notify", &config_text(&fake.url(), extra))
 }
 
-fn notify_command(config: &PathBuf, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("notify")
-        .arg("--config")
+fn notify_command(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = wxgate(&["notify"]);
+    cmd.arg("--config")
         .arg(config)
         .args(args)
-        .env_remove("WXGATE_TABLE")
-        .env_remove("WXGATE_CONFIG")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null());
     cmd
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(output: Output) -> Run {
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn notify(config: &PathBuf, args: &[&str]) -> Run {
-    run(notify_command(config, args).output().unwrap())
+fn notify(config: &Path, args: &[&str]) -> Run {
+    run(&mut notify_command(config, args))
 }
 
 #[test]
@@ -806,7 +752,10 @@ fn notify_exits_1_on_platform_errors() {
     assert!(r.stderr.contains("48 hours"), "{}", r.stderr);
 
     // A wrong secret fails at the token fetch: still the platform's errcode, exit 1.
-    let wrong = TempConfig::new(&config_text(&fake.url(), "").replace(CORP_SECRET, "wrong-secret"));
+    let wrong = ConfigFile::new(
+        "notify",
+        &config_text(&fake.url(), "").replace(CORP_SECRET, "wrong-secret"),
+    );
     let r = notify(&wrong, &["--app", "ops", "--to", "zhangsan", "hi"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
@@ -821,7 +770,7 @@ fn notify_exits_1_on_platform_errors() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let dead = TempConfig::new(&config_text(&dead_url, ""));
+    let dead = ConfigFile::new("notify", &config_text(&dead_url, ""));
     let r = notify(&dead, &["--app", "ops", "--to", "zhangsan", "hi"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
@@ -877,7 +826,7 @@ fn notify_exits_2_on_config_and_usage_errors() {
         assert_eq!(r.stdout, "");
     }
     let r = notify(
-        &PathBuf::from("/nonexistent/wxgate.toml"),
+        Path::new("/nonexistent/wxgate.toml"),
         &["--app", "ops", "--to", "u", "hi"],
     );
     assert_eq!(r.code, 2, "{}", r.stderr);
@@ -908,10 +857,7 @@ async fn twenty_processes_share_one_token_through_dynamodb() {
                 ],
             )
             .env("WXGATE_TABLE", &table)
-            .env("AWS_ENDPOINT_URL_DYNAMODB", dynamo.endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret-access-key")
+            .envs(process_env(&dynamo.endpoint()))
             .env_remove("AWS_PROFILE")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -922,7 +868,7 @@ async fn twenty_processes_share_one_token_through_dynamodb() {
     let runs: Vec<Run> = tokio::task::spawn_blocking(move || {
         children
             .into_iter()
-            .map(|c| run(c.wait_with_output().unwrap()))
+            .map(|c| Run::from(c.wait_with_output().unwrap()))
             .collect()
     })
     .await

@@ -1,16 +1,18 @@
 //! The official WeCom sample vectors through the public API, and the
 //! MsgCrypt behaviours built on them: envelopes, key rotation, sealing.
 
+mod support;
+
+use support::sample::{AGENT_ID, CORP_ID, KEY, OFFICIAL_SAMPLE_APP, TOKEN};
 use wxgate::ProtocolError;
+use wxgate::config::Config;
+use wxgate::config::secret::expose;
 use wxgate::crypto::{EncodingAesKey, KeySlot, MsgCrypt};
 use wxgate::message::{Callback, Message};
 use wxgate::platform::Platform;
 use wxgate::reply::Reply;
 use wxgate::xml::Fields;
 
-const TOKEN: &str = "QDG6eK";
-const CORP_ID: &str = "wx5823bf96d3bd56c7";
-const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 const OTHER_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
 const VERIFY_SIG: &str = "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3";
@@ -26,6 +28,20 @@ const MSG_ENCRYPT: &str = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV
 
 fn crypt() -> MsgCrypt {
     MsgCrypt::new(TOKEN, KEY, CORP_ID).unwrap()
+}
+
+/// The values the tests share are the ones the library's sample app is configured with, so
+/// a test of either is a test of the vectors' values.
+#[test]
+fn the_sample_app_holds_the_vectors_values() {
+    let config = Config::parse(OFFICIAL_SAMPLE_APP).unwrap();
+    let app = config.app("demo").unwrap();
+    assert_eq!(app.platform, Platform::Wecom);
+    assert_eq!(app.receive_id(), Some(CORP_ID));
+    assert_eq!(app.agent_id, Some(AGENT_ID));
+    let secrets = app.secrets().unwrap();
+    assert_eq!(expose(&secrets.token), TOKEN);
+    assert_eq!(secrets.encoding_aes_key.as_ref().map(expose), Some(KEY));
 }
 
 fn envelope(encrypt: &str) -> String {

@@ -8,15 +8,16 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::calls::{pending_job, spawn_answer};
 use support::fake_platform::{FakePlatform, SendApi, SendFault};
 use support::fake_upstream::{Behavior, FakeUpstream};
+use support::sample::{header, key_of, sim_of, wecom_header};
 use wxgate::clock::now_ms;
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
 use wxgate::gateway::{Gateway, JobOutcome, LateReplies};
-use wxgate::message::Callback;
-use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
-use wxgate::store::{DedupStore, JobState, dedup_key};
+use wxgate::simulate::{Answer, PlatformSim, SignedRequest, text_xml};
+use wxgate::store::{DedupStore, JobState};
 
 const UPSTREAM_SECRET: &str = "reply-jobs-test-secret-0123456789";
 const BUDGET_MS: u64 = 600;
@@ -29,25 +30,45 @@ struct Rig {
     upstream: FakeUpstream,
 }
 
-fn rig(behavior: Behavior) -> Rig {
-    let platform = FakePlatform::start();
-    let upstream = FakeUpstream::start(UPSTREAM_SECRET, behavior);
-    let config = Config::parse(&support::fake_platform::forward_app_config(
+/// The WeCom app `demo`, answered by `upstream`, sending late replies through `platform`.
+fn demo_config(platform: &FakePlatform, upstream: &FakeUpstream) -> String {
+    support::fake_platform::forward_app_config(
         &format!("budget_ms = {BUDGET_MS}"),
         &platform.url(),
         &upstream.url(),
         UPSTREAM_SECRET,
         5000,
         "",
-    ))
-    .unwrap();
-    let sim = Arc::new(PlatformSim::new(config.app("demo").unwrap()).unwrap());
-    let gateway = Arc::new(
-        Gateway::builder(&config)
-            .late_replies(LateReplies::AsJobs)
-            .build()
-            .unwrap(),
-    );
+    )
+}
+
+/// The Official Account `shop` in safe mode, answered by `upstream`, sending customer
+/// messages through `platform`.
+fn shop_config(platform: &FakePlatform, upstream: &FakeUpstream) -> String {
+    support::fake_platform::mp_forward_app_config(
+        &format!("budget_ms = {BUDGET_MS}"),
+        &platform.url(),
+        &upstream.url(),
+        UPSTREAM_SECRET,
+        "shop",
+        &support::fake_platform::safe_mode(),
+    )
+}
+
+/// A gateway with reply jobs over `config_text`, and the platform played for its `app`.
+fn jobs_gateway(config_text: &str, app: &str) -> (Arc<Gateway>, Arc<PlatformSim>) {
+    let config = Config::parse(config_text).unwrap();
+    let gateway = Gateway::builder(&config)
+        .late_replies(LateReplies::AsJobs)
+        .build()
+        .unwrap();
+    (Arc::new(gateway), Arc::new(sim_of(&config, app)))
+}
+
+fn rig(behavior: Behavior) -> Rig {
+    let platform = FakePlatform::start();
+    let upstream = FakeUpstream::start(UPSTREAM_SECRET, behavior);
+    let (gateway, sim) = jobs_gateway(&demo_config(&platform, &upstream), "demo");
     Rig {
         gateway,
         sim,
@@ -57,48 +78,14 @@ fn rig(behavior: Behavior) -> Rig {
 }
 
 fn delivery(sim: &PlatformSim, attempt: usize) -> (SignedRequest, String) {
-    let header = Header {
-        to: sim.receive_id(),
-        from: "lisi",
-        create_time: unix_now(),
-        agent_id: Some(218),
-    };
-    let xml = text_xml(&header, "any news?", MSG_ID);
-    let key = dedup_key("demo", Callback::parse(&xml).unwrap().dedup_key().as_str());
+    let xml = text_xml(&wecom_header(sim, "lisi"), "any news?", MSG_ID);
     let request = sim.post(&xml, unix_now(), &format!("n{attempt}")).unwrap();
-    (request, key)
+    (request, key_of("demo", &xml))
 }
 
 /// Delivers in a task (the callback waits for the worker), returning its answer later.
 fn deliver(rig: &Rig, request: SignedRequest) -> tokio::task::JoinHandle<(Answer, Duration)> {
-    let gateway = Arc::clone(&rig.gateway);
-    let sim = Arc::clone(&rig.sim);
-    tokio::spawn(async move {
-        let started = Instant::now();
-        let response = gateway.handle(request.to_callback()).await;
-        let took = started.elapsed();
-        let body = String::from_utf8(response.body.to_vec()).unwrap();
-        let answer = sim
-            .check(&request, response.status.as_u16(), &body)
-            .unwrap();
-        (answer, took)
-    })
-}
-
-/// Waits for the claim with its job, as the stream would deliver it.
-async fn pending_job(rig: &Rig, key: &str) {
-    let until = Instant::now() + Duration::from_secs(3);
-    while rig
-        .gateway
-        .store()
-        .job(key, now_ms())
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(Instant::now() < until, "no job was claimed");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    spawn_answer(&rig.gateway, &rig.sim, request)
 }
 
 async fn job_state(rig: &Rig, key: &str) -> (JobState, Option<String>) {
@@ -117,7 +104,7 @@ async fn two_workers_on_one_job_ask_the_upstream_once() {
     let rig = rig(Behavior::text("fine").after(Duration::from_millis(50)));
     let (request, key) = delivery(&rig.sim, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(rig.gateway.store().as_ref(), &key).await;
     let (a, b) = tokio::join!(
         rig.gateway.run_job(&key, None),
         rig.gateway.run_job(&key, None)
@@ -144,7 +131,7 @@ async fn a_send_the_platform_refuses_is_a_failed_job_with_the_errcode() {
     rig.platform.fail_next_sends(1, SendFault::Errcode(81013));
     let (request, key) = delivery(&rig.sim, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(rig.gateway.store().as_ref(), &key).await;
     let worker = {
         let gateway = Arc::clone(&rig.gateway);
         let key = key.clone();
@@ -179,7 +166,7 @@ async fn a_job_ends_before_its_deadline_and_says_so() {
     let rig = rig(Behavior::text("never").after(Duration::from_secs(30)));
     let (request, key) = delivery(&rig.sim, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(rig.gateway.store().as_ref(), &key).await;
     // An invocation with 2.5 s left: the job gets 1 s (1.5 s kept to record the end).
     let started = Instant::now();
     let outcome = rig.gateway.run_job(&key, Some(now_ms() + 2_500)).await;
@@ -203,44 +190,19 @@ async fn an_official_account_gets_a_late_reply_as_a_customer_message() {
         UPSTREAM_SECRET,
         Behavior::text("订单已发货").after(Duration::from_millis(700)),
     );
-    let config = Config::parse(&support::fake_platform::mp_forward_app_config(
-        &format!("budget_ms = {BUDGET_MS}"),
-        &platform.url(),
-        &upstream.url(),
-        UPSTREAM_SECRET,
-        "shop",
-        support::fake_platform::SAFE_MODE,
-    ))
-    .unwrap();
-    let sim = PlatformSim::new(config.app("shop").unwrap()).unwrap();
-    let gateway = Arc::new(
-        Gateway::builder(&config)
-            .late_replies(LateReplies::AsJobs)
-            .build()
-            .unwrap(),
+    let (gateway, sim) = jobs_gateway(&shop_config(&platform, &upstream), "shop");
+    let xml = text_xml(
+        &header("gh_fakeaccount", "oFAKEOPENID0001", None),
+        "我的订单呢",
+        MSG_ID,
     );
-    let header = Header {
-        to: "gh_fakeaccount",
-        from: "oFAKEOPENID0001",
-        create_time: unix_now(),
-        agent_id: None,
-    };
-    let xml = text_xml(&header, "我的订单呢", MSG_ID);
-    let key = dedup_key("shop", Callback::parse(&xml).unwrap().dedup_key().as_str());
+    let key = key_of("shop", &xml);
     let request = sim.post(&xml, unix_now(), "n0").unwrap();
-    let callback = {
-        let gateway = Arc::clone(&gateway);
-        tokio::spawn(async move { gateway.handle(request.to_callback()).await })
-    };
-    let until = Instant::now() + Duration::from_secs(3);
-    while gateway.store().job(&key, now_ms()).await.unwrap().is_none() {
-        assert!(Instant::now() < until, "no job was claimed");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let callback = spawn_answer(&gateway, &sim, request);
+    pending_job(gateway.store().as_ref(), &key).await;
     let outcome = gateway.run_job(&key, None).await;
     assert_eq!(outcome, JobOutcome::Sent);
-    let response = callback.await.unwrap();
-    assert_eq!(String::from_utf8_lossy(&response.body), "success");
+    assert_eq!(callback.await.unwrap().0, Answer::Empty);
     let sent = platform.sent();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].api, SendApi::Mp);
@@ -262,7 +224,7 @@ async fn a_job_held_by_a_crashed_worker_is_retried_not_dropped() {
     let rig = rig(Behavior::text("fine"));
     let (request, key) = delivery(&rig.sim, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(rig.gateway.store().as_ref(), &key).await;
     // A worker took the job and died: its time limit has not run out.
     assert!(
         rig.gateway
@@ -311,23 +273,9 @@ async fn a_late_reply_the_platform_took_but_answered_late_goes_out_once() {
         UPSTREAM_SECRET,
         Behavior::text("after a while").after(Duration::from_millis(700)),
     );
-    let text = support::fake_platform::forward_app_config(
-        &format!("budget_ms = {BUDGET_MS}"),
-        &platform.url(),
-        &upstream.url(),
-        UPSTREAM_SECRET,
-        5000,
-        "",
-    )
-    .replace("[[apps]]", "timeout_ms = 400\n[[apps]]");
-    let config = Config::parse(&text).unwrap();
-    let sim = Arc::new(PlatformSim::new(config.app("demo").unwrap()).unwrap());
-    let gateway = Arc::new(
-        Gateway::builder(&config)
-            .late_replies(LateReplies::AsJobs)
-            .build()
-            .unwrap(),
-    );
+    // API calls time out after 400 ms.
+    let short_timeout = |text: String| text.replace("[[apps]]", "timeout_ms = 400\n[[apps]]");
+    let (gateway, sim) = jobs_gateway(&short_timeout(demo_config(&platform, &upstream)), "demo");
     let rig = Rig {
         gateway,
         sim,
@@ -338,7 +286,7 @@ async fn a_late_reply_the_platform_took_but_answered_late_goes_out_once() {
         .fail_next_sends(1, SendFault::AcceptThenAnswerLate(Duration::from_secs(2)));
     let (request, key) = delivery(&rig.sim, 0);
     let callback = deliver(&rig, request);
-    pending_job(&rig, &key).await;
+    pending_job(rig.gateway.store().as_ref(), &key).await;
     let outcome = rig.gateway.run_job(&key, None).await;
     assert_eq!(callback.await.unwrap().0, Answer::Empty);
     assert_eq!(outcome, JobOutcome::Sent);
@@ -353,45 +301,21 @@ async fn a_late_reply_the_platform_took_but_answered_late_goes_out_once() {
     assert_eq!(job_state(&rig, &key).await.0, JobState::Sent);
 
     // The Official Account: no duplicate check, so no second request.
-    let config = Config::parse(
-        &support::fake_platform::mp_forward_app_config(
-            &format!("budget_ms = {BUDGET_MS}"),
-            &rig.platform.url(),
-            &rig.upstream.url(),
-            UPSTREAM_SECRET,
-            "shop",
-            support::fake_platform::SAFE_MODE,
-        )
-        .replace("[[apps]]", "timeout_ms = 400\n[[apps]]"),
-    )
-    .unwrap();
-    let sim = PlatformSim::new(config.app("shop").unwrap()).unwrap();
-    let gateway = Arc::new(
-        Gateway::builder(&config)
-            .late_replies(LateReplies::AsJobs)
-            .build()
-            .unwrap(),
+    let (gateway, shop) = jobs_gateway(
+        &short_timeout(shop_config(&rig.platform, &rig.upstream)),
+        "shop",
     );
     rig.platform
         .fail_next_sends(1, SendFault::AcceptThenAnswerLate(Duration::from_secs(2)));
-    let header = Header {
-        to: "gh_fakeaccount",
-        from: "oFAKEOPENID0002",
-        create_time: unix_now(),
-        agent_id: None,
-    };
-    let xml = text_xml(&header, "还在吗", MSG_ID + 1);
-    let key = dedup_key("shop", Callback::parse(&xml).unwrap().dedup_key().as_str());
-    let request = sim.post(&xml, unix_now(), "n0").unwrap();
-    let callback = {
-        let gateway = Arc::clone(&gateway);
-        tokio::spawn(async move { gateway.handle(request.to_callback()).await })
-    };
-    let until = Instant::now() + Duration::from_secs(3);
-    while gateway.store().job(&key, now_ms()).await.unwrap().is_none() {
-        assert!(Instant::now() < until, "no job was claimed");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let xml = text_xml(
+        &header("gh_fakeaccount", "oFAKEOPENID0002", None),
+        "还在吗",
+        MSG_ID + 1,
+    );
+    let key = key_of("shop", &xml);
+    let request = shop.post(&xml, unix_now(), "n0").unwrap();
+    let callback = spawn_answer(&gateway, &shop, request);
+    pending_job(gateway.store().as_ref(), &key).await;
     let outcome = gateway.run_job(&key, None).await;
     callback.await.unwrap();
     let JobOutcome::Failed(reason) = outcome else {

@@ -10,13 +10,19 @@ use std::time::Duration;
 use lambda_http::request::LambdaRequest;
 use serde_json::{Value, json};
 use support::runtime_api::*;
+use support::sample::{AGENT_ID, CORP_ID, KEY, TOKEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Arguments the `wxgate` binary is started with as a Lambda function (a `provided.al2023`
 /// bootstrap is run without arguments).
 const WXGATE_ARGS: &[&str] = &[];
 
-const WXGATE_CONFIG: &str = r#"apps = [{ name = "demo", platform = "wecom", corp_id = "wx5823bf96d3bd56c7", agent_id = 218, token = "QDG6eK", encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", reply = { echo = true } }]"#;
+/// The sample app on one line, as `WXGATE_CONFIG` is in the template.
+fn wxgate_config() -> String {
+    format!(
+        r#"apps = [{{ name = "demo", platform = "wecom", corp_id = "{CORP_ID}", agent_id = {AGENT_ID}, token = "{TOKEN}", encoding_aes_key = "{KEY}", reply = {{ echo = true }} }}]"#
+    )
+}
 
 fn to_http(event: &Value) -> (LambdaRequest, http::Request<lambda_http::Body>) {
     let parsed: LambdaRequest =
@@ -409,7 +415,7 @@ async fn wxgate_lambda_answers_unknown_route_with_404() {
     let mut f = FunctionProcess::spawn(
         env!("CARGO_BIN_EXE_wxgate"),
         WXGATE_ARGS,
-        &[("WXGATE_CONFIG", WXGATE_CONFIG)],
+        &[("WXGATE_CONFIG", &wxgate_config())],
     )
     .await
     .unwrap();

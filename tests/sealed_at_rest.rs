@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use support::calls::{reply_of, spawn_answer, timed_answer};
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
 use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
+use support::sample::{KEY, sim_of, wecom_header};
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
 use wxgate::gateway::{Gateway, LateReplies};
-use wxgate::simulate::{Answer, Header, PlatformSim, text_xml};
+use wxgate::simulate::text_xml;
 use wxgate::store::{Backend, DynamoStore};
 
 const UPSTREAM_SECRET: &str = "sealed-at-rest-secret-0123456789";
@@ -68,22 +70,13 @@ async fn the_table_holds_no_reply_message_or_token_in_clear() {
             .unwrap()
     };
     let gateway = Arc::new(gateway_over(&config, LateReplies::AsJobs));
-    let sim = PlatformSim::new(config.app("demo").unwrap()).unwrap();
+    let sim = sim_of(&config, "demo");
 
     // A message answered by a reply job: the claim carries the decrypted message.
-    let header = Header {
-        to: sim.receive_id(),
-        from: "lisi",
-        create_time: unix_now(),
-        agent_id: Some(218),
-    };
-    let xml = text_xml(&header, "my secret question", 6_600_001);
+    let xml = text_xml(&wecom_header(&sim, "lisi"), "my secret question", 6_600_001);
     let request = sim.post(&xml, unix_now(), "s1").unwrap();
-    let callback = {
-        let gateway = Arc::clone(&gateway);
-        let request = request.clone();
-        tokio::spawn(async move { gateway.handle(request.to_callback()).await })
-    };
+    let sim = Arc::new(sim);
+    let callback = spawn_answer(&gateway, &sim, request);
     // While the callback waits, the message is on the record: look at it raw.
     let mut message_seen = false;
     for _ in 0..200 {
@@ -108,14 +101,7 @@ async fn the_table_holds_no_reply_message_or_token_in_clear() {
         gateway.run_job(&key, None).await,
         wxgate::gateway::JobOutcome::Answered
     );
-    let response = callback.await.unwrap();
-    let body = String::from_utf8(response.body.to_vec()).unwrap();
-    let Answer::Reply(reply) = sim
-        .check(&request, response.status.as_u16(), &body)
-        .unwrap()
-    else {
-        panic!("no reply: {body}");
-    };
+    let reply = reply_of(callback.await.unwrap().0).expect("a reply");
     assert!(reply.contains("the vault code is 0451"));
 
     // An access token fetched and cached in the table.
@@ -143,11 +129,8 @@ async fn the_table_holds_no_reply_message_or_token_in_clear() {
     // the recorded reply, the token is the cached one (no second fetch).
     let other = gateway_over(&config, LateReplies::Dropped);
     let retry = sim.post(&xml, unix_now(), "s2").unwrap();
-    let response = other.handle(retry.to_callback()).await;
-    let body = String::from_utf8(response.body.to_vec()).unwrap();
-    let Answer::Reply(again) = sim.check(&retry, response.status.as_u16(), &body).unwrap() else {
-        panic!("the recorded reply did not open: {body}");
-    };
+    let (answer, _) = timed_answer(&other, &sim, &retry).await;
+    let again = reply_of(answer).expect("the recorded reply opens");
     assert!(again.contains("the vault code is 0451"));
     let fetches = platform.fetches();
     assert_eq!(
@@ -162,11 +145,9 @@ async fn the_table_holds_no_reply_message_or_token_in_clear() {
 
     // Another deployment's keys (another EncodingAESKey) cannot open them: the retry is
     // decided without the record rather than answered with garbage.
-    let foreign = Config::parse(&config_text.replace(
-        "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
-        "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
-    ))
-    .unwrap();
+    let foreign =
+        Config::parse(&config_text.replace(KEY, "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"))
+            .unwrap();
     let foreign_store = DynamoStore::new(db.clone(), &table);
     let bot = wxgate::bot::ConfigBot::from_config(&foreign).unwrap();
     let foreign_gateway = Gateway::builder(&foreign)

@@ -4,17 +4,18 @@
 
 mod support;
 
-use std::process::Command;
-
-use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
+use support::calls::lambda_answer;
+use support::cli::{ConfigFile, run, wxgate};
+use support::dynamo::{
+    ACCESS_KEY_ID, DynamoServer, SECRET_ACCESS_KEY, client, create_table, unique_table_name,
+};
 use support::runtime_api::{FunctionProcess, HarnessError, apigw_v2_event};
-use support::serve::TempDir;
+use support::sample::{KEY, header, sim_of};
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
-use wxgate::simulate::{Answer, Header, PlatformSim, text_xml};
+use wxgate::simulate::{Answer, text_xml};
 
 const TOKEN: &str = "Tok3nInlineSecret";
-const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 const APP_SECRET: &str = "AppS3cretInlineValue0123";
 const BOT_SECRET: &str = "BotS3cretInlineValue456789";
 
@@ -56,10 +57,8 @@ async fn a_config_typo_in_lambda_names_the_place_but_no_secret() {
 
 #[test]
 fn a_config_typo_on_the_command_line_names_the_place_but_no_secret() {
-    let dir = TempDir::new("typo");
-    let path = dir.0.join("wxgate.toml");
-    std::fs::write(&path, typo_config()).unwrap();
-    let path = path.to_str().unwrap();
+    let file = ConfigFile::new("typo", &typo_config());
+    let path = file.arg();
     for args in [
         vec!["check", "--config", path],
         vec!["serve", "--addr", "127.0.0.1:0", "--config", path],
@@ -68,15 +67,9 @@ fn a_config_typo_on_the_command_line_names_the_place_but_no_secret() {
             "notify", "--config", path, "--app", "demo", "--to", "lisi", "hi",
         ],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_wxgate"))
-            .args(&args)
-            .env("RUST_LOG", "trace")
-            .env_remove("WXGATE_CONFIG")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let out = run(wxgate(&args).env("RUST_LOG", "trace"));
+        let (stdout, stderr) = (&out.stdout, &out.stderr);
+        assert_eq!(out.code, 2, "{args:?}: {stderr}");
         assert!(
             stderr.contains("line 1, column") && stderr.contains("(agent_id)"),
             "{args:?}: {stderr}"
@@ -108,35 +101,21 @@ async fn trace_level_prints_neither_raw_events_nor_store_requests() {
             ("WXGATE_CONFIG", PLAINTEXT_APP),
             ("WXGATE_TABLE", &table),
             ("AWS_ENDPOINT_URL_DYNAMODB", &server.endpoint()),
-            ("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST"),
-            ("AWS_SECRET_ACCESS_KEY", "test-secret-access-key"),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
             ("RUST_LOG", "trace"),
         ],
     )
     .await
     .unwrap();
-    let sim = PlatformSim::new(Config::parse(PLAINTEXT_APP).unwrap().app("blog").unwrap()).unwrap();
-    let header = Header {
-        to: "gh_blog",
-        from: "oFollower",
-        create_time: unix_now(),
-        agent_id: None,
-    };
+    let sim = sim_of(&Config::parse(PLAINTEXT_APP).unwrap(), "blog");
+    let header = header("gh_blog", "oFollower", None);
     let text = "my bank pin is 4711";
     let request = sim
         .post(&text_xml(&header, text, 31337), unix_now(), "n0nce")
         .unwrap();
-    let event = apigw_v2_event(
-        "POST",
-        &request.path,
-        &request.query,
-        Some(&request.body),
-        false,
-    );
-    let response = function.invoke(event).await.unwrap().response().unwrap();
-    let body = String::from_utf8(response.body.clone()).unwrap();
-    let Answer::Reply(reply) = sim.check(&request, response.status, &body).unwrap() else {
-        panic!("no echo: {body}");
+    let Answer::Reply(reply) = lambda_answer(&mut function, &sim, &request).await else {
+        panic!("no echo");
     };
     assert!(reply.contains(text));
     let logs = function.stop().logs;

@@ -5,19 +5,11 @@
 
 mod support;
 
+use support::sample::header;
 use support::serve::{Server, test_config};
 use wxgate::clock::unix_now;
-use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
+use wxgate::simulate::{Answer, PlatformSim, SignedRequest, text_xml};
 use wxgate::xml::Fields;
-
-fn header<'a>(to: &'a str, from: &'a str) -> Header<'a> {
-    Header {
-        to,
-        from,
-        create_time: unix_now(),
-        agent_id: None,
-    }
-}
 
 /// Official Account, plaintext mode: the plain `signature` covers token, timestamp and
 /// nonce, not the body. A signed query seen once (in a proxy's access log, say) must not
@@ -28,7 +20,7 @@ async fn a_plaintext_signature_carries_only_the_body_it_came_with() {
     let sim = server.sim("blog").plaintext(true);
     let genuine = sim
         .post(
-            &text_xml(&header("gh_blog", "oFollower"), "hello", 91),
+            &text_xml(&header("gh_blog", "oFollower", None), "hello", 91),
             unix_now(),
             "n1",
         )
@@ -38,7 +30,11 @@ async fn a_plaintext_signature_carries_only_the_body_it_came_with() {
     assert!(body.contains("hello"), "{body}");
     // The same signed query with a body of the attacker's: another sender, another text.
     let forged = SignedRequest {
-        body: text_xml(&header("gh_blog", "oSomeoneElse"), "send me the code", 92),
+        body: text_xml(
+            &header("gh_blog", "oSomeoneElse", None),
+            "send me the code",
+            92,
+        ),
         ..genuine.clone()
     };
     let (status, body) = server.send(&forged).await;
@@ -158,7 +154,7 @@ async fn an_open_platform_message_replayed_to_another_account_is_a_replay() {
         .authorizer(Some("wxaccountaaaa0001".into()));
     let request = sim
         .post(
-            &text_xml(&header("gh_account_a", "oUser"), "for a", 5),
+            &text_xml(&header("gh_account_a", "oUser", None), "for a", 5),
             unix_now(),
             "op1",
         )

@@ -4,10 +4,11 @@
 mod support;
 
 use http::Method;
-use support::serve::{CORP_ID, Server, test_config};
+use support::sample::{AGENT_ID, CORP_ID, TOKEN, header};
+use support::serve::{Server, test_config};
 use wxgate::clock::unix_now;
 use wxgate::message::{Callback, Content};
-use wxgate::simulate::{Answer, Header, event_xml, location_xml, text_xml, verify_ticket_xml};
+use wxgate::simulate::{Answer, event_xml, location_xml, text_xml, verify_ticket_xml};
 
 /// The official URL-verification vector, exactly as the platform sends it: `+`, `/` and
 /// `=` unescaped in the query.
@@ -16,14 +17,8 @@ const OFFICIAL_ECHO: &str = "1616140317555161061";
 const OFFICIAL_MESSAGE_QUERY: &str = "/wecom/demo?msg_signature=477715d11cdb4164915debcba66cb864d751f3e6&timestamp=1409659813&nonce=1372623149";
 const OFFICIAL_MESSAGE_BODY: &str = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Encrypt><![CDATA[RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>";
 
-fn header<'a>(to: &'a str, agent_id: Option<u64>) -> Header<'a> {
-    Header {
-        to,
-        from: "zhangsan",
-        create_time: unix_now(),
-        agent_id,
-    }
-}
+/// Who sends the messages: replies go back to them.
+const USER: &str = "zhangsan";
 
 fn reply_text(answer: Answer) -> String {
     let Answer::Reply(xml) = answer else {
@@ -32,7 +27,7 @@ fn reply_text(answer: Answer) -> String {
     let Callback::Message(m) = Callback::parse(&xml).unwrap() else {
         panic!("not a message: {xml}")
     };
-    assert_eq!(m.to_user_name, "zhangsan", "To and From are swapped");
+    assert_eq!(m.to_user_name, USER, "To and From are swapped");
     match m.content {
         Content::Text { content } => content,
         other => panic!("not text: {other:?}"),
@@ -75,7 +70,7 @@ async fn official_vectors_verify_and_decrypt_over_http() {
     let sim = server.sim("demo");
     let probe = sim
         .post(
-            &text_xml(&header(CORP_ID, Some(218)), "x", 1),
+            &text_xml(&header(CORP_ID, USER, Some(AGENT_ID)), "x", 1),
             1409659813,
             "1",
         )
@@ -106,7 +101,7 @@ async fn wecom_verification_messages_and_events() {
         Answer::Verified("8927365193472".into())
     );
 
-    let h = header(CORP_ID, Some(218));
+    let h = header(CORP_ID, USER, Some(AGENT_ID));
     let cases = [
         (text_xml(&h, "你好 ]]> 🎉", 42), Some("你好 ]]> 🎉")),
         (event_xml(&h, "subscribe", None), Some("welcome")),
@@ -142,7 +137,7 @@ async fn official_account_plain_verification_safe_compatible_and_plaintext_modes
     }
 
     let shop = server.sim("shop");
-    let h = header("gh_shop", None);
+    let h = header("gh_shop", USER, None);
     let request = shop.post(&text_xml(&h, "safe mode", 7), now, "n").unwrap();
     let (status, body) = server.send(&request).await;
     assert_eq!(
@@ -210,7 +205,7 @@ async fn open_platform_authorization_events_and_authorized_account_messages() {
     let request = sim
         .post(
             &text_xml(
-                &header("gh_authorized", None),
+                &header("gh_authorized", USER, None),
                 "to an authorized account",
                 3,
             ),
@@ -232,7 +227,7 @@ async fn still_serving(server: &mut Server) {
     let sim = server.sim("demo");
     let request = sim
         .post(
-            &text_xml(&header(CORP_ID, Some(218)), "ping", 1),
+            &text_xml(&header(CORP_ID, USER, Some(AGENT_ID)), "ping", 1),
             unix_now(),
             "n",
         )
@@ -250,13 +245,17 @@ async fn every_refusal_gets_its_status_and_the_server_keeps_serving() {
     let sim = server.sim("demo");
     let now = unix_now();
     let good = sim
-        .post(&text_xml(&header(CORP_ID, Some(218)), "hi", 1), now, "n")
+        .post(
+            &text_xml(&header(CORP_ID, USER, Some(AGENT_ID)), "hi", 1),
+            now,
+            "n",
+        )
         .unwrap();
     let signed_query = good.query.clone();
     // Correctly signed, but the ciphertext is not a multiple of 32 bytes.
     let garbage_encrypt = {
         let encrypt = "AAAAAAAAAAAAAAAAAAAAAA==";
-        let token = wxgate::crypto::Token::new("QDG6eK").unwrap();
+        let token = wxgate::crypto::Token::new(TOKEN).unwrap();
         let signature = token
             .sign_encrypted(&now.to_string(), "n", encrypt)
             .unwrap();
@@ -270,7 +269,7 @@ async fn every_refusal_gets_its_status_and_the_server_keeps_serving() {
     };
     let stale = sim
         .post(
-            &text_xml(&header(CORP_ID, Some(218)), "old", 1),
+            &text_xml(&header(CORP_ID, USER, Some(AGENT_ID)), "old", 1),
             now - 3600,
             "n",
         )
@@ -430,7 +429,7 @@ async fn every_refusal_gets_its_status_and_the_server_keeps_serving() {
 async fn a_receive_id_mismatch_is_refused_with_its_code() {
     // The platform encrypts for another corp: signature fine, receive id wrong.
     let other = test_config("").replace(
-        "corp_id = \"wx5823bf96d3bd56c7\"",
+        &format!("corp_id = \"{CORP_ID}\""),
         "corp_id = \"wwanothercorp0001\"",
     );
     let server = Server::start(&test_config(""));
@@ -438,7 +437,7 @@ async fn a_receive_id_mismatch_is_refused_with_its_code() {
     let sim = wxgate::simulate::PlatformSim::new(other_config.app("demo").unwrap()).unwrap();
     let request = sim
         .post(
-            &text_xml(&header("wwanothercorp0001", Some(218)), "x", 1),
+            &text_xml(&header("wwanothercorp0001", USER, Some(AGENT_ID)), "x", 1),
             unix_now(),
             "n",
         )

@@ -649,19 +649,36 @@ fn job<'a>() -> NewJob<'a> {
     }
 }
 
+/// `key` claimed with its job at [`T0`] by callback `cb`.
+async fn claimed_job(store: &impl Store, key: &str) {
+    assert_eq!(
+        store
+            .claim_with_job(key, "cb", at(T0), job())
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+}
+
+/// `key` claimed with its job at [`T0`], and the job taken by worker `w` 100 ms later.
+async fn taken_job(store: &impl Store, key: &str) {
+    claimed_job(store, key).await;
+    assert!(
+        store
+            .take_job(key, "w", T0 + 100, 60_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 async fn job_state(store: &impl Store, key: &str, now_ms: u64) -> Option<JobState> {
     store.job(key, now_ms).await.unwrap().map(|j| j.state)
 }
 
 async fn a_job_is_taken_once_and_answered_passively_while_the_callback_waits(store: &impl Store) {
     let key = dedup_key("demo", "job|1");
-    assert_eq!(
-        store
-            .claim_with_job(&key, "cb", at(T0), job())
-            .await
-            .unwrap(),
-        Claim::Won
-    );
+    claimed_job(store, &key).await;
     assert_eq!(
         store.job(&key, T0).await.unwrap(),
         Some(JobRecord {
@@ -757,20 +774,7 @@ async fn a_job_is_taken_once_and_answered_passively_while_the_callback_waits(sto
 
 async fn a_callback_that_stopped_waiting_leaves_the_reply_to_be_sent_once(store: &impl Store) {
     let key = dedup_key("demo", "job|2");
-    assert_eq!(
-        store
-            .claim_with_job(&key, "cb", at(T0), job())
-            .await
-            .unwrap(),
-        Claim::Won
-    );
-    assert!(
-        store
-            .take_job(&key, "w", T0 + 100, 60_000)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    taken_job(store, &key).await;
     // The callback's budget ends: it answers empty, and so do its retries.
     assert!(
         store
@@ -847,20 +851,7 @@ async fn a_callback_that_stopped_waiting_leaves_the_reply_to_be_sent_once(store:
 
 async fn a_reply_after_the_answer_by_time_is_not_stored_for_the_callback(store: &impl Store) {
     let key = dedup_key("demo", "job|3");
-    assert_eq!(
-        store
-            .claim_with_job(&key, "cb", at(T0), job())
-            .await
-            .unwrap(),
-        Claim::Won
-    );
-    assert!(
-        store
-            .take_job(&key, "w", T0 + 100, 60_000)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    taken_job(store, &key).await;
     // The callback died without giving up; its answer-by time has passed.
     assert!(
         !store
@@ -883,13 +874,7 @@ async fn a_reply_after_the_answer_by_time_is_not_stored_for_the_callback(store: 
 
 async fn a_crashed_workers_job_is_taken_over_and_a_failure_is_kept(store: &impl Store) {
     let key = dedup_key("demo", "job|4");
-    assert_eq!(
-        store
-            .claim_with_job(&key, "cb", at(T0), job())
-            .await
-            .unwrap(),
-        Claim::Won
-    );
+    claimed_job(store, &key).await;
     assert!(
         store
             .take_job(&key, "w1", T0, 5_000)
@@ -964,13 +949,7 @@ async fn a_crashed_workers_job_is_taken_over_and_a_failure_is_kept(store: &impl 
 
 async fn a_job_record_is_never_taken_over_by_a_claim(store: &impl Store) {
     let key = dedup_key("demo", "job|5");
-    assert_eq!(
-        store
-            .claim_with_job(&key, "cb", at(T0), job())
-            .await
-            .unwrap(),
-        Claim::Won
-    );
+    claimed_job(store, &key).await;
     // Past the callback's lease, a retry does not claim it again (that would start a
     // second job): it answers empty, and the pending job is still the worker's to take.
     let later = T0 + LEASE_MS + 1;
@@ -1042,13 +1021,7 @@ async fn a_write_repeated_by_its_author_is_recognised(store: &impl Store) {
 
     // A claim with a job, the take, the passive answer: each twice.
     let key = dedup_key("demo", "again|2");
-    assert_eq!(
-        store
-            .claim_with_job(&key, "cb", at(T0), job())
-            .await
-            .unwrap(),
-        Claim::Won
-    );
+    claimed_job(store, &key).await;
     assert_eq!(
         store
             .claim_with_job(&key, "cb", at(T0 + 250), job())
@@ -1088,20 +1061,7 @@ async fn a_write_repeated_by_its_author_is_recognised(store: &impl Store) {
 
     // A job whose callback gave up: marked sending twice, ended twice.
     let key = dedup_key("demo", "again|3");
-    assert_eq!(
-        store
-            .claim_with_job(&key, "cb", at(T0), job())
-            .await
-            .unwrap(),
-        Claim::Won
-    );
-    assert!(
-        store
-            .take_job(&key, "w", T0 + 100, 60_000)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    taken_job(store, &key).await;
     assert!(
         store
             .complete(&key, "cb", None, at(T0 + 4_000))

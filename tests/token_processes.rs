@@ -12,8 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
-use support::fake_platform::{APP_ID, APP_SECRET, FakePlatform};
+use support::dynamo::{DynamoServer, client, create_table, process_env, unique_table_name};
+use support::fake_platform::{FakePlatform, shop_app};
 use wxgate::config::Config;
 use wxgate::gateway::Gateway;
 use wxgate::platform::Platform;
@@ -26,13 +26,8 @@ fn config(fake_url: &str) -> String {
 [api]
 wecom_base_url = "{fake_url}"
 mp_base_url = "{fake_url}"
-[[apps]]
-name = "shop"
-platform = "mp"
-app_id = "{APP_ID}"
-token = "shoptoken"
-secret = "{APP_SECRET}"
-"#
+{}"#,
+        shop_app()
     )
 }
 
@@ -58,10 +53,7 @@ fn spawn_workers(
                 .env("WORKER_MILLIS", run.as_millis().to_string())
                 .env("WXGATE_CONFIG", config(&fake.url()))
                 .env("WXGATE_TABLE", table)
-                .env("AWS_ENDPOINT_URL_DYNAMODB", dynamo.endpoint())
-                .env("AWS_REGION", "us-east-1")
-                .env("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST")
-                .env("AWS_SECRET_ACCESS_KEY", "test-secret-access-key")
+                .envs(process_env(&dynamo.endpoint()))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()

@@ -426,6 +426,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 // Clients and tables
 // ------------------------------------------------------------------------------------------
 
+/// The static test credentials every client of the local servers uses.
+pub const ACCESS_KEY_ID: &str = "AKIDTESTTESTTESTTEST";
+/// See [`ACCESS_KEY_ID`].
+pub const SECRET_ACCESS_KEY: &str = "test-secret-access-key";
+
+/// The environment a child process (the `wxgate` binary, a test worker) needs to use the
+/// DynamoDB at `endpoint` with the static test credentials, in [`REGION`].
+pub fn process_env(endpoint: &str) -> [(&'static str, String); 4] {
+    [
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.to_owned()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
+    ]
+}
+
 /// A client config builder for `endpoint`: static test credentials, [`REGION`], no retries
 /// (a test sees the first failure as it is), 1 s connect and 10 s operation timeouts. Adjust
 /// with `.timeout_config(...)` / `.retry_config(...)` before `.build()`.
@@ -437,8 +453,8 @@ pub fn config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
         .endpoint_url(endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new(
-            "AKIDTESTTESTTESTTEST",
-            "test-secret-access-key",
+            ACCESS_KEY_ID,
+            SECRET_ACCESS_KEY,
             None,
             None,
             "wxgate-tests",

@@ -46,6 +46,7 @@ use serde_json::{Value, json};
 use wxgate::wechat::{ApiEndpoints, TokenSource};
 
 use super::loopback::{LoopbackServer, lock};
+use super::sample::{AGENT_ID, KEY, TOKEN};
 
 /// The WeCom corp id the fake accepts.
 pub const CORP_ID: &str = "wwfakecorp0000001";
@@ -678,6 +679,14 @@ async fn handle(
     })
 }
 
+/// An Official Account `shop` in plaintext mode whose AppID and AppSecret the fake accepts:
+/// an `[[apps]]` table for sending customer messages.
+pub fn shop_app() -> String {
+    format!(
+        "[[apps]]\nname = \"shop\"\nplatform = \"mp\"\napp_id = \"{APP_ID}\"\ntoken = \"shoptoken\"\nsecret = \"{APP_SECRET}\"\n"
+    )
+}
+
 /// The config of a WeCom app that answers through the upstream at `upstream_url` and can send late replies
 /// actively (the fake platform's credentials, `agent_id` 218), with `[api]` pointed at
 /// `platform_url`. `reply_extra` goes into `[apps.reply]` (local rules); `gateway` is the
@@ -701,9 +710,9 @@ mp_base_url = "{platform_url}"
 name = "demo"
 platform = "wecom"
 corp_id = "{CORP_ID}"
-agent_id = 218
-token = "QDG6eK"
-encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+agent_id = {AGENT_ID}
+token = "{TOKEN}"
+encoding_aes_key = "{KEY}"
 secret = "{CORP_SECRET}"
 [apps.reply]
 {reply_extra}
@@ -737,7 +746,7 @@ name = "{name}"
 platform = "mp"
 app_id = "{APP_ID}"
 secret = "{APP_SECRET}"
-token = "QDG6eK"
+token = "{TOKEN}"
 {app_extra}
 [apps.reply]
 forward = "{upstream_url}"
@@ -747,5 +756,7 @@ forward_timeout_ms = 5000
     )
 }
 
-/// The official sample's EncodingAESKey, for an app in safe mode.
-pub const SAFE_MODE: &str = "encoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"";
+/// The official sample's EncodingAESKey as an `app_extra` line, for an app in safe mode.
+pub fn safe_mode() -> String {
+    format!("encoding_aes_key = \"{KEY}\"")
+}

@@ -1,6 +1,9 @@
 //! Shared helpers for integration tests (`mod support;`). Benches include the files directly
 //! with `#[path = "../tests/support/runtime_api.rs"] mod runtime_api;`.
+pub mod calls;
+pub mod cli;
 pub mod dynamo;
+pub mod events;
 pub mod fake_platform;
 pub mod fake_upstream;
 pub mod fault_proxy;
@@ -9,4 +12,5 @@ pub mod loopback;
 pub mod moto;
 pub mod request_count;
 pub mod runtime_api;
+pub mod sample;
 pub mod serve;

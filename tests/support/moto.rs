@@ -353,9 +353,10 @@ fn answers_dynamodb(port: u16) -> bool {
          Content-Type: application/x-amz-json-1.0\r\n\
          X-Amz-Target: DynamoDB_20120810.ListTables\r\n\
          Authorization: AWS4-HMAC-SHA256 \
-         Credential=AKIDTESTTESTTESTTEST/20260101/{region}/dynamodb/aws4_request, \
+         Credential={key}/20260101/{region}/dynamodb/aws4_request, \
          SignedHeaders=host, Signature=0\r\n\
          Content-Length: 2\r\n\r\n{{}}",
+        key = super::dynamo::ACCESS_KEY_ID,
         region = super::dynamo::REGION
     );
     if stream.write_all(request.as_bytes()).is_err() {

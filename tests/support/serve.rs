@@ -10,12 +10,9 @@ use std::time::Duration;
 use wxgate::config::Config;
 use wxgate::simulate::{PlatformSim, SignedRequest};
 
-/// The public test values of the official sample code.
-pub const TOKEN: &str = "QDG6eK";
-pub const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
-pub const CORP_ID: &str = "wx5823bf96d3bd56c7";
+use super::sample::{CORP_ID, KEY, TOKEN, sim_of};
 
-/// One app per platform mode, all on the public test values.
+/// One app per platform mode, `demo` on the official sample's values.
 pub fn test_config(gateway_table: &str) -> String {
     format!(
         r#"
@@ -178,7 +175,7 @@ impl Server {
 
     /// The platform, played for one of the configured apps.
     pub fn sim(&self, app: &str) -> PlatformSim {
-        PlatformSim::new(self.config.app(app).unwrap()).unwrap()
+        sim_of(&self.config, app)
     }
 
     /// Sends a signed request; status and body.
