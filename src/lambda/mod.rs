@@ -51,7 +51,7 @@ pub enum Answer<H> {
 
 /// Just enough of an event to tell a stream batch: only those have `Records`. Skipping the
 /// rest costs a scan of the JSON and no allocation, where building a `serde_json::Value`
-/// of every callback cost about 25 µs per invoke.
+/// of every callback would allocate the whole event (docs/benchmarks.md has the cost).
 #[derive(Deserialize)]
 struct Shape {
     #[serde(rename = "Records")]

@@ -84,7 +84,7 @@ fn is_plain_cdata(text: &str) -> bool {
     // A branch-free pass the compiler vectorises finds the bytes that could start trouble;
     // only text holding one of them (rare, bar full-width CJK punctuation, which starts with
     // 0xEF) gets the exact check: `chars::needs_cleaning`'s rule and the `]]>` test in one
-    // pass (calling both made the render of a Chinese reply about 20% slower).
+    // pass (calling both is measurably slower on Chinese text; docs/benchmarks.md).
     let suspicious = bytes.iter().fold(false, |acc, &b| {
         acc | (b < 0x20) | (b == b']') | (b == 0xEF)
     });

@@ -9,8 +9,8 @@ pub(super) const AMAZON_TRUST_SERVICES_ROOTS: &str =
 
 /// An HTTPS client that trusts only Amazon's roots when the endpoint is AWS's own.
 ///
-/// The SDK's default client reads and parses every root certificate of the system (about
-/// 150 files, 5 ms) when it is built: a third of the function's cold start. With an endpoint
+/// The SDK's default client reads and parses every root certificate of the system when it
+/// is built, a large part of the function's cold start (docs/benchmarks.md). With an endpoint
 /// HTTPS override (`AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL` set to `https://…`: a
 /// proxy, another region's gateway) the system roots are kept, since such an endpoint may
 /// have any certificate; a plain `http://` override (a local server) needs no roots at all.
