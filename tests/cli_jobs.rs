@@ -8,7 +8,7 @@ use serde_json::Value;
 use support::cli::{EXAMPLE, Run, run, wxgate};
 use support::dynamo::{DynamoServer, client, create_table, process_env, unique_table_name};
 use wxgate::clock::now_ms;
-use wxgate::store::{DedupStore, DedupTimes, DynamoStore, JobEnd, NewJob, dedup_key};
+use wxgate::store::{DedupStore, DedupTimes, DynamoStore, JobEnd, JobStore, NewJob, dedup_key};
 
 const SECRET_WORDS: &str = "my card number is 4111";
 
@@ -42,7 +42,7 @@ async fn job(store: &DynamoStore, app: &str, id: &str, end: Option<JobEnd<'_>>) 
         .expect("taken");
     if let Some(end) = end {
         if matches!(end, JobEnd::Sent { .. }) {
-            assert!(store.start_sending(&key, "w", times(now)).await.unwrap());
+            assert!(store.start_sending(&key, "w").await.unwrap());
         }
         assert!(store.end_job(&key, "w", end, times(now)).await.unwrap());
     }

@@ -29,7 +29,7 @@ use wxgate::gateway::{Gateway, JobOutcome, LateReplies};
 use wxgate::message::Callback;
 use wxgate::simulate::{PlatformSim, SignedRequest, text_xml};
 use wxgate::store::dynamodb::{DynamoTimeouts, with_timeouts};
-use wxgate::store::{Backend, DedupRecord, DedupStore, DynamoStore, JobState};
+use wxgate::store::{Backend, DedupRecord, DedupStore, DynamoStore, JobState, JobStore};
 use wxgate::wechat::{ClientTimeouts, PlatformClient, TokenProvider, TokenSettings};
 
 const UPSTREAM_SECRET: &str = "late-answers-test-secret-0123456789";

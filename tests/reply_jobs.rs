@@ -17,7 +17,7 @@ use wxgate::clock::unix_now;
 use wxgate::config::Config;
 use wxgate::gateway::{Gateway, JobOutcome, LateReplies};
 use wxgate::simulate::{Answer, PlatformSim, SignedRequest, text_xml};
-use wxgate::store::{DedupStore, JobState};
+use wxgate::store::{JobState, JobStore};
 
 const UPSTREAM_SECRET: &str = "reply-jobs-test-secret-0123456789";
 const BUDGET_MS: u64 = 600;

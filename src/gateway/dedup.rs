@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::clock::now_ms;
 use crate::store::{
-    Backend, Claim, DedupRecord, DedupStore, DedupTimes, NewJob, StoreError, new_owner,
+    Backend, Claim, DedupRecord, DedupStore, DedupTimes, JobStore, NewJob, StoreError, new_owner,
 };
 
 /// How long to wait between reads while another delivery decides.

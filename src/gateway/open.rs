@@ -13,7 +13,7 @@ use crate::bot::Bot;
 use crate::crypto::{EncryptedEnvelope, MsgCrypt, Opened};
 use crate::error::ProtocolError;
 use crate::platform::Platform;
-use crate::store::DedupStore;
+use crate::store::SignatureStore;
 
 /// A callback's plaintext, once every check passed.
 pub(super) enum Plaintext<'a> {

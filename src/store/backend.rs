@@ -3,7 +3,7 @@
 
 use super::{
     CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, DynamoStore, JobEnd, JobRecord,
-    MemoryStore, NewJob, StoreError, TokenRecord, TokenStore,
+    JobStore, MemoryStore, NewJob, SignatureStore, StoreError, TokenRecord, TokenStore,
 };
 use crate::clock::EpochMillis;
 
@@ -85,7 +85,9 @@ impl DedupStore for Backend {
     ) -> Result<Option<DedupRecord>, StoreError> {
         dispatch!(self, s => s.dedup_record(key, now_ms))
     }
+}
 
+impl JobStore for Backend {
     async fn claim_with_job(
         &self,
         key: &str,
@@ -116,13 +118,8 @@ impl DedupStore for Backend {
         dispatch!(self, s => s.answer_job(key, worker, reply, times))
     }
 
-    async fn start_sending(
-        &self,
-        key: &str,
-        worker: &str,
-        times: DedupTimes,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.start_sending(key, worker, times))
+    async fn start_sending(&self, key: &str, worker: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.start_sending(key, worker))
     }
 
     async fn end_job(
@@ -135,6 +132,12 @@ impl DedupStore for Backend {
         dispatch!(self, s => s.end_job(key, worker, end, times))
     }
 
+    async fn job(&self, key: &str, now_ms: EpochMillis) -> Result<Option<JobRecord>, StoreError> {
+        dispatch!(self, s => s.job(key, now_ms))
+    }
+}
+
+impl SignatureStore for Backend {
     async fn bind_signature(
         &self,
         key: &str,
@@ -143,10 +146,6 @@ impl DedupStore for Backend {
         expires_at_secs: u64,
     ) -> Result<bool, StoreError> {
         dispatch!(self, s => s.bind_signature(key, body_hash, now_ms, expires_at_secs))
-    }
-
-    async fn job(&self, key: &str, now_ms: EpochMillis) -> Result<Option<JobRecord>, StoreError> {
-        dispatch!(self, s => s.job(key, now_ms))
     }
 }
 

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{
-    CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, JobEnd, JobRecord, JobState, NewJob,
-    StoreError, TokenRecord, TokenStore,
+    CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, JobEnd, JobRecord, JobState, JobStore,
+    NewJob, SignatureStore, StoreError, TokenRecord, TokenStore,
 };
 use crate::clock::EpochMillis;
 
@@ -163,6 +163,48 @@ impl DedupStore for MemoryStore {
         Ok(self.claim_item(key, owner, times, None))
     }
 
+    async fn complete(
+        &self,
+        key: &str,
+        owner: &str,
+        reply: Option<&str>,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        // Only while still in progress: a job's worker may have stored the reply.
+        let Some(item) = inner.dedup.get_mut(key) else {
+            return Ok(false);
+        };
+        if item.completed_by.as_deref() == Some(owner) {
+            return Ok(true); // completed by this owner already
+        }
+        if item.owner != owner || !matches!(item.record, DedupRecord::InProgress { .. }) {
+            return Ok(false);
+        }
+        item.completed_by = Some(owner.to_owned());
+        item.record = DedupRecord::Done {
+            reply: reply.map(str::to_owned),
+        };
+        item.expires_at_secs = times.expires_at_secs();
+        inner.after_write(times.now_ms);
+        Ok(true)
+    }
+
+    async fn dedup_record(
+        &self,
+        key: &str,
+        now_ms: EpochMillis,
+    ) -> Result<Option<DedupRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .dedup
+            .get(key)
+            .filter(|i| live(i, now_ms))
+            .map(|i| i.visible(now_ms)))
+    }
+}
+
+impl JobStore for MemoryStore {
     async fn claim_with_job(
         &self,
         key: &str,
@@ -250,12 +292,7 @@ impl DedupStore for MemoryStore {
         Ok(true)
     }
 
-    async fn start_sending(
-        &self,
-        key: &str,
-        worker: &str,
-        _times: DedupTimes,
-    ) -> Result<bool, StoreError> {
+    async fn start_sending(&self, key: &str, worker: &str) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let Some(item) = inner.dedup.get_mut(key) else {
             return Ok(false);
@@ -303,6 +340,18 @@ impl DedupStore for MemoryStore {
         Ok(true)
     }
 
+    async fn job(&self, key: &str, now_ms: EpochMillis) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .dedup
+            .get(key)
+            .filter(|i| live(i, now_ms))
+            .and_then(|i| i.job.as_ref())
+            .map(|j| j.record.clone()))
+    }
+}
+
+impl SignatureStore for MemoryStore {
     async fn bind_signature(
         &self,
         key: &str,
@@ -321,56 +370,6 @@ impl DedupStore for MemoryStore {
             .insert(key.to_owned(), (body_hash.to_owned(), expires_at_secs));
         inner.after_write(now_ms);
         Ok(true)
-    }
-
-    async fn job(&self, key: &str, now_ms: EpochMillis) -> Result<Option<JobRecord>, StoreError> {
-        Ok(self
-            .lock()
-            .dedup
-            .get(key)
-            .filter(|i| live(i, now_ms))
-            .and_then(|i| i.job.as_ref())
-            .map(|j| j.record.clone()))
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        owner: &str,
-        reply: Option<&str>,
-        times: DedupTimes,
-    ) -> Result<bool, StoreError> {
-        let mut inner = self.lock();
-        // Only while still in progress: a job's worker may have stored the reply.
-        let Some(item) = inner.dedup.get_mut(key) else {
-            return Ok(false);
-        };
-        if item.completed_by.as_deref() == Some(owner) {
-            return Ok(true); // completed by this owner already
-        }
-        if item.owner != owner || !matches!(item.record, DedupRecord::InProgress { .. }) {
-            return Ok(false);
-        }
-        item.completed_by = Some(owner.to_owned());
-        item.record = DedupRecord::Done {
-            reply: reply.map(str::to_owned),
-        };
-        item.expires_at_secs = times.expires_at_secs();
-        inner.after_write(times.now_ms);
-        Ok(true)
-    }
-
-    async fn dedup_record(
-        &self,
-        key: &str,
-        now_ms: EpochMillis,
-    ) -> Result<Option<DedupRecord>, StoreError> {
-        Ok(self
-            .lock()
-            .dedup
-            .get(key)
-            .filter(|i| live(i, now_ms))
-            .map(|i| i.visible(now_ms)))
     }
 }
 

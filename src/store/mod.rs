@@ -278,9 +278,9 @@ impl DedupTimes {
 /// The whole store contract: dedup records (with their reply jobs) and cached tokens.
 /// Keys are complete item keys; [`dedup_key`] and [`token_key`] build them, so the two
 /// kinds of item never collide.
-pub trait Store: DedupStore + TokenStore {}
+pub trait Store: DedupStore + JobStore + SignatureStore + TokenStore {}
 
-impl<S: DedupStore + TokenStore> Store for S {}
+impl<S: DedupStore + JobStore + SignatureStore + TokenStore> Store for S {}
 
 /// Callback dedup records and the reply jobs they may carry.
 pub trait DedupStore: Send + Sync {
@@ -311,7 +311,10 @@ pub trait DedupStore: Send + Sync {
         key: &str,
         now_ms: EpochMillis,
     ) -> impl Future<Output = Result<Option<DedupRecord>, StoreError>> + Send;
+}
 
+/// Reply jobs, carried on the dedup records of the callbacks they answer.
+pub trait JobStore: Send + Sync {
     /// As [`claim`](Self::claim), but a won claim also records a reply job (state
     /// `Pending`) for a worker to decide. A record carrying a job is never taken over: its
     /// worker decides it; once the callback's lease has run out it reads as done with the
@@ -353,7 +356,6 @@ pub trait DedupStore: Send + Sync {
         &self,
         key: &str,
         worker: &str,
-        times: DedupTimes,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Ends a job `worker` holds (running or sending) that was not answered passively; the
@@ -367,6 +369,16 @@ pub trait DedupStore: Send + Sync {
         times: DedupTimes,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Reads the job of a dedup record; `None` when there is none or it expired.
+    fn job(
+        &self,
+        key: &str,
+        now_ms: EpochMillis,
+    ) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
+}
+
+/// Plaintext mode: each signature bound to the body it first came with.
+pub trait SignatureStore: Send + Sync {
     /// Binds a signed request's signature to its body (`body_hash`, a digest) until
     /// `expires_at_secs`, with one conditional write: `true` when the signature is new, its
     /// earlier binding expired, or it is bound to this same body (a retry); `false` when it
@@ -379,13 +391,6 @@ pub trait DedupStore: Send + Sync {
         now_ms: EpochMillis,
         expires_at_secs: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Reads the job of a dedup record; `None` when there is none or it expired.
-    fn job(
-        &self,
-        key: &str,
-        now_ms: EpochMillis,
-    ) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
 }
 
 /// Cached access tokens and their refresh lease.

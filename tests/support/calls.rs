@@ -12,7 +12,7 @@ use wxgate::clock::now_ms;
 use wxgate::gateway::Gateway;
 use wxgate::message::{Callback, Content};
 use wxgate::simulate::{Answer, PlatformSim, SignedRequest};
-use wxgate::store::DedupStore;
+use wxgate::store::JobStore;
 
 use super::runtime_api::{ApiGwResponse, FunctionProcess, apigw_v2_event};
 
@@ -56,7 +56,7 @@ pub fn spawn_answer(
 
 /// Waits (at most 3 s) until `key` is claimed with its reply job in `store`: when the stream
 /// would hand the job to a worker.
-pub async fn pending_job(store: &impl DedupStore, key: &str) {
+pub async fn pending_job(store: &impl JobStore, key: &str) {
     let until = Instant::now() + Duration::from_secs(3);
     while store.job(key, now_ms()).await.unwrap().is_none() {
         assert!(Instant::now() < until, "no job was claimed");

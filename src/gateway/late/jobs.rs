@@ -14,7 +14,7 @@ use crate::bot::{Bot, Inbound};
 use crate::clock::now_ms;
 use crate::gateway::Gateway;
 use crate::message::{Callback, Message};
-use crate::store::{DedupStore, DedupTimes, JobEnd, JobRecord, JobState, StoreError, new_owner};
+use crate::store::{DedupTimes, JobEnd, JobRecord, JobState, JobStore, StoreError, new_owner};
 
 /// Time for the active send after the bot, within the job's time limit: a token fetch and
 /// a send with its retries.
@@ -216,11 +216,7 @@ impl<B: Bot> Gateway<B> {
         let tokens = self.shared_tokens().map_err(|e| e.to_string())?;
         let delivery = Delivery::to_sender(app, message, std::sync::Arc::clone(tokens))
             .ok_or("the app has no secret to send an active message with")?;
-        match self
-            .store
-            .start_sending(key, worker, self.job_times())
-            .await
-        {
+        match self.store.start_sending(key, worker).await {
             Ok(true) => {}
             // Not this worker's to send: the passive answer landed after all, or another
             // worker took the job over.

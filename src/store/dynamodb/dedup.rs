@@ -7,6 +7,52 @@ impl DedupStore for DynamoStore {
         self.claim_item(key, owner, times, None).await
     }
 
+    async fn complete(
+        &self,
+        key: &str,
+        owner: &str,
+        reply: Option<&str>,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .update(key)
+            // Only while still in progress: a job's worker may have stored the reply.
+            .condition_expression("#owner = :owner AND st = :p")
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":p", s(STATE_IN_PROGRESS))
+            .expression_attribute_values(":d", s(STATE_DONE))
+            .expression_attribute_values(":exp", n(times.expires_at_secs()));
+        // `fin` records who completed it, so this completion, retried, is recognised.
+        let request = match reply {
+            Some(reply) => request
+                .update_expression(
+                    "SET st = :d, fin = :owner, expires_at = :exp, reply = :r REMOVE lease_until",
+                )
+                .expression_attribute_values(":r", self.sealed(key, "reply", reply)),
+            None => request.update_expression(
+                "SET st = :d, fin = :owner, expires_at = :exp REMOVE lease_until, reply",
+            ),
+        };
+        self.made_or_own(key, request, |item| {
+            get_s(item, COMPLETED_BY) == Some(owner) && get_s(item, "st") == Some(STATE_DONE)
+        })
+        .await
+    }
+
+    async fn dedup_record(
+        &self,
+        key: &str,
+        now_ms: EpochMillis,
+    ) -> Result<Option<DedupRecord>, StoreError> {
+        match self.get(key).await? {
+            Some(item) => self.dedup_from_item(key, &item, now_ms),
+            None => Ok(None),
+        }
+    }
+}
+
+impl JobStore for DynamoStore {
     async fn claim_with_job(
         &self,
         key: &str,
@@ -83,12 +129,7 @@ impl DedupStore for DynamoStore {
         .await
     }
 
-    async fn start_sending(
-        &self,
-        key: &str,
-        worker: &str,
-        _times: DedupTimes,
-    ) -> Result<bool, StoreError> {
+    async fn start_sending(&self, key: &str, worker: &str) -> Result<bool, StoreError> {
         // The callback is marked answered (empty) too, for its retries: an answer stored by
         // the worker would have ended the job as answered, so there is no reply to lose.
         let request = self
@@ -145,6 +186,19 @@ impl DedupStore for DynamoStore {
             .await
     }
 
+    async fn job(&self, key: &str, now_ms: EpochMillis) -> Result<Option<JobRecord>, StoreError> {
+        let Some(item) = self.get(key).await? else {
+            return Ok(None);
+        };
+        let live = get_n(&item, EXPIRES_AT).is_some_and(|exp| exp >= now_ms / 1000);
+        if !live || !item.contains_key(JOB) {
+            return Ok(None);
+        }
+        self.job_from_item(key, &item).map(Some)
+    }
+}
+
+impl SignatureStore for DynamoStore {
     async fn bind_signature(
         &self,
         key: &str,
@@ -167,60 +221,5 @@ impl DedupStore for DynamoStore {
             .send()
             .await;
         condition_held(result)
-    }
-
-    async fn job(&self, key: &str, now_ms: EpochMillis) -> Result<Option<JobRecord>, StoreError> {
-        let Some(item) = self.get(key).await? else {
-            return Ok(None);
-        };
-        let live = get_n(&item, EXPIRES_AT).is_some_and(|exp| exp >= now_ms / 1000);
-        if !live || !item.contains_key(JOB) {
-            return Ok(None);
-        }
-        self.job_from_item(key, &item).map(Some)
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        owner: &str,
-        reply: Option<&str>,
-        times: DedupTimes,
-    ) -> Result<bool, StoreError> {
-        let request = self
-            .update(key)
-            // Only while still in progress: a job's worker may have stored the reply.
-            .condition_expression("#owner = :owner AND st = :p")
-            .expression_attribute_names("#owner", OWNER)
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":p", s(STATE_IN_PROGRESS))
-            .expression_attribute_values(":d", s(STATE_DONE))
-            .expression_attribute_values(":exp", n(times.expires_at_secs()));
-        // `fin` records who completed it, so this completion, retried, is recognised.
-        let request = match reply {
-            Some(reply) => request
-                .update_expression(
-                    "SET st = :d, fin = :owner, expires_at = :exp, reply = :r REMOVE lease_until",
-                )
-                .expression_attribute_values(":r", self.sealed(key, "reply", reply)),
-            None => request.update_expression(
-                "SET st = :d, fin = :owner, expires_at = :exp REMOVE lease_until, reply",
-            ),
-        };
-        self.made_or_own(key, request, |item| {
-            get_s(item, COMPLETED_BY) == Some(owner) && get_s(item, "st") == Some(STATE_DONE)
-        })
-        .await
-    }
-
-    async fn dedup_record(
-        &self,
-        key: &str,
-        now_ms: EpochMillis,
-    ) -> Result<Option<DedupRecord>, StoreError> {
-        match self.get(key).await? {
-            Some(item) => self.dedup_from_item(key, &item, now_ms),
-            None => Ok(None),
-        }
     }
 }

@@ -41,8 +41,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 
 use super::sealing::Sealing;
 use super::{
-    CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, JobEnd, JobRecord, JobState, NewJob,
-    StoreError, TokenRecord, TokenStore, fingerprint,
+    CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, JobEnd, JobRecord, JobState, JobStore,
+    NewJob, SignatureStore, StoreError, TokenRecord, TokenStore, fingerprint,
 };
 use crate::clock::EpochMillis;
 
