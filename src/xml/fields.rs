@@ -260,8 +260,8 @@ pub fn scan<'a>(
             Event::End(end) => {
                 let closing = end.name().into_inner();
                 let open = match path.last() {
-                    Some((name, _)) => name.as_bytes(),
-                    None if in_root => root.as_bytes(),
+                    Some((name, _)) => &**name,
+                    None if in_root => &*root,
                     None => {
                         return Err(ProtocolError::Xml(
                             "a closing tag without an opening one".into(),
@@ -287,7 +287,7 @@ pub fn scan<'a>(
                 }
             }
             Event::Text(text) => {
-                let text = eol(reborrow(xml, text.into_inner())?);
+                let text = eol(text.into_inner());
                 if !path.is_empty() {
                     pending.push_text(text);
                 } else if !text.trim_ascii().is_empty() {
@@ -298,7 +298,7 @@ pub fn scan<'a>(
                 if path.is_empty() {
                     return Err(ProtocolError::Xml("CDATA outside any field".into()));
                 }
-                pending.push_cdata(eol(reborrow(xml, cdata.into_inner())?));
+                pending.push_cdata(eol(cdata.into_inner()));
             }
             Event::GeneralRef(reference) => {
                 if path.is_empty() {
@@ -323,24 +323,19 @@ pub fn scan<'a>(
     Ok(root)
 }
 
-/// Every slice the reader hands out lies inside the `&str` input, but it hands them out as
-/// bytes tied to its event. Finding them in the input again gives `&'a str` without copying
-/// or re-validating UTF-8: `str::get` checks only that both ends are character boundaries.
-/// A slice that is not found there (an owned buffer) is validated and copied instead.
-pub(super) fn reborrow<'a>(
-    input: &'a str,
-    piece: Cow<'_, [u8]>,
-) -> Result<Cow<'a, str>, ProtocolError> {
+/// An element name lies inside the `&str` input, but the reader lends it only for as long
+/// as its event. Finding it in the input again gives `&'a str` without copying: `str::get`
+/// checks only that both ends are character boundaries. A name not found there (never the
+/// case for a reader over a `&str`) is copied instead.
+fn reborrow<'a>(input: &'a str, piece: &str) -> Cow<'a, str> {
     let offset = (piece.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
     if let Some(found) = input.get(offset..offset.saturating_add(piece.len())) {
         // Same address and length: the very same bytes.
         if found.as_ptr() == piece.as_ptr() {
-            return Ok(Cow::Borrowed(found));
+            return Cow::Borrowed(found);
         }
     }
-    String::from_utf8(piece.into_owned())
-        .map(Cow::Owned)
-        .map_err(|_| ProtocolError::Xml("text is not UTF-8".into()))
+    Cow::Owned(piece.to_owned())
 }
 
 /// `Parent.Child` below the root; a field directly under the root keeps its bare name
@@ -371,30 +366,28 @@ pub(super) fn resolve_reference(
             _ => Err(ProtocolError::Xml("invalid character reference".into())),
         };
     }
-    let name = reference
-        .decode()
-        .map_err(|_| ProtocolError::Xml("entity name is not UTF-8".into()))?;
-    quick_xml::escape::resolve_predefined_entity(&name)
+    let name: &str = reference;
+    quick_xml::escape::resolve_predefined_entity(name)
         .map(|resolved| Some(resolved.to_owned()))
-        .ok_or_else(|| ProtocolError::Xml(format!("unknown entity &{};", shown(&name))))
+        .ok_or_else(|| ProtocolError::Xml(format!("unknown entity &{};", shown(name))))
 }
 
 /// An element name, checked for length before anything else is done with it.
-pub(super) fn element_name<'a>(xml: &'a str, raw: &[u8]) -> Result<Cow<'a, str>, ProtocolError> {
+pub(super) fn element_name<'a>(xml: &'a str, raw: &str) -> Result<Cow<'a, str>, ProtocolError> {
     if raw.len() > MAX_NAME_LEN {
         return Err(ProtocolError::Xml(format!(
             "an element name is longer than {MAX_NAME_LEN} bytes"
         )));
     }
-    reborrow(xml, Cow::Borrowed(raw))
+    Ok(reborrow(xml, raw))
 }
 
 /// The error for `<open>` closed by `</closing>`, names shortened and escaped.
-pub(super) fn mismatched_end(open: &[u8], closing: &[u8]) -> ProtocolError {
+pub(super) fn mismatched_end(open: &str, closing: &str) -> ProtocolError {
     ProtocolError::Xml(format!(
         "<{}> is closed by </{}>",
-        shown(&String::from_utf8_lossy(open)),
-        shown(&String::from_utf8_lossy(closing))
+        shown(open),
+        shown(closing)
     ))
 }
 

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use super::fields::{Pending, element_name, mismatched_end, reborrow, resolve_reference};
+use super::fields::{Pending, element_name, mismatched_end, resolve_reference};
 use super::{MAX_DEPTH, MAX_XML_LEN};
 use crate::error::ProtocolError;
 
@@ -72,7 +72,7 @@ pub fn scan_top_level<'a>(
         // An end tag closes a counted start; blank text only separates counted nodes.
         let counted = match &event {
             Event::End(_) => false,
-            Event::Text(text) => !text.iter().all(u8::is_ascii_whitespace),
+            Event::Text(text) => !text.bytes().all(|b| b.is_ascii_whitespace()),
             _ => true,
         };
         if counted {
@@ -117,8 +117,8 @@ pub fn scan_top_level<'a>(
                         "a closing tag without an opening one".into(),
                     ));
                 };
-                if name.as_bytes() != closing {
-                    return Err(mismatched_end(name.as_bytes(), closing));
+                if name != closing {
+                    return Err(mismatched_end(&name, closing));
                 }
                 match open.len() {
                     0 => root_done = true,
@@ -127,7 +127,7 @@ pub fn scan_top_level<'a>(
                 }
             }
             Event::Text(text) => {
-                let text = reborrow(xml, text.into_inner())?;
+                let text = text.into_inner();
                 match open.len() {
                     0 | 1 if !text.trim_ascii().is_empty() => {
                         return Err(ProtocolError::Xml("text outside any field".into()));
@@ -137,7 +137,7 @@ pub fn scan_top_level<'a>(
                 }
             }
             Event::CData(cdata) => {
-                let cdata = reborrow(xml, cdata.into_inner())?;
+                let cdata = cdata.into_inner();
                 match open.len() {
                     0 | 1 => return Err(ProtocolError::Xml("CDATA outside any field".into())),
                     2 => pending.push_cdata(clean(cdata)),
