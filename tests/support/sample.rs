@@ -1,4 +1,4 @@
-//! The official sample code's public test values (protocol.md §8), the app the library
+//! The official sample code's public test values, the app the library
 //! configures with them ([`OFFICIAL_SAMPLE_APP`], `demo`), and the messages the tests send:
 //! one place for the values, so no test spells them out again.
 #![allow(dead_code)]
