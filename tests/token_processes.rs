@@ -4,7 +4,7 @@
 //!
 //! The processes are this test binary run again as `worker` (an ignored test that does
 //! nothing unless `WXGATE_TOKEN_WORKER` is set), each building its gateway with
-//! `Gateway::open_config` from the environment exactly as the Lambda function does.
+//! `Gateway::builder(..).open()` from the environment exactly as the Lambda function does.
 
 mod support;
 

@@ -177,3 +177,45 @@ fn store_sealing(apps: &HashMap<String, App>) -> Sealing {
     }
     sealing
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::OFFICIAL_SAMPLE_APP;
+
+    fn config(store: &str) -> Config {
+        Config::parse(&format!("{store}\n{OFFICIAL_SAMPLE_APP}")).unwrap()
+    }
+
+    #[test]
+    fn build_refuses_a_config_that_names_a_table_unless_given_a_store() {
+        for store in [
+            "[store]\ntable = \"wxgate\"",
+            "[store]\nkind = \"dynamodb\"\ntable = \"wxgate\"",
+        ] {
+            let config = config(store);
+            let e = Gateway::builder(&config).build().unwrap_err().to_string();
+            assert!(e.contains("GatewayBuilder::open"), "{store}: {e}");
+            let given = Gateway::builder(&config).store(Arc::default()).build();
+            assert_eq!(given.unwrap().store().kind(), "memory", "{store}");
+        }
+        let plain = Gateway::builder(&config("")).build().unwrap();
+        assert_eq!(plain.late_replies(), LateReplies::Dropped);
+    }
+
+    #[test]
+    fn the_strategy_is_the_one_asked_for() {
+        let config = config("");
+        for late in [
+            LateReplies::Dropped,
+            LateReplies::InBackground,
+            LateReplies::AsJobs,
+        ] {
+            let gateway = Gateway::builder(&config)
+                .late_replies(late)
+                .build()
+                .unwrap();
+            assert_eq!(gateway.late_replies(), late);
+        }
+    }
+}
