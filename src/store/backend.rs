@@ -1,6 +1,7 @@
 //! The configured store, chosen at start-up: one type for the gateway to hold, dispatching
 //! to the backend without boxing every future.
 
+use super::open::{AuthorizationRecord, Grant, OpenStore, Ticket};
 use super::{
     CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, DynamoStore, JobEnd, JobRecord,
     JobStore, MemoryStore, NewJob, SignatureStore, StoreError, TokenRecord, TokenStore,
@@ -179,5 +180,87 @@ impl TokenStore for Backend {
 
     async fn drop_token(&self, key: &str, value: &str) -> Result<bool, StoreError> {
         dispatch!(self, s => s.drop_token(key, value))
+    }
+}
+
+impl OpenStore for Backend {
+    async fn put_ticket(
+        &self,
+        component_app_id: &str,
+        ticket: &Ticket,
+        now_ms: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.put_ticket(component_app_id, ticket, now_ms))
+    }
+
+    async fn ticket(&self, component_app_id: &str) -> Result<Option<Ticket>, StoreError> {
+        dispatch!(self, s => s.ticket(component_app_id))
+    }
+
+    async fn authorization(
+        &self,
+        component_app_id: &str,
+        authorizer_app_id: &str,
+    ) -> Result<Option<AuthorizationRecord>, StoreError> {
+        dispatch!(self, s => s.authorization(component_app_id, authorizer_app_id))
+    }
+
+    async fn grant(
+        &self,
+        component_app_id: &str,
+        authorizer_app_id: &str,
+        grant: Grant<'_>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.grant(component_app_id, authorizer_app_id, grant))
+    }
+
+    async fn revoke(
+        &self,
+        component_app_id: &str,
+        authorizer_app_id: &str,
+        event_time: u64,
+        now_ms: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.revoke(component_app_id, authorizer_app_id, event_time, now_ms))
+    }
+
+    async fn replace_refresh_token(
+        &self,
+        component_app_id: &str,
+        authorizer_app_id: &str,
+        previous: &str,
+        new: &str,
+        now_ms: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.replace_refresh_token(component_app_id, authorizer_app_id, previous, new, now_ms))
+    }
+
+    async fn mark_broken(
+        &self,
+        component_app_id: &str,
+        authorizer_app_id: &str,
+        previous: &str,
+        reason: &str,
+        now_ms: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.mark_broken(component_app_id, authorizer_app_id, previous, reason, now_ms))
+    }
+
+    async fn set_account(
+        &self,
+        component_app_id: &str,
+        authorizer_app_id: &str,
+        nick_name: &str,
+        user_name: &str,
+        now_ms: EpochMillis,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.set_account(component_app_id, authorizer_app_id, nick_name, user_name, now_ms))
+    }
+
+    async fn authorizations(
+        &self,
+        component_app_id: &str,
+    ) -> Result<Vec<AuthorizationRecord>, StoreError> {
+        dispatch!(self, s => s.authorizations(component_app_id))
     }
 }

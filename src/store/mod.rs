@@ -1,4 +1,5 @@
-//! Shared state: callback de-duplication records and cached access tokens.
+//! Shared state: callback de-duplication records, cached access tokens, and the Open
+//! Platform's tickets and authorizations.
 //!
 //! Two backends keep the same contract: [`MemoryStore`] inside one process (`wxgate serve`,
 //! tests) and [`DynamoStore`], one DynamoDB table shared by every Lambda instance. Every
@@ -13,6 +14,7 @@ mod backend;
 pub mod dynamodb;
 mod keys;
 pub mod memory;
+pub mod open;
 pub mod sealing;
 
 use std::future::Future;
@@ -23,6 +25,10 @@ pub use backend::Backend;
 pub use dynamodb::DynamoStore;
 pub use keys::{MAX_DEDUP_KEY_LEN, callback_key, dedup_key, fingerprint, signature_key, token_key};
 pub use memory::MemoryStore;
+pub use open::{
+    AuthorizationRecord, AuthorizationState, Grant, OpenStore, Ticket, authorization_key,
+    ticket_key,
+};
 
 /// A random identity for one claim or one lease holder, so a holder can prove a record is
 /// still its own when it writes back.
@@ -278,9 +284,9 @@ impl DedupTimes {
 /// The whole store contract: dedup records (with their reply jobs) and cached tokens.
 /// Keys are complete item keys; [`dedup_key`] and [`token_key`] build them, so the two
 /// kinds of item never collide.
-pub trait Store: DedupStore + JobStore + SignatureStore + TokenStore {}
+pub trait Store: DedupStore + JobStore + SignatureStore + TokenStore + OpenStore {}
 
-impl<S: DedupStore + JobStore + SignatureStore + TokenStore> Store for S {}
+impl<S: DedupStore + JobStore + SignatureStore + TokenStore + OpenStore> Store for S {}
 
 /// Callback dedup records and the reply jobs they may carry.
 pub trait DedupStore: Send + Sync {

@@ -18,6 +18,9 @@ pub struct Sealing {
     apps: HashMap<String, Vec<AtRestKey>>,
     /// By token scope (`TokenSource::scope`).
     tokens: HashMap<String, AtRestKey>,
+    /// By Open Platform component AppID: its tickets, its authorizations' refresh tokens
+    /// and its authorizers' access tokens (whose scopes are made at run time).
+    components: HashMap<String, Vec<AtRestKey>>,
 }
 
 impl Sealing {
@@ -38,8 +41,30 @@ impl Sealing {
         self.tokens.insert(scope.to_owned(), key);
     }
 
+    /// Seals the Open Platform records of `component_app_id` with `keys` (the first seals,
+    /// all open).
+    pub fn add_component(&mut self, component_app_id: &str, keys: Vec<AtRestKey>) {
+        if !keys.is_empty() {
+            self.components.insert(component_app_id.to_owned(), keys);
+        }
+    }
+
     /// The keys for the item `key`.
     fn keys(&self, key: &str) -> &[AtRestKey] {
+        let component = key
+            .strip_prefix("ticket#")
+            .or_else(|| key.strip_prefix("authz#"))
+            .or_else(|| key.strip_prefix("token#open#"))
+            .map(|rest| rest.split('#').next().unwrap_or_default());
+        if let Some(component) = component {
+            // A component's own token scope is registered too; its keys come first.
+            if let Some(scope) = key.strip_prefix("token#")
+                && let Some(k) = self.tokens.get(scope)
+            {
+                return std::slice::from_ref(k);
+            }
+            return self.components.get(component).map_or(&[], Vec::as_slice);
+        }
         if let Some(rest) = key.strip_prefix("dedup#") {
             // App names are URL path segments: no `#` and no `/` in them.
             let app = rest.split(['#', '/']).next().unwrap_or_default();

@@ -8,8 +8,9 @@
 //! | dedup with a reply job | as dedup, and | `job` (state), `app`, `authz` (Open Platform), `msg` (callback XML), `answer_by` (ms), `job_worker`, `job_until` (ms), `reason` (failed), `msgid` (sent) |
 //! | signature binding | `sig#{app}#{signature}` | `body` (the [`fingerprint`] of the body it was first seen with) |
 //! | token | `token#{scope}` | `tok`, `tok_fp` (its [`fingerprint`]), `tok_exp` and `tok_ref` (expiry and refresh point, ms), `lease_owner`, `lease_until` (ms) |
+//! | Open Platform ticket, authorization | `ticket#{component}`, `authz#{component}#{authorizer}` | see the `open` module; no `expires_at` |
 //!
-//! `reply`, `msg` and `tok` are sealed (AES-256-GCM, [`Sealing`]) once the gateway installs
+//! `reply`, `msg`, `tok`, tickets and refresh tokens are sealed (AES-256-GCM, [`Sealing`]) once the gateway installs
 //! its keys: the table, its backups and its stream hold no message, reply or token in clear.
 //!
 //! A new callback costs one conditional `PutItem` (the claim) and one conditional
@@ -49,6 +50,7 @@ use crate::clock::EpochMillis;
 mod client;
 mod dedup;
 mod item;
+mod open;
 mod tokens;
 
 pub use client::with_timeouts;

@@ -10,6 +10,8 @@ use super::{
 };
 use crate::clock::EpochMillis;
 
+mod open;
+
 /// How often expired records are swept out, so a long-running `serve` does not grow
 /// without bound. By time, not by write count: a sweep walks every record, and doing that
 /// every N writes would make each write cost O(records / N).
@@ -21,6 +23,10 @@ struct Inner {
     tokens: HashMap<String, TokenItem>,
     /// Signature bindings: body digest and expiry (epoch seconds).
     signatures: HashMap<String, (String, u64)>,
+    /// Open Platform tickets by component AppID: never swept (the newest is always kept).
+    tickets: HashMap<String, super::open::Ticket>,
+    /// Open Platform authorizations by item key: never swept (refresh tokens).
+    authorizations: HashMap<String, super::open::AuthorizationRecord>,
     last_sweep_ms: EpochMillis,
 }
 
