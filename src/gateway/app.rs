@@ -60,8 +60,8 @@ impl App {
 
 impl App {
     /// Whether a late reply can go out as an active message: a secret for the token, and on
-    /// WeCom the agent id to send with. Open Platform apps send through their authorizers,
-    /// which is not built yet. An app in plaintext mode needs `plaintext_late_replies`: its
+    /// WeCom the agent id to send with. Open Platform apps send with the authorizer's token,
+    /// which their component secret gets. An app in plaintext mode needs `plaintext_late_replies`: its
     /// bodies are not signed.
     pub fn can_send_actively(&self) -> bool {
         self.active_sending().is_ok()
@@ -79,10 +79,12 @@ impl App {
             self.token_source.is_some(),
             self.agent_id.is_some(),
         ) {
-            (Platform::Wecom, true, true) | (Platform::Mp, true, _) => Ok(()),
+            (Platform::Wecom, true, true) | (Platform::Mp | Platform::Open, true, _) => Ok(()),
             (Platform::Wecom, _, _) => Err("sending it actively needs secret and agent_id"),
             (Platform::Mp, false, _) => Err("sending it actively needs secret"),
-            (Platform::Open, _, _) => Err("Open Platform apps cannot send active messages yet"),
+            (Platform::Open, false, _) => {
+                Err("sending it actively needs secret (the component AppSecret)")
+            }
         }
     }
 
@@ -104,6 +106,14 @@ impl App {
         }
     }
 
+    /// The component AppID of an Open Platform app.
+    pub fn component_app_id(&self) -> Option<&str> {
+        match &self.token_source {
+            Some(TokenSource::Component { app_id, .. }) => Some(app_id),
+            _ => self.crypt.as_ref().map(MsgCrypt::receive_id).filter(|_| self.platform == Platform::Open),
+        }
+    }
+
     /// The scope of this app's access token and the key sealing it: derived from the secret
     /// that fetches it.
     pub fn token_store_key(&self) -> Option<(String, AtRestKey)> {
@@ -117,9 +127,9 @@ impl App {
     }
 }
 
-/// The credentials for an app's access token: WeCom corp id or MP AppID with the app
-/// secret, as resolved in `secrets`. `None` without a secret (the app only answers
-/// callbacks), and for Open Platform apps, whose component token is a different flow.
+/// The credentials for an app's access token: WeCom corp id, MP AppID or component AppID
+/// with the app secret, as resolved in `secrets`. `None` without a secret (the app only
+/// answers callbacks).
 fn token_source(config: &AppConfig, secrets: &AppSecrets) -> Option<TokenSource> {
     let secret = expose(secrets.secret.as_ref()?);
     match (
@@ -129,6 +139,7 @@ fn token_source(config: &AppConfig, secrets: &AppSecrets) -> Option<TokenSource>
     ) {
         (Platform::Wecom, Some(corp_id), _) => Some(TokenSource::wecom(corp_id, secret)),
         (Platform::Mp, _, Some(app_id)) => Some(TokenSource::mp(app_id, secret)),
+        (Platform::Open, _, Some(app_id)) => Some(TokenSource::component(app_id, secret)),
         _ => None,
     }
 }

@@ -171,6 +171,11 @@ fn store_sealing(apps: &HashMap<String, App>) -> Sealing {
     let mut sealing = Sealing::new();
     for app in apps.values() {
         sealing.add_app(&app.name, app.store_keys());
+        if let Some(component) = app.component_app_id() {
+            // Tickets, refresh tokens and authorizer tokens: the EncodingAESKey's keys, which
+            // survive a secret reset (a refresh token sealed under a lost key is lost).
+            sealing.add_component(component, app.store_keys());
+        }
         if let Some((scope, key)) = app.token_store_key() {
             sealing.add_token_scope(&scope, key);
         }

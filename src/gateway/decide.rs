@@ -219,7 +219,12 @@ impl<B: Bot> Gateway<B> {
                     "the bot missed the time budget; answering empty, its reply will follow as an active message"
                 );
                 // Only now, for the late ones, is the delivery put together.
-                let delivery = late::Delivery::to_sender(app, inbound.message, tokens)?;
+                let delivery = late::Delivery::to_sender(
+                    app,
+                    inbound.message,
+                    inbound.authorizer_app_id,
+                    tokens,
+                )?;
                 tokio::spawn(late::deliver_late(task, delivery, limit, slot));
                 None
             }

@@ -176,11 +176,14 @@ impl<B: Bot> Gateway<B> {
         self.tokens
             .get_or_init(|| {
                 let client = crate::wechat::PlatformClient::from_settings(&self.api)?;
-                Ok(Arc::new(TokenProvider::new(
-                    Arc::clone(&self.store),
-                    client,
-                    crate::wechat::TokenSettings::default(),
-                )))
+                Ok(Arc::new(
+                    TokenProvider::new(
+                        Arc::clone(&self.store),
+                        client,
+                        crate::wechat::TokenSettings::default(),
+                    )
+                    .with_open_platform(),
+                ))
             })
             .as_ref()
             .map_err(|e| TokenError::Client(e.clone()))

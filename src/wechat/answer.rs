@@ -74,9 +74,15 @@ pub(crate) fn check_errcode(answer: &Value) -> Result<(), ApiError> {
 /// `expires_in`, or `errcode` and `errmsg` alone).
 pub(crate) fn token_answer(answer: &Value) -> Result<FetchedToken, ApiError> {
     check_errcode(answer)?;
-    let value = match answer.get("access_token") {
+    token_in(answer, "access_token")
+}
+
+/// The token in the field `name` of an answer (`access_token`, `component_access_token`,
+/// `authorizer_access_token`), with its `expires_in`.
+pub(crate) fn token_in(answer: &Value, name: &str) -> Result<FetchedToken, ApiError> {
+    let value = match answer.get(name) {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(ApiError::Decode("no access_token in the answer".into())),
+        _ => return Err(ApiError::Decode(format!("no {name} in the answer"))),
     };
     let expires_in_secs = match answer.get("expires_in") {
         Some(Value::Number(n)) => n.as_u64(),

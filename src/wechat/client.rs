@@ -107,6 +107,14 @@ impl PlatformClient {
                     "force_refresh": false,
                 }))
             }
+            // These need the store (the ticket, the refresh token): `wechat::open` fetches
+            // them through the token provider.
+            TokenSource::Component { .. } | TokenSource::Authorizer { .. } => {
+                return Err(ApiError::Precondition(format!(
+                    "a {} token is fetched through the Open Platform chain",
+                    source.kind()
+                )));
+            }
         };
         let answer = self.send(request, secret).await?;
         answer::token_answer(&answer).map_err(|e| scrub_error(e, secret))
@@ -156,6 +164,37 @@ impl PlatformClient {
         pairs.push(("access_token", token.expose()));
         pairs.extend_from_slice(query);
         self.url(platform, path, &pairs)
+    }
+
+    /// `POST {base}{path}?component_access_token=…` with `body` as JSON on the Open
+    /// Platform's API; the answer once its `errcode` is 0 or absent.
+    pub(super) async fn post_component<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        token: &AccessToken,
+        body: &B,
+    ) -> Result<Value, ApiError> {
+        let url = self.url(
+            Platform::Open,
+            path,
+            &[("component_access_token", token.expose())],
+        )?;
+        self.call(self.http.post(url).json(body), token).await
+    }
+
+    /// `POST {base}{path}` with `body` as JSON and no token on the Open Platform's API
+    /// (`api_component_token`, `api_start_push_ticket`); `secret` (the component secret in
+    /// the body) is scrubbed from every error. The answer, `errcode` checked.
+    pub(super) async fn post_open<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        secret: &str,
+    ) -> Result<Value, ApiError> {
+        let url = self.url(Platform::Open, path, &[])?;
+        let answer = self.send(self.http.post(url).json(body), secret).await?;
+        answer::check_errcode(&answer).map_err(|e| scrub_error(e, secret))?;
+        Ok(answer)
     }
 
     async fn call(

@@ -12,7 +12,7 @@ const TOKEN_INVALID: [i64; 3] = [40001, 40014, 42001];
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
     /// The platform answered with a non-zero `errcode`.
-    #[error("platform error {errcode}: {errmsg}")]
+    #[error("platform error {errcode}: {errmsg}{}", super::hints::suffix(*errcode))]
     Platform {
         /// The platform's error code.
         errcode: i64,
@@ -39,6 +39,10 @@ pub enum ApiError {
     /// The answer was not what the API documents.
     #[error("unreadable answer from the platform: {0}")]
     Decode(String),
+    /// Nothing was sent: something the call needs is missing (no ticket pushed yet, no
+    /// authorization stored, the store unreachable). The message says what.
+    #[error("{0}")]
+    Precondition(String),
 }
 
 impl ApiError {
@@ -54,8 +58,16 @@ impl ApiError {
         match self {
             Self::Timeout | Self::Transport(_) => true,
             Self::Http { status } => (500..=599).contains(status),
-            Self::Platform { .. } | Self::Connect(_) | Self::Decode(_) => false,
+            Self::Platform { .. } | Self::Connect(_) | Self::Decode(_) | Self::Precondition(_) => {
+                false
+            }
         }
+    }
+
+    /// What to do about it, for the errcodes whose cause is a setting (the component's and
+    /// the caller IP's); `None` for the others.
+    pub fn hint(&self) -> Option<&'static str> {
+        super::hints::hint(self.errcode()?)
     }
 
     /// The platform's errcode, if it sent one.

@@ -25,6 +25,8 @@ mod answer;
 mod client;
 mod endpoints;
 mod error;
+mod hints;
+pub mod open;
 mod provider;
 pub mod send;
 mod source;

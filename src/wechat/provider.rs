@@ -45,7 +45,16 @@ pub struct TokenProvider<S: TokenStore = Backend> {
     settings: TokenSettings,
     clock: Clock,
     scopes: Mutex<HashMap<String, Arc<ScopeState>>>,
+    /// How component and authorizer tokens are fetched: they need the store's Open
+    /// Platform records, which only stores that have them can give.
+    open: Option<OpenFetch<S>>,
 }
+
+/// Fetches a component or authorizer token (`wechat::open::chain`).
+type OpenFetch<S> = for<'a> fn(
+    &'a TokenProvider<S>,
+    &'a TokenSource,
+) -> super::open::chain::BoxedFetch<'a>;
 
 /// What one process knows about one scope.
 #[derive(Default)]
@@ -170,6 +179,7 @@ impl<S: TokenStore> TokenProvider<S> {
             settings,
             clock: crate::clock::system(),
             scopes: Mutex::new(HashMap::new()),
+            open: None,
         }
     }
 
@@ -291,8 +301,34 @@ impl<S: TokenStore> TokenProvider<S> {
         }
     }
 
-    fn now(&self) -> EpochMillis {
+    /// Now, on the provider's clock.
+    pub(crate) fn now(&self) -> EpochMillis {
         (self.clock)()
+    }
+
+    /// Forgets the token of `source` entirely, here and in the store: an Open Platform
+    /// account that withdrew or authorized anew. Other instances drop their copy when the
+    /// platform refuses it.
+    pub async fn forget(&self, source: &TokenSource) {
+        let scope = source.scope();
+        let state = self.state(&scope);
+        let cached = state.lock().entry.take().map(|e| e.token);
+        let key = token_key(&scope);
+        let stored = match self.store.token(&key, self.now()).await {
+            Ok(record) => record.token.map(|t| t.value),
+            Err(err) => {
+                tracing::warn!(source = source.kind(), error = %err, "could not read the token to forget");
+                None
+            }
+        };
+        for value in stored
+            .into_iter()
+            .chain(cached.map(|t| t.expose().to_owned()))
+        {
+            if let Err(err) = self.store.drop_token(&key, &value).await {
+                tracing::warn!(source = source.kind(), error = %err, "could not remove the token from the store");
+            }
+        }
     }
 
     fn state(&self, scope: &str) -> Arc<ScopeState> {
@@ -473,7 +509,12 @@ impl<S: TokenStore> TokenProvider<S> {
         previous: Option<&str>,
     ) -> Result<(CachedToken, EpochMillis), ApiError> {
         let requested_at = self.now();
-        let fetched = self.client.fetch_token(source).await?;
+        let fetched = match (source, self.open) {
+            (TokenSource::Component { .. } | TokenSource::Authorizer { .. }, Some(open)) => {
+                open(self, source).await?
+            }
+            _ => self.client.fetch_token(source).await?,
+        };
         tracing::info!(
             platform = %source.platform(),
             expires_in = fetched.expires_in_secs,
@@ -508,6 +549,16 @@ impl<S: TokenStore> TokenProvider<S> {
         state
             .fall_back(now, now.saturating_add(millis(self.settings.lease)))
             .ok_or(TokenError::Fetch(err))
+    }
+}
+
+impl<S: TokenStore + crate::store::OpenStore + 'static> TokenProvider<S> {
+    /// Fetches Open Platform tokens too (component and authorizer sources), with the
+    /// tickets and authorizations in the store.
+    #[must_use]
+    pub fn with_open_platform(mut self) -> Self {
+        self.open = Some(super::open::chain::fetch::<S>);
+        self
     }
 }
 

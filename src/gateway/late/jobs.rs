@@ -199,22 +199,32 @@ impl<B: Bot> Gateway<B> {
             self.end(key, worker, JobEnd::NoReply).await?;
             return Ok(JobOutcome::NoReply);
         };
-        self.send_late(key, worker, app, &message, &reply, bot_ms)
+        self.send_late(
+            key,
+            worker,
+            app,
+            job.authorizer_app_id.as_deref(),
+            &message,
+            &reply,
+            bot_ms,
+        )
             .await
     }
 
     /// Sends a reply the callback no longer waits for, recording the send before making it.
+    #[allow(clippy::too_many_arguments)]
     async fn send_late(
         &self,
         key: &str,
         worker: &str,
         app: &crate::gateway::App,
+        authorizer: Option<&str>,
         message: &Message,
         reply: &crate::reply::Reply,
         bot_ms: u64,
     ) -> Result<JobOutcome, Stop> {
         let tokens = self.shared_tokens().map_err(|e| e.to_string())?;
-        let delivery = Delivery::to_sender(app, message, std::sync::Arc::clone(tokens))
+        let delivery = Delivery::to_sender(app, message, authorizer, std::sync::Arc::clone(tokens))
             .ok_or("the app has no secret to send an active message with")?;
         match self.store.start_sending(key, worker).await {
             Ok(true) => {}

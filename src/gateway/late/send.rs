@@ -29,14 +29,26 @@ pub(crate) struct Delivery {
 const LATE_REPLY_DUPLICATE_CHECK: Duration = Duration::from_secs(60);
 
 impl Delivery {
-    /// To the sender of `message`, from `app`; `None` when the app has no secret to send
+    /// To the sender of `message`, from `app` (an Open Platform app: from the authorized
+    /// account `authorizer`, with its token); `None` when the app has no secret to send
     /// with.
-    pub fn to_sender(app: &App, message: &Message, tokens: Arc<TokenProvider>) -> Option<Self> {
+    pub fn to_sender(
+        app: &App,
+        message: &Message,
+        authorizer: Option<&str>,
+        tokens: Arc<TokenProvider>,
+    ) -> Option<Self> {
+        let source = app.token_source.as_ref()?;
+        let source = match (app.platform, authorizer) {
+            (Platform::Open, Some(authorizer)) => source.authorizer(authorizer)?,
+            (Platform::Open, None) => return None,
+            _ => source.clone(),
+        };
         Some(Self {
             app: app.name.clone(),
             platform: app.platform,
             agent_id: app.agent_id,
-            source: app.token_source.clone()?,
+            source,
             tokens,
             to: message.from_user_name.clone(),
         })
@@ -62,7 +74,8 @@ pub(crate) async fn send_reply(
             }
             None => return Err(unsendable(reply)),
         },
-        (Platform::Mp, _) => match MpMessage::from_reply(reply) {
+        // An Open Platform account's customer message, with the authorizer's token.
+        (Platform::Mp | Platform::Open, _) => match MpMessage::from_reply(reply) {
             Some(message) => {
                 messenger
                     .send_mp(&delivery.source, &delivery.to, &message)

@@ -86,7 +86,8 @@ pub fn is_retryable(error: &ApiError) -> bool {
         ApiError::Http { .. }
         | ApiError::Timeout
         | ApiError::Transport(_)
-        | ApiError::Decode(_) => false,
+        | ApiError::Decode(_)
+        | ApiError::Precondition(_) => false,
     }
 }
 

@@ -1,0 +1,146 @@
+//! What the gateway and the operator's commands do with the chain: exchange an
+//! authorization code and store the authorization, forget a withdrawn account's token,
+//! ask for a ticket.
+
+use std::time::Duration;
+
+use super::api::{AuthorizerInfo, QueryAuth};
+use super::chain::{self, api_error};
+use super::super::error::ApiError;
+use super::super::provider::TokenProvider;
+use super::super::source::TokenSource;
+use crate::store::{Grant, OpenStore, TokenStore};
+
+/// Attempts to store a new authorization: its refresh token exists nowhere else.
+const GRANT_ATTEMPTS: u32 = 3;
+
+/// An authorization code exchanged and stored.
+#[derive(Debug, Clone)]
+pub struct Exchanged {
+    /// What `api_query_auth` answered (with the authorizer's first access token).
+    pub query: QueryAuth,
+    /// Whether it was stored: `false` when the stored authorization comes from a later
+    /// event (this one arrived out of order).
+    pub applied: bool,
+    /// The account's name and original id, when `api_get_authorizer_info` answered.
+    pub account: Option<AuthorizerInfo>,
+}
+
+/// Exchanges `code` (from the redirect, an `authorized`/`updateauthorized` event or a
+/// release-test message) with `api_query_auth`, stores the authorization as of
+/// `event_time` (unix seconds) unless a later one is stored, forgets the authorizer's
+/// cached token (it may come from the previous authorization), and records the account's
+/// name and original id.
+///
+/// # Errors
+/// The exchange failed ([`ApiError`], e.g. 61009/61010 for a used or expired code), or the
+/// authorization could not be stored (then the refresh token is recoverable from
+/// `api_get_authorizer_list`).
+pub async fn exchange_code<S: TokenStore + OpenStore + 'static>(
+    tokens: &TokenProvider<S>,
+    component: &TokenSource,
+    code: &str,
+    event_time: u64,
+) -> Result<Exchanged, ApiError> {
+    let component_id = component.id();
+    let client = tokens.client();
+    let query = tokens
+        .call(component, |token| async move {
+            client.query_auth(component_id, &token, code).await
+        })
+        .await
+        .map_err(api_error)?;
+    let authorizer = query.authorizer_app_id.as_str();
+    let grant = Grant {
+        refresh_token: &query.refresh_token,
+        func_info: &query.func_info,
+        event_time,
+        now_ms: tokens.now(),
+    };
+    let mut pause = Duration::from_millis(100);
+    let mut attempt = 1;
+    let applied = loop {
+        match tokens.store().grant(component_id, authorizer, grant).await {
+            Ok(applied) => break applied,
+            Err(e) if attempt < GRANT_ATTEMPTS => {
+                tracing::warn!(component = component_id, authorizer, attempt, cause = %e, "storing the authorization failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
+            }
+            Err(e) => {
+                tracing::error!(component = component_id, authorizer, cause = %e, "the authorization could not be stored; its refresh token will be recovered from api_get_authorizer_list when first needed");
+                return Err(ApiError::Precondition(format!(
+                    "cannot store the authorization of {authorizer}: {e}"
+                )));
+            }
+        }
+    };
+    if applied {
+        if let Some(source) = component.authorizer(authorizer) {
+            tokens.forget(&source).await;
+        }
+        tracing::info!(
+            component = component_id,
+            authorizer,
+            permissions = ?query.func_info,
+            "authorization stored"
+        );
+    } else {
+        tracing::info!(
+            component = component_id,
+            authorizer,
+            "a later authorization is stored already; this older one is not applied"
+        );
+    }
+    let account = match tokens
+        .call(component, |token| async move {
+            client
+                .authorizer_info(component_id, &token, authorizer)
+                .await
+        })
+        .await
+    {
+        Ok(info) => {
+            if let Err(e) = tokens
+                .store()
+                .set_account(
+                    component_id,
+                    authorizer,
+                    &info.nick_name,
+                    &info.user_name,
+                    tokens.now(),
+                )
+                .await
+            {
+                tracing::warn!(component = component_id, authorizer, cause = %e, "could not store the account's name");
+            }
+            Some(info)
+        }
+        Err(e) => {
+            tracing::warn!(component = component_id, authorizer, error = %e, "api_get_authorizer_info failed; the account's name is not recorded");
+            None
+        }
+    };
+    Ok(Exchanged {
+        query,
+        applied,
+        account,
+    })
+}
+
+/// Forgets the cached access token of `source`, here and in the store (an account that
+/// withdrew, or authorized anew).
+pub async fn forget_token<S: TokenStore>(tokens: &TokenProvider<S>, source: &TokenSource) {
+    tokens.forget(source).await;
+}
+
+/// Asks WeChat to push a `component_verify_ticket` now, unless some instance asked within
+/// [`TICKET_PUSH_INTERVAL_MS`](super::TICKET_PUSH_INTERVAL_MS). Returns whether this call
+/// asked.
+pub async fn request_ticket_push<S: TokenStore>(
+    tokens: &TokenProvider<S>,
+    component: &TokenSource,
+) -> bool {
+    chain::request_ticket_push(tokens, component).await
+}
