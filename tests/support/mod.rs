@@ -4,6 +4,7 @@ pub mod calls;
 pub mod cli;
 pub mod dynamo;
 pub mod events;
+pub mod fake_open;
 pub mod fake_platform;
 pub mod fake_upstream;
 pub mod fault_proxy;
