@@ -8,6 +8,12 @@ use super::ConfigError;
 pub const WECOM_API: &str = "https://qyapi.weixin.qq.com";
 /// The Official Account (and Open Platform) API host.
 pub const MP_API: &str = "https://api.weixin.qq.com";
+/// Where an administrator authorizes a component on a computer.
+pub const COMPONENT_LOGIN_PAGE: &str = "https://mp.weixin.qq.com/cgi-bin/componentloginpage";
+/// Where an administrator authorizes a component inside WeChat on a phone. (Older copies of
+/// the documentation name `mp.weixin.qq.com/safe/bindcomponent`; this is the current host,
+/// and the key below changes it.)
+pub const COMPONENT_BIND_PAGE: &str = "https://open.weixin.qq.com/wxaopen/safe/bindcomponent";
 
 /// The platform API settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,6 +25,10 @@ pub struct ApiSettings {
     pub mp_base_url: String,
     /// How long one API request may take, in milliseconds.
     pub timeout_ms: u64,
+    /// The Open Platform's authorization page for computers.
+    pub component_login_page: String,
+    /// The Open Platform's authorization page inside WeChat (phones).
+    pub component_bind_page: String,
 }
 
 impl Default for ApiSettings {
@@ -27,6 +37,8 @@ impl Default for ApiSettings {
             wecom_base_url: WECOM_API.into(),
             mp_base_url: MP_API.into(),
             timeout_ms: 3000,
+            component_login_page: COMPONENT_LOGIN_PAGE.into(),
+            component_bind_page: COMPONENT_BIND_PAGE.into(),
         }
     }
 }
@@ -36,6 +48,8 @@ impl ApiSettings {
         for (name, url) in [
             ("wecom_base_url", &self.wecom_base_url),
             ("mp_base_url", &self.mp_base_url),
+            ("component_login_page", &self.component_login_page),
+            ("component_bind_page", &self.component_bind_page),
         ] {
             // `gettoken` carries the app secret in its query string, and every call a token.
             crate::url_policy::check(url)

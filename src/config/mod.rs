@@ -17,7 +17,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::platform::Platform;
-pub use api::{ApiSettings, MP_API, WECOM_API};
+pub use api::{ApiSettings, COMPONENT_BIND_PAGE, COMPONENT_LOGIN_PAGE, MP_API, WECOM_API};
 use reply::ReplyRules;
 pub use store::{StoreKind, StorePlan, StoreSettings, TABLE_ENV};
 
@@ -171,6 +171,11 @@ pub struct AppConfig {
     /// so a leaked signed URL would let anyone make the account message any follower.
     #[serde(default)]
     pub plaintext_late_replies: bool,
+    /// Open Platform: the gateway's base URL on the component's authorization page domain
+    /// (授权发起页域名), e.g. `https://wx.example.com`: the authorization page and WeChat's
+    /// redirect back are served there (`/open/{name}/authorize`, `/open/{name}/authorized`).
+    #[serde(default)]
+    pub public_url: Option<String>,
     /// What to answer.
     #[serde(default)]
     pub reply: ReplyRules,
@@ -296,6 +301,14 @@ impl AppConfig {
             return Err(self.error(
                 "plaintext_late_replies is for Official Accounts in plaintext mode (no encoding_aes_key); encrypted apps send late replies anyway",
             ));
+        }
+        if let Some(url) = &self.public_url {
+            if self.platform != Platform::Open {
+                return Err(self.error(
+                    "public_url is for open apps (the authorization page's domain)",
+                ));
+            }
+            crate::url_policy::check(url).map_err(|why| self.error(format!("public_url: {why}")))?;
         }
         if self.previous_encoding_aes_key.is_some() && self.encoding_aes_key.is_none() {
             return Err(self.error("previous_encoding_aes_key needs encoding_aes_key"));

@@ -22,6 +22,8 @@ pub(crate) struct App {
     pub crypt: Option<MsgCrypt>,
     /// Plaintext mode may still send late replies actively (`plaintext_late_replies`).
     pub plaintext_late_replies: bool,
+    /// Open Platform: the base URL on the authorization page domain.
+    pub public_url: Option<String>,
 }
 
 impl App {
@@ -54,6 +56,10 @@ impl App {
             token,
             crypt,
             plaintext_late_replies: config.plaintext_late_replies,
+            public_url: config
+                .public_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
         })
     }
 }

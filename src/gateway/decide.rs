@@ -28,6 +28,7 @@ impl<B: Bot> Gateway<B> {
         let message = match Callback::parse(xml)? {
             Callback::Info(info) => {
                 tracing::info!(app = %app.name, info_type = %info.info_type(), "platform notice received");
+                self.component_notice(app, &info, deadline).await;
                 let notice = Notice {
                     app: &app.name,
                     platform: app.platform,
@@ -43,6 +44,14 @@ impl<B: Bot> Gateway<B> {
             }
             Callback::Message(message) => message,
         };
+        // The release test's accounts first: it probes with report-only events too.
+        if let Some(authorizer) = authorizer_app_id
+            && let Some(answer) = self
+                .release_test(app, authorizer, &message, xml, deadline)
+                .await
+        {
+            return Ok(answer);
+        }
         if message.event().is_some_and(|e| e.is_report_only()) {
             // LOCATION can arrive every few seconds per user: no bot, no info-level line.
             tracing::debug!(app = %app.name, event = %message.msg_type(), "report-only event");

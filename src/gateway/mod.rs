@@ -16,12 +16,15 @@
 //! [`LateReplies`] strategy (`late`).
 
 mod app;
+mod authorize;
 mod builder;
+mod component;
 mod decide;
 mod dedup;
 mod late;
 mod open;
 mod rejection;
+mod release_test;
 mod request;
 mod response;
 mod route;
@@ -38,11 +41,13 @@ use crate::config::{ApiSettings, GatewaySettings};
 use crate::store::Backend;
 use crate::wechat::{AccessToken, ApiError, Messenger, TokenError, TokenProvider, TokenSource};
 use app::App;
+pub use authorize::{AuthType, LinkError, MAX_LINK_LIFETIME_SECS};
 pub use builder::GatewayBuilder;
 use dedup::Dedup;
 pub use late::{JobOutcome, LateReplies};
 use open::Plaintext;
 pub use rejection::Rejection;
+pub use release_test::{TEST_ACCOUNTS, is_test_account};
 use request::CallbackQuery;
 pub use request::CallbackRequest;
 pub use response::CallbackResponse;
@@ -108,6 +113,17 @@ impl<B: Bot> Gateway<B> {
     ) -> Result<CallbackResponse, Rejection> {
         let is_get = *request.method == Method::GET;
         let is_post = *request.method == Method::POST;
+        if matches!(
+            route,
+            Route::OpenAuthorizePage { .. } | Route::OpenAuthorized { .. }
+        ) {
+            if !is_get {
+                return Err(Rejection::MethodNotAllowed {
+                    allow: route.allowed_methods(),
+                });
+            }
+            return Ok(self.page(route, app, request.query, deadline).await);
+        }
         let get_allowed = !matches!(route, Route::OpenAuthorization { .. });
         if !(is_post || is_get && get_allowed) {
             return Err(Rejection::MethodNotAllowed {

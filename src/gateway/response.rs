@@ -19,6 +19,7 @@ pub struct CallbackResponse {
 /// Content types of the answers.
 pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 pub(crate) const TEXT_XML: &str = "text/xml; charset=utf-8";
+pub(crate) const TEXT_HTML: &str = "text/html; charset=utf-8";
 
 impl CallbackResponse {
     /// 200 with a body.
@@ -26,6 +27,16 @@ impl CallbackResponse {
         Self {
             status: StatusCode::OK,
             content_type,
+            allow: None,
+            body: body.into(),
+        }
+    }
+
+    /// A page for a person, with `status`.
+    pub(crate) fn html(status: StatusCode, body: String) -> Self {
+        Self {
+            status,
+            content_type: TEXT_HTML,
             allow: None,
             body: body.into(),
         }

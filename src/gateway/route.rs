@@ -17,6 +17,18 @@ pub enum Route<'a> {
         /// The component app.
         app: &'a str,
     },
+    /// `GET /open/{app}/authorize`: the page sending an administrator to WeChat to
+    /// authorize the component (a signed link from `wxgate open link`).
+    OpenAuthorizePage {
+        /// The component app.
+        app: &'a str,
+    },
+    /// `GET /open/{app}/authorized`: where WeChat sends the administrator back with the
+    /// authorization code.
+    OpenAuthorized {
+        /// The component app.
+        app: &'a str,
+    },
     /// `/open/{app}/{authorizer_appid}`: messages of an authorized account (the `$APPID$` URL).
     OpenMessage {
         /// The component app.
@@ -49,6 +61,9 @@ impl<'a> Route<'a> {
                 app,
             }),
             ("open", None) => Some(Self::OpenAuthorization { app }),
+            // AppIDs are `wx` and 16 hex digits: these two words are never one.
+            ("open", Some("authorize")) => Some(Self::OpenAuthorizePage { app }),
+            ("open", Some("authorized")) => Some(Self::OpenAuthorized { app }),
             ("open", Some(authorizer)) if is_segment(authorizer) => Some(Self::OpenMessage {
                 app,
                 authorizer_app_id: authorizer,
@@ -62,6 +77,8 @@ impl<'a> Route<'a> {
         match *self {
             Self::App { app, .. }
             | Self::OpenAuthorization { app }
+            | Self::OpenAuthorizePage { app }
+            | Self::OpenAuthorized { app }
             | Self::OpenMessage { app, .. } => app,
         }
     }
@@ -70,7 +87,10 @@ impl<'a> Route<'a> {
     pub fn platform(&self) -> Platform {
         match *self {
             Self::App { platform, .. } => platform,
-            Self::OpenAuthorization { .. } | Self::OpenMessage { .. } => Platform::Open,
+            Self::OpenAuthorization { .. }
+            | Self::OpenAuthorizePage { .. }
+            | Self::OpenAuthorized { .. }
+            | Self::OpenMessage { .. } => Platform::Open,
         }
     }
 
@@ -79,6 +99,8 @@ impl<'a> Route<'a> {
         match self {
             // Authorization events are only ever POSTed.
             Self::OpenAuthorization { .. } => "POST",
+            // Pages a browser opens.
+            Self::OpenAuthorizePage { .. } | Self::OpenAuthorized { .. } => "GET",
             _ => "GET, POST",
         }
     }
@@ -112,6 +134,14 @@ mod tests {
         assert_eq!(
             Route::parse("/open/comp"),
             Some(Route::OpenAuthorization { app: "comp" })
+        );
+        assert_eq!(
+            Route::parse("/open/comp/authorize"),
+            Some(Route::OpenAuthorizePage { app: "comp" })
+        );
+        assert_eq!(
+            Route::parse("/open/comp/authorized/"),
+            Some(Route::OpenAuthorized { app: "comp" })
         );
         assert_eq!(
             Route::parse("/open/comp/wx0123abcd"),
