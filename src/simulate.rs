@@ -453,3 +453,39 @@ pub fn verify_ticket_xml(component_app_id: &str, create_time: u64, ticket: &str)
         .close("xml");
     out
 }
+
+/// An Open Platform `authorized` or `updateauthorized` push (`info_type`): the account
+/// `authorizer` authorized with `code`, valid 10 minutes from `create_time`.
+pub fn authorized_xml(
+    component_app_id: &str,
+    create_time: u64,
+    info_type: &str,
+    authorizer: &str,
+    code: &str,
+) -> String {
+    let mut out = String::new();
+    XmlWriter::new(&mut out)
+        .open("xml")
+        .text("AppId", component_app_id)
+        .number("CreateTime", create_time)
+        .text("InfoType", info_type)
+        .text("AuthorizerAppid", authorizer)
+        .text("AuthorizationCode", code)
+        .number("AuthorizationCodeExpiredTime", create_time + 600)
+        .text("PreAuthCode", "")
+        .close("xml");
+    out
+}
+
+/// An Open Platform `unauthorized` push: `authorizer` withdrew.
+pub fn unauthorized_xml(component_app_id: &str, create_time: u64, authorizer: &str) -> String {
+    let mut out = String::new();
+    XmlWriter::new(&mut out)
+        .open("xml")
+        .text("AppId", component_app_id)
+        .number("CreateTime", create_time)
+        .text("InfoType", "unauthorized")
+        .text("AuthorizerAppid", authorizer)
+        .close("xml");
+    out
+}

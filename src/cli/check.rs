@@ -49,6 +49,9 @@ pub(super) fn check(config: Option<PathBuf>) -> ExitCode {
             app.route()
         );
     }
+    for app in config.apps.iter().filter(|a| a.platform == Platform::Open) {
+        component(&gateway, app, &plan);
+    }
     for app in config
         .apps
         .iter()
@@ -77,4 +80,33 @@ fn late_replies(gateway: &Gateway, app: &str) -> String {
         Some(Err(why)) => format!("a reply later than the budget is dropped: {why}"),
         None => "a reply later than the budget is dropped".into(),
     }
+}
+
+/// What an Open Platform component has and lacks: its secret (every API call), its
+/// authorization page domain, and where its ticket comes from.
+fn component(gateway: &Gateway, app: &crate::config::AppConfig, plan: &StorePlan) {
+    let name = &app.name;
+    out!("  {:<6} {:<16} /{}/{name}/$APPID$ (messages of authorized accounts)", "", "", "open");
+    match &app.public_url {
+        Some(url) => out!(
+            "  {:<6} {:<16} {}/open/{name}/authorize (authorization page; `wxgate open link` signs links to it)",
+            "", "", url.trim_end_matches('/')
+        ),
+        None => eout!(
+            "warning: open app \"{name}\" has no public_url: the authorization page (/open/{name}/authorize) needs the gateway's URL on the 授权发起页域名"
+        ),
+    }
+    if gateway.token_source(name).is_none() {
+        eout!(
+            "warning: open app \"{name}\" has no secret (the component AppSecret): tickets are stored, but no component token, no authorization, no authorizer token and no active message is possible"
+        );
+    }
+    let ticket = match plan {
+        StorePlan::Memory => "its component_verify_ticket arrives every 10 minutes at POST /open/{name} and is kept in the embedded store (lost on restart; a push is requested when needed)".replace("{name}", name),
+        StorePlan::Dynamodb { .. } => format!("its ticket age and authorizations: `wxgate open status --app {name}`"),
+    };
+    out!("  {:<6} {:<16} {ticket}", "", "");
+    eout!(
+        "note: open app \"{name}\": the component APIs answer 61004 to callers outside the component's IP whitelist (白名单IP地址列表); a Lambda function needs a fixed egress for them (docs/fixed-egress.md)"
+    );
 }

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `send`, `notify`, `check` and `jobs`, one file each, and the
+//! The command line: `serve`, `send`, `notify`, `check`, `jobs` and `open`, one file each, and the
 //! Lambda entry point (`lambda_main`).
 
 use std::io::Write as _;
@@ -36,6 +36,7 @@ mod check;
 mod jobs;
 mod lambda_main;
 mod notify;
+mod open;
 mod send;
 mod serve;
 
@@ -74,6 +75,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Open Platform operations: list authorizations, print an authorization link, ask
+    /// for a ticket push, refresh or recover an authorizer's token, show a component's state.
+    Open(open::OpenArgs),
     /// List the reply jobs kept in the DynamoDB table (deferred replies in Lambda): state,
     /// when, app, message key, and why a failed one failed. No message contents. Exits 1
     /// when the table cannot be read, 2 for config errors.
@@ -143,6 +147,10 @@ struct NotifyArgs {
     /// The news article's picture.
     #[arg(long, requires = "news")]
     picurl: Option<String>,
+    /// Open Platform: the authorized account to send as (its AppID); the message goes out
+    /// as its customer message, with its authorizer token.
+    #[arg(long)]
+    authorizer: Option<String>,
     /// The text (the description of a text card or news article).
     text: String,
 }
@@ -172,6 +180,18 @@ enum SendWhat {
         #[arg(default_value = "ticket@@@wxgate-cli")]
         ticket: String,
     },
+    /// Open Platform: an `authorized` push for the account --authorizer, with its code.
+    Authorized {
+        /// The authorization code (from the fake or a real authorization).
+        code: String,
+    },
+    /// Open Platform: an `updateauthorized` push for the account --authorizer.
+    Updateauthorized {
+        /// The authorization code.
+        code: String,
+    },
+    /// Open Platform: an `unauthorized` push (the account --authorizer withdrew).
+    Unauthorized,
 }
 
 /// Runs the command line; the process's exit code.
@@ -183,6 +203,7 @@ pub fn main() -> ExitCode {
         Command::Notify(args) => notify::notify(&args),
         Command::Check { config } => check::check(config),
         Command::Jobs(args) => jobs::run(&args),
+        Command::Open(args) => open::run(&args),
     }
 }
 

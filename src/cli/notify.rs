@@ -73,7 +73,12 @@ fn outgoing(
             };
             Ok(Outgoing::Wecom { agent_id, message })
         }
-        Platform::Mp => {
+        Platform::Mp | Platform::Open => {
+            if platform == Platform::Open && args.authorizer.is_none() {
+                return Err(format!(
+                    "app \"{app}\" is an Open Platform app: name the authorized account with --authorizer APPID"
+                ));
+            }
             if args.markdown || args.textcard.is_some() {
                 return Err(format!(
                     "app \"{app}\" is an Official Account: customer messages are text or --news, not --markdown or --textcard"
@@ -84,9 +89,6 @@ fn outgoing(
                 None => MpMessage::text(&args.text),
             }))
         }
-        Platform::Open => Err(format!(
-            "app \"{app}\" is an Open Platform app: notify sends with WeCom or Official Account credentials"
-        )),
     }
 }
 
@@ -137,7 +139,17 @@ pub(super) fn notify(args: &NotifyArgs) -> ExitCode {
             Ok(g) => g,
             Err(e) => return config_failure(&e),
         };
-        let Some(source) = gateway.token_source(&app.name) else {
+        let source = match (gateway.token_source(&app.name), &args.authorizer) {
+            (Some(component), Some(authorizer)) if app.platform == Platform::Open => {
+                component.authorizer(authorizer.as_str())
+            }
+            (Some(_), Some(_)) => {
+                eout!("wxgate: --authorizer is for Open Platform apps");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            (source, _) => source.cloned(),
+        };
+        let Some(source) = source.as_ref() else {
             eout!(
                 "wxgate: app \"{}\" has no secret: set `secret` (the app's Secret / AppSecret) to call platform APIs",
                 app.name

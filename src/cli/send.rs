@@ -56,8 +56,39 @@ fn build_request(args: &SendArgs, sim: &PlatformSim) -> Result<SignedRequest, St
                 &nonce(),
             )
         }
+        SendWhat::Authorized { code } | SendWhat::Updateauthorized { code } => {
+            let info_type = if matches!(args.what, SendWhat::Authorized { .. }) {
+                "authorized"
+            } else {
+                "updateauthorized"
+            };
+            let authorizer = open_push_authorizer(args, sim)?;
+            sim.post(
+                &simulate::authorized_xml(sim.receive_id(), now, info_type, authorizer, code),
+                now,
+                &nonce(),
+            )
+        }
+        SendWhat::Unauthorized => {
+            let authorizer = open_push_authorizer(args, sim)?;
+            sim.post(
+                &simulate::unauthorized_xml(sim.receive_id(), now, authorizer),
+                now,
+                &nonce(),
+            )
+        }
     };
     result.map_err(|e| e.to_string())
+}
+
+/// The account an authorization push is about: `--authorizer`, for Open Platform apps.
+fn open_push_authorizer<'a>(args: &'a SendArgs, sim: &PlatformSim) -> Result<&'a str, String> {
+    if sim.platform() != Platform::Open {
+        return Err("authorization pushes are for Open Platform apps".into());
+    }
+    args.authorizer
+        .as_deref()
+        .ok_or_else(|| "name the authorizing account with --authorizer APPID".into())
 }
 
 pub(super) fn send(args: &SendArgs) -> ExitCode {

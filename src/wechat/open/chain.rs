@@ -318,7 +318,7 @@ async fn recover<S: TokenStore + OpenStore + 'static>(
 }
 
 /// The refresh token `api_get_authorizer_list` holds for `authorizer`, paging through.
-async fn listed_refresh_token<S: TokenStore + OpenStore + 'static>(
+pub(crate) async fn listed_refresh_token<S: TokenStore + OpenStore + 'static>(
     tokens: &TokenProvider<S>,
     component: &TokenSource,
     authorizer: &str,

@@ -144,3 +144,71 @@ pub async fn request_ticket_push<S: TokenStore>(
 ) -> bool {
     chain::request_ticket_push(tokens, component).await
 }
+
+/// What [`recover_refresh_token`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    /// The list holds the stored refresh token: nothing to do.
+    Unchanged,
+    /// The stored refresh token was replaced with the listed one.
+    Replaced,
+    /// No authorization was stored; the listed one now is.
+    Stored,
+    /// The list does not hold the account: it must authorize again.
+    NotListed,
+    /// The stored record changed meanwhile (another instance); nothing written.
+    Raced,
+}
+
+/// Looks `authorizer` up in `api_get_authorizer_list` and stores its refresh token when the
+/// stored one differs or is missing (an operator's `wxgate open recover`). Unlike the
+/// automatic recovery it is not throttled.
+///
+/// # Errors
+/// The list could not be read, or the store failed.
+pub async fn recover_refresh_token<S: TokenStore + OpenStore + 'static>(
+    tokens: &TokenProvider<S>,
+    component: &TokenSource,
+    authorizer: &str,
+) -> Result<Recovered, ApiError> {
+    let component_id = component.id();
+    let Some(listed) = chain::listed_refresh_token(tokens, component, authorizer).await? else {
+        return Ok(Recovered::NotListed);
+    };
+    let store = tokens.store();
+    let failed = |e: crate::store::StoreError| ApiError::Precondition(format!("store: {e}"));
+    let stored = store
+        .authorization(component_id, authorizer)
+        .await
+        .map_err(failed)?;
+    let written = match stored.as_ref().and_then(|r| {
+        r.refresh_token
+            .as_deref()
+            .filter(|_| r.state != crate::store::AuthorizationState::Revoked)
+    }) {
+        Some(current) if current == listed => return Ok(Recovered::Unchanged),
+        Some(current) => store
+            .replace_refresh_token(component_id, authorizer, current, &listed, tokens.now())
+            .await
+            .map_err(failed)?
+            .then_some(Recovered::Replaced),
+        None => {
+            let event_time = stored.as_ref().map_or(0, |r| r.event_time);
+            let grant = Grant {
+                refresh_token: &listed,
+                func_info: &[],
+                event_time: event_time.max(tokens.now() / 1000),
+                now_ms: tokens.now(),
+            };
+            store
+                .grant(component_id, authorizer, grant)
+                .await
+                .map_err(failed)?
+                .then_some(Recovered::Stored)
+        }
+    };
+    if let Some(source) = component.authorizer(authorizer) {
+        tokens.forget(&source).await;
+    }
+    Ok(written.unwrap_or(Recovered::Raced))
+}

@@ -20,4 +20,6 @@ pub use api::{
     RefreshedToken,
 };
 pub use chain::{RECOVERY_INTERVAL_MS, TICKET_PUSH_INTERVAL_MS};
-pub use flows::{Exchanged, exchange_code, forget_token, request_ticket_push};
+pub use flows::{
+    Exchanged, Recovered, exchange_code, forget_token, recover_refresh_token, request_ticket_push,
+};
