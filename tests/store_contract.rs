@@ -11,8 +11,9 @@ mod support;
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
 use support::moto::MotoServer;
 use wxgate::store::{
-    CachedToken, Claim, DedupRecord, DedupTimes, DynamoStore, JobEnd, JobRecord, JobState, NewJob,
-    Store, TokenRecord, dedup_key, signature_key, token_key,
+    AuthorizationRecord, AuthorizationState, CachedToken, Claim, DedupRecord, DedupTimes,
+    DynamoStore, Grant, JobEnd, JobRecord, JobState, NewJob, Store, Ticket, TokenRecord, dedup_key,
+    signature_key, token_key,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -101,6 +102,15 @@ contract!(
     a_job_record_is_never_taken_over_by_a_claim,
     a_write_repeated_by_its_author_is_recognised,
     a_signature_is_bound_to_its_first_body_until_it_expires,
+    tickets_newest_wins_per_component,
+    a_grant_reads_back_and_older_events_are_not_applied,
+    a_revoke_leaves_a_tombstone_that_only_a_newer_grant_lifts,
+    account_info_goes_on_existing_records_and_grants_keep_it,
+    a_refresh_token_is_replaced_only_from_the_current_one,
+    a_broken_authorization_is_marked_only_from_its_token_and_recovers,
+    authorizations_list_one_component_sorted_with_tombstones,
+    concurrent_refresh_token_replacements_have_one_winner,
+    concurrent_grants_keep_the_latest_event,
 );
 
 async fn first_claim_wins_and_later_ones_see_it_in_progress(store: &impl Store) {
@@ -1169,5 +1179,820 @@ async fn a_signature_is_bound_to_its_first_body_until_it_expires(store: &impl St
             .bind_signature(&key, "body-a", later + 1, expires + 700)
             .await
             .unwrap()
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Open Platform records: component verify tickets and authorizations
+// ------------------------------------------------------------------------------------------
+
+/// Event times (`CreateTime`) are unix seconds.
+const E0: u64 = T0 / 1000;
+const COMPONENT: &str = "wxcomponent0001";
+
+fn ticket_of(value: &str, create_time: u64) -> Ticket {
+    Ticket {
+        value: value.into(),
+        create_time,
+    }
+}
+
+fn grant<'a>(refresh_token: &'a str, func_info: &'a [u32], event_time: u64) -> Grant<'a> {
+    Grant {
+        refresh_token,
+        func_info,
+        event_time,
+        now_ms: T0 + (event_time - E0) * 1000,
+    }
+}
+
+async fn authz(store: &impl Store, authorizer: &str) -> AuthorizationRecord {
+    store
+        .authorization(COMPONENT, authorizer)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no authorization of {authorizer}"))
+}
+
+/// Only the fields the state machine is about: state, refresh token, event time, reason.
+async fn standing(
+    store: &impl Store,
+    authorizer: &str,
+) -> (AuthorizationState, Option<String>, u64, Option<String>) {
+    let r = authz(store, authorizer).await;
+    (r.state, r.refresh_token, r.event_time, r.reason)
+}
+
+fn some(s: &str) -> Option<String> {
+    Some(s.to_owned())
+}
+
+/// A pushed ticket is kept until a newer push (by `CreateTime`) replaces it: a retried
+/// older push never overwrites it, the same push again is reported stored, and each
+/// component has its own.
+async fn tickets_newest_wins_per_component(store: &impl Store) {
+    let other = "wxcomponent0002";
+    assert_eq!(store.ticket(COMPONENT).await.unwrap(), None);
+    let first = ticket_of("ticket@@@first-9Gq+/=_-长", E0);
+    assert!(store.put_ticket(COMPONENT, &first, T0).await.unwrap());
+    assert_eq!(store.ticket(COMPONENT).await.unwrap(), Some(first.clone()));
+    // WeChat pushes every 10 minutes; a delivery retried is the same push.
+    assert!(store.put_ticket(COMPONENT, &first, T0 + 5).await.unwrap());
+    let newer = ticket_of("ticket@@@second", E0 + 600);
+    assert!(
+        store
+            .put_ticket(COMPONENT, &newer, T0 + 600_000)
+            .await
+            .unwrap()
+    );
+    // A retry of the older push, delivered late, is refused and the newer one kept.
+    assert!(
+        !store
+            .put_ticket(COMPONENT, &first, T0 + 601_000)
+            .await
+            .unwrap()
+    );
+    // Another value with the same CreateTime does not replace it either.
+    let same_time = ticket_of("ticket@@@same-time", E0 + 600);
+    assert!(
+        !store
+            .put_ticket(COMPONENT, &same_time, T0 + 602_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.ticket(COMPONENT).await.unwrap(), Some(newer.clone()));
+    assert!(
+        store
+            .put_ticket(COMPONENT, &newer, T0 + 603_000)
+            .await
+            .unwrap()
+    );
+
+    // Components are independent: an older ticket is stored for another one.
+    assert_eq!(store.ticket(other).await.unwrap(), None);
+    let others = ticket_of("ticket@@@other", E0 - 60);
+    assert!(
+        store
+            .put_ticket(other, &others, T0 + 604_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.ticket(other).await.unwrap(), Some(others));
+    assert_eq!(store.ticket(COMPONENT).await.unwrap(), Some(newer));
+    // No authorization is read from a ticket.
+    assert!(store.authorizations(COMPONENT).await.unwrap().is_empty());
+}
+
+/// A grant is read back as stored; an older grant or revoke (a retried or reordered
+/// event) is not applied; one at the same event time is (a retry of the same event); a
+/// newer one replaces the token and the permissions.
+async fn a_grant_reads_back_and_older_events_are_not_applied(store: &impl Store) {
+    let a = "wxauthorizer001";
+    assert_eq!(store.authorization(COMPONENT, a).await.unwrap(), None);
+    let rt1 = "refreshtoken@@@first_7Ab-c";
+    assert!(
+        store
+            .grant(COMPONENT, a, grant(rt1, &[15, 1, 3, 7], E0 + 100))
+            .await
+            .unwrap()
+    );
+    let granted = AuthorizationRecord {
+        authorizer_app_id: a.into(),
+        state: AuthorizationState::Authorized,
+        refresh_token: some(rt1),
+        func_info: vec![15, 1, 3, 7],
+        event_time: E0 + 100,
+        updated_at_ms: T0 + 100_000,
+        nick_name: None,
+        user_name: None,
+        reason: None,
+    };
+    assert_eq!(authz(store, a).await, granted);
+
+    assert!(
+        !store
+            .grant(COMPONENT, a, grant("refreshtoken@@@older", &[1], E0 + 99))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke(COMPONENT, a, E0 + 99, T0 + 200_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(authz(store, a).await, granted, "nothing older applied");
+
+    // The same event again (a retry): applied, the same record.
+    assert!(
+        store
+            .grant(COMPONENT, a, grant(rt1, &[15, 1, 3, 7], E0 + 100))
+            .await
+            .unwrap()
+    );
+    assert_eq!(authz(store, a).await, granted);
+
+    // An update of the authorization (`updateauthorized`): new token and permissions.
+    let rt2 = "refreshtoken@@@second";
+    assert!(
+        store
+            .grant(COMPONENT, a, grant(rt2, &[2], E0 + 300))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        authz(store, a).await,
+        AuthorizationRecord {
+            refresh_token: some(rt2),
+            func_info: vec![2],
+            event_time: E0 + 300,
+            updated_at_ms: T0 + 300_000,
+            ..granted
+        }
+    );
+
+    // No permission at all is an empty list, not a list of one unreadable id.
+    let b = "wxauthorizer001b";
+    assert!(
+        store
+            .grant(COMPONENT, b, grant("refreshtoken@@@b", &[], E0))
+            .await
+            .unwrap()
+    );
+    assert_eq!(authz(store, b).await.func_info, Vec::<u32>::new());
+}
+
+/// A revoke keeps the record as a tombstone without its refresh token (the account info
+/// and permissions stay); an older grant does not bring it back, a newer one does.
+async fn a_revoke_leaves_a_tombstone_that_only_a_newer_grant_lifts(store: &impl Store) {
+    let a = "wxauthorizer002";
+    let rt1 = "refreshtoken@@@before-revoke";
+    assert!(
+        store
+            .grant(COMPONENT, a, grant(rt1, &[1, 2], E0 + 100))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_account(COMPONENT, a, "小店", "gh_0123456789ab", T0 + 101_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke(COMPONENT, a, E0 + 200, T0 + 200_000)
+            .await
+            .unwrap()
+    );
+    let tombstone = AuthorizationRecord {
+        authorizer_app_id: a.into(),
+        state: AuthorizationState::Revoked,
+        refresh_token: None,
+        func_info: vec![1, 2],
+        event_time: E0 + 200,
+        updated_at_ms: T0 + 200_000,
+        nick_name: some("小店"),
+        user_name: some("gh_0123456789ab"),
+        reason: None,
+    };
+    assert_eq!(authz(store, a).await, tombstone);
+    // The same revoke again (a retried event) is applied, and changes nothing.
+    assert!(
+        store
+            .revoke(COMPONENT, a, E0 + 200, T0 + 200_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(authz(store, a).await, tombstone);
+
+    // The `authorized` event retried after the `unauthorized` one: not applied.
+    assert!(
+        !store
+            .grant(COMPONENT, a, grant(rt1, &[1, 2], E0 + 150))
+            .await
+            .unwrap()
+    );
+    // Nor do a refresh of the old token or a report of its failure touch the tombstone.
+    assert!(
+        !store
+            .replace_refresh_token(COMPONENT, a, rt1, "refreshtoken@@@x", T0 + 210_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_broken(COMPONENT, a, rt1, "61023", T0 + 211_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(authz(store, a).await, tombstone);
+
+    // Authorized again: a new token, the account info kept.
+    let rt3 = "refreshtoken@@@again";
+    assert!(
+        store
+            .grant(COMPONENT, a, grant(rt3, &[3], E0 + 400))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        authz(store, a).await,
+        AuthorizationRecord {
+            state: AuthorizationState::Authorized,
+            refresh_token: some(rt3),
+            func_info: vec![3],
+            event_time: E0 + 400,
+            updated_at_ms: T0 + 400_000,
+            ..tombstone
+        }
+    );
+
+    // A revoke of an account never seen (its grant still to come, or lost) is a tombstone
+    // too, and a grant older than it is not applied.
+    let b = "wxauthorizer003";
+    assert!(
+        store
+            .revoke(COMPONENT, b, E0 + 500, T0 + 500_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        authz(store, b).await,
+        AuthorizationRecord {
+            authorizer_app_id: b.into(),
+            state: AuthorizationState::Revoked,
+            refresh_token: None,
+            func_info: vec![],
+            event_time: E0 + 500,
+            updated_at_ms: T0 + 500_000,
+            nick_name: None,
+            user_name: None,
+            reason: None,
+        }
+    );
+    assert!(
+        !store
+            .grant(COMPONENT, b, grant("refreshtoken@@@b", &[1], E0 + 499))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        standing(store, b).await,
+        (AuthorizationState::Revoked, None, E0 + 500, None)
+    );
+    assert!(
+        store
+            .grant(COMPONENT, b, grant("refreshtoken@@@b", &[1], E0 + 501))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        standing(store, b).await,
+        (
+            AuthorizationState::Authorized,
+            some("refreshtoken@@@b"),
+            E0 + 501,
+            None
+        )
+    );
+}
+
+/// The account's nick name and original id go on an existing record only, and later
+/// grants keep them.
+async fn account_info_goes_on_existing_records_and_grants_keep_it(store: &impl Store) {
+    let a = "wxauthorizer004";
+    assert!(
+        !store
+            .set_account(COMPONENT, a, "nick", "gh_aaaaaaaaaaaa", T0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.authorization(COMPONENT, a).await.unwrap(),
+        None,
+        "no record made"
+    );
+    assert!(store.authorizations(COMPONENT).await.unwrap().is_empty());
+
+    assert!(
+        store
+            .grant(COMPONENT, a, grant("refreshtoken@@@a", &[1], E0 + 10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_account(COMPONENT, a, "nick", "gh_aaaaaaaaaaaa", T0 + 11_000)
+            .await
+            .unwrap()
+    );
+    // The same again (a retry), then a renamed account.
+    assert!(
+        store
+            .set_account(COMPONENT, a, "nick", "gh_aaaaaaaaaaaa", T0 + 11_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_account(
+                COMPONENT,
+                a,
+                "新名字 \"quoted\" & <x>",
+                "gh_aaaaaaaaaaaa",
+                T0 + 12_000
+            )
+            .await
+            .unwrap()
+    );
+    let named = authz(store, a).await;
+    assert_eq!(
+        (
+            named.nick_name.as_deref(),
+            named.user_name.as_deref(),
+            named.updated_at_ms,
+            named.refresh_token.as_deref(),
+            named.event_time,
+        ),
+        (
+            Some("新名字 \"quoted\" & <x>"),
+            Some("gh_aaaaaaaaaaaa"),
+            T0 + 12_000,
+            Some("refreshtoken@@@a"),
+            E0 + 10,
+        ),
+        "the grant's fields are untouched"
+    );
+    assert!(
+        store
+            .grant(COMPONENT, a, grant("refreshtoken@@@b", &[1, 2], E0 + 20))
+            .await
+            .unwrap()
+    );
+    let regranted = authz(store, a).await;
+    assert_eq!(
+        (regranted.nick_name, regranted.user_name),
+        (some("新名字 \"quoted\" & <x>"), some("gh_aaaaaaaaaaaa"))
+    );
+    assert_eq!(
+        store.authorizations(COMPONENT).await.unwrap(),
+        vec![authz(store, a).await]
+    );
+}
+
+/// A refresh token is replaced only from the one stored: a repeat of the same replacement
+/// is reported made (its own write), a replacement from a stale token is refused and
+/// changes nothing.
+async fn a_refresh_token_is_replaced_only_from_the_current_one(store: &impl Store) {
+    let a = "wxauthorizer005";
+    let (rt1, rt2, rt3) = (
+        "refreshtoken@@@one",
+        "refreshtoken@@@two",
+        "refreshtoken@@@three",
+    );
+    assert!(
+        !store
+            .replace_refresh_token(COMPONENT, a, rt1, rt2, T0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.authorization(COMPONENT, a).await.unwrap(),
+        None,
+        "no record made"
+    );
+
+    assert!(
+        store
+            .grant(COMPONENT, a, grant(rt1, &[1, 5], E0 + 100))
+            .await
+            .unwrap()
+    );
+    let granted = authz(store, a).await;
+    assert!(
+        store
+            .replace_refresh_token(COMPONENT, a, rt1, rt2, T0 + 200_000)
+            .await
+            .unwrap()
+    );
+    let replaced = AuthorizationRecord {
+        refresh_token: some(rt2),
+        updated_at_ms: T0 + 200_000,
+        ..granted
+    };
+    assert_eq!(
+        authz(store, a).await,
+        replaced,
+        "only the token and upd change"
+    );
+    // The same replacement again (a retry): its own write, reported made.
+    assert!(
+        store
+            .replace_refresh_token(COMPONENT, a, rt1, rt2, T0 + 200_000)
+            .await
+            .unwrap()
+    );
+    // Another instance refreshing from the token it read before: refused.
+    assert!(
+        !store
+            .replace_refresh_token(COMPONENT, a, rt1, rt3, T0 + 201_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(authz(store, a).await, replaced, "the newest token is kept");
+    // From the current one: replaced.
+    assert!(
+        store
+            .replace_refresh_token(COMPONENT, a, rt2, rt3, T0 + 202_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        standing(store, a).await,
+        (AuthorizationState::Authorized, some(rt3), E0 + 100, None)
+    );
+    // After a revoke, even the current token's holder cannot put one back.
+    assert!(
+        store
+            .revoke(COMPONENT, a, E0 + 300, T0 + 300_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_refresh_token(COMPONENT, a, rt3, "refreshtoken@@@four", T0 + 301_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        standing(store, a).await,
+        (AuthorizationState::Revoked, None, E0 + 300, None)
+    );
+}
+
+/// An authorization is marked broken only while its token is the one that failed (a newer
+/// one is never marked); a broken one keeps that token, and recovers with a replacement
+/// from it or a newer grant.
+async fn a_broken_authorization_is_marked_only_from_its_token_and_recovers(store: &impl Store) {
+    let a = "wxauthorizer006";
+    let (rt1, rt2, rt3) = (
+        "refreshtoken@@@one",
+        "refreshtoken@@@two",
+        "refreshtoken@@@three",
+    );
+    assert!(
+        !store
+            .mark_broken(COMPONENT, a, rt1, "61023", T0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.authorization(COMPONENT, a).await.unwrap(), None);
+    assert!(
+        store
+            .grant(COMPONENT, a, grant(rt1, &[1], E0 + 100))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .replace_refresh_token(COMPONENT, a, rt1, rt2, T0 + 150_000)
+            .await
+            .unwrap()
+    );
+    // A late failure report for the token replaced meanwhile: the newer one stands.
+    assert!(
+        !store
+            .mark_broken(
+                COMPONENT,
+                a,
+                rt1,
+                "61023 invalid refresh token",
+                T0 + 160_000
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        standing(store, a).await,
+        (AuthorizationState::Authorized, some(rt2), E0 + 100, None)
+    );
+
+    let why = "61023: invalid authorizer_refresh_token";
+    assert!(
+        store
+            .mark_broken(COMPONENT, a, rt2, why, T0 + 170_000)
+            .await
+            .unwrap()
+    );
+    let broken = authz(store, a).await;
+    assert_eq!(
+        (
+            broken.state,
+            broken.refresh_token.as_deref(),
+            broken.reason.as_deref(),
+            broken.updated_at_ms,
+            broken.event_time,
+        ),
+        (
+            AuthorizationState::Broken,
+            Some(rt2),
+            Some(why),
+            T0 + 170_000,
+            E0 + 100
+        )
+    );
+    // The same mark again (a retry): made.
+    assert!(
+        store
+            .mark_broken(COMPONENT, a, rt2, why, T0 + 170_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(authz(store, a).await, broken);
+    // A replacement from a stale token does not lift it; one from the broken token does.
+    assert!(
+        !store
+            .replace_refresh_token(COMPONENT, a, rt1, rt3, T0 + 180_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(authz(store, a).await, broken);
+    assert!(
+        store
+            .replace_refresh_token(COMPONENT, a, rt2, rt3, T0 + 190_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        standing(store, a).await,
+        (AuthorizationState::Authorized, some(rt3), E0 + 100, None)
+    );
+
+    // Broken again, then authorized anew by a newer grant: no reason left.
+    assert!(
+        store
+            .mark_broken(COMPONENT, a, rt3, why, T0 + 200_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .grant(COMPONENT, a, grant("refreshtoken@@@old", &[1], E0 + 99))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        standing(store, a).await,
+        (AuthorizationState::Broken, some(rt3), E0 + 100, some(why))
+    );
+    assert!(
+        store
+            .grant(COMPONENT, a, grant("refreshtoken@@@four", &[1], E0 + 300))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        standing(store, a).await,
+        (
+            AuthorizationState::Authorized,
+            some("refreshtoken@@@four"),
+            E0 + 300,
+            None
+        )
+    );
+    // Broken, then revoked: a tombstone without the reason or the token.
+    assert!(
+        store
+            .mark_broken(COMPONENT, a, "refreshtoken@@@four", why, T0 + 310_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke(COMPONENT, a, E0 + 320, T0 + 320_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        standing(store, a).await,
+        (AuthorizationState::Revoked, None, E0 + 320, None)
+    );
+    assert!(
+        !store
+            .mark_broken(COMPONENT, a, "refreshtoken@@@four", why, T0 + 330_000)
+            .await
+            .unwrap()
+    );
+}
+
+/// The listing of a component: its authorizations only (not another component's whose
+/// AppID starts the same, nor its ticket), by authorizer AppID, tombstones included.
+async fn authorizations_list_one_component_sorted_with_tombstones(store: &impl Store) {
+    let (longer, shorter) = ("wxcomponent00010", "wxcomponent000");
+    for (component, authorizer, t) in [
+        (COMPONENT, "wxc_zulu", 1),
+        (COMPONENT, "wxa_alpha", 2),
+        (longer, "wxb_other", 3),
+        (shorter, "wxb_short", 4),
+        (COMPONENT, "wxm_mike", 5),
+    ] {
+        let token = format!("refreshtoken@@@{authorizer}");
+        assert!(
+            store
+                .grant(component, authorizer, grant(&token, &[1], E0 + t))
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        store
+            .revoke(COMPONENT, "wxm_mike", E0 + 10, T0 + 10_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .revoke(COMPONENT, "wxb_never", E0 + 11, T0 + 11_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_ticket(COMPONENT, &ticket_of("ticket@@@x", E0), T0)
+            .await
+            .unwrap()
+    );
+    let listed = store.authorizations(COMPONENT).await.unwrap();
+    let summary: Vec<_> = listed
+        .iter()
+        .map(|r| (r.authorizer_app_id.as_str(), r.state))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("wxa_alpha", AuthorizationState::Authorized),
+            ("wxb_never", AuthorizationState::Revoked),
+            ("wxc_zulu", AuthorizationState::Authorized),
+            ("wxm_mike", AuthorizationState::Revoked),
+        ]
+    );
+    // Each as read one by one.
+    for record in &listed {
+        assert_eq!(record, &authz(store, &record.authorizer_app_id).await);
+    }
+    let ids = |records: Vec<AuthorizationRecord>| {
+        records
+            .into_iter()
+            .map(|r| r.authorizer_app_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(store.authorizations(longer).await.unwrap()),
+        ["wxb_other"]
+    );
+    assert_eq!(
+        ids(store.authorizations(shorter).await.unwrap()),
+        ["wxb_short"]
+    );
+    assert!(
+        store
+            .authorizations("wxcomponent9999")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Instances refreshing the same authorization at once, each from the token they all
+/// read: exactly one replacement is made and its token is the one stored (no newer refresh
+/// token is ever overwritten and lost); a failure report for the replaced token, racing
+/// them, never breaks the new one.
+async fn concurrent_refresh_token_replacements_have_one_winner(store: &impl Store) {
+    let a = "wxauthorizer007";
+    let previous = "refreshtoken@@@shared";
+    assert!(
+        store
+            .grant(COMPONENT, a, grant(previous, &[1], E0 + 100))
+            .await
+            .unwrap()
+    );
+    let news: Vec<String> = (0..8).map(|i| format!("refreshtoken@@@new-{i}")).collect();
+    let replacing = futures::future::join_all(
+        news.iter()
+            .map(|new| store.replace_refresh_token(COMPONENT, a, previous, new, T0 + 200_000)),
+    );
+    let breaking = futures::future::join_all(
+        (0..4).map(|_| store.mark_broken(COMPONENT, a, previous, "61023", T0 + 200_000)),
+    );
+    let (replaced, _broken) = futures::join!(replacing, breaking);
+    let winners: Vec<&String> = news
+        .iter()
+        .zip(&replaced)
+        .filter(|(_, r)| *r.as_ref().unwrap())
+        .map(|(new, _)| new)
+        .collect();
+    assert_eq!(winners.len(), 1, "{replaced:?}");
+    assert_eq!(
+        standing(store, a).await,
+        (
+            AuthorizationState::Authorized,
+            Some(winners[0].clone()),
+            E0 + 100,
+            None
+        )
+    );
+    // Each loser, trying again, is still refused; the winner's repeat is its own write.
+    for (new, r) in news.iter().zip(&replaced) {
+        let again = store
+            .replace_refresh_token(COMPONENT, a, previous, new, T0 + 201_000)
+            .await
+            .unwrap();
+        assert_eq!(again, *r.as_ref().unwrap(), "{new}");
+    }
+    assert_eq!(
+        authz(store, a).await.refresh_token.as_ref(),
+        Some(winners[0])
+    );
+}
+
+/// Authorization events delivered at once and out of order: the record is the one of the
+/// latest event, whatever order they land in.
+async fn concurrent_grants_keep_the_latest_event(store: &impl Store) {
+    let a = "wxauthorizer008";
+    let times = [103, 107, 100, 105, 101, 108, 102, 104];
+    let tokens: Vec<String> = times
+        .iter()
+        .map(|t| format!("refreshtoken@@@evt-{t}"))
+        .collect();
+    let funcs: Vec<Vec<u32>> = times.iter().map(|t| vec![*t as u32, 1]).collect();
+    let granting = futures::future::join_all(
+        times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| store.grant(COMPONENT, a, grant(&tokens[i], &funcs[i], E0 + t))),
+    );
+    // An `unauthorized` event in between (older than the latest grant).
+    let revoking = store.revoke(COMPONENT, a, E0 + 106, T0 + 106_000);
+    let (granted, revoked) = futures::join!(granting, revoking);
+    let latest = times.iter().position(|t| *t == 108).unwrap();
+    assert!(
+        *granted[latest].as_ref().unwrap(),
+        "the latest grant is applied"
+    );
+    revoked.unwrap();
+    assert_eq!(
+        authz(store, a).await,
+        AuthorizationRecord {
+            authorizer_app_id: a.into(),
+            state: AuthorizationState::Authorized,
+            refresh_token: some("refreshtoken@@@evt-108"),
+            func_info: vec![108, 1],
+            event_time: E0 + 108,
+            updated_at_ms: T0 + 108_000,
+            nick_name: None,
+            user_name: None,
+            reason: None,
+        }
     );
 }

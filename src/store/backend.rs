@@ -10,6 +10,10 @@ use crate::clock::EpochMillis;
 
 /// Either backend.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per gateway, held in an Arc: boxing the embedded store would save nothing"
+)]
 pub enum Backend {
     /// The embedded store.
     Memory(MemoryStore),

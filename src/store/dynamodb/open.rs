@@ -270,3 +270,101 @@ impl OpenStore for DynamoStore {
         Ok(records)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::at_rest::AtRestKey;
+
+    /// A store that never sends a request: only its item reading is used.
+    fn store() -> DynamoStore {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        DynamoStore::new(Client::from_conf(conf), "t")
+    }
+
+    fn item(fields: &[(&str, AttributeValue)]) -> Item {
+        fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn permissions_keep_their_order_and_none_is_an_empty_list() {
+        assert_eq!(funcs(&[15, 1, 3]), "15,1,3");
+        assert_eq!(funcs(&[]), "");
+        let key = authorization_key("wxc", "wxa");
+        for (stored, read) in [("15,1,3", vec![15, 1, 3]), ("", vec![])] {
+            let record = store()
+                .authorization_from_item(
+                    &key,
+                    &item(&[
+                        ("aid", s("wxa")),
+                        (STATE, s("authorized")),
+                        ("funcs", s(stored)),
+                    ]),
+                )
+                .unwrap();
+            assert_eq!(record.func_info, read);
+        }
+    }
+
+    #[test]
+    fn an_unreadable_authorization_is_corrupt_not_a_default() {
+        let key = authorization_key("wxc", "wxa");
+        let good = [("aid", s("wxa")), (STATE, s("revoked")), (EVENT_TIME, n(7))];
+        let record = store().authorization_from_item(&key, &item(&good)).unwrap();
+        assert_eq!(
+            (record.state, record.refresh_token, record.event_time),
+            (AuthorizationState::Revoked, None, 7)
+        );
+        for (name, value) in [
+            (STATE, s("gone")),
+            ("funcs", s("1,x")),
+            // Sealed, and this store has no keys.
+            (
+                REFRESH,
+                s(&AtRestKey::derive(b"material", "component").seal(&key, "x")),
+            ),
+        ] {
+            let mut bad = item(&good);
+            bad.insert(name.to_owned(), value);
+            assert!(
+                matches!(
+                    store().authorization_from_item(&key, &bad),
+                    Err(StoreError::Corrupt { .. })
+                ),
+                "{name}"
+            );
+        }
+        let mut no_aid = item(&good);
+        no_aid.remove("aid");
+        assert!(store().authorization_from_item(&key, &no_aid).is_err());
+    }
+
+    #[test]
+    fn a_sealed_refresh_token_opens_only_under_its_own_item() {
+        let store = store();
+        let mut sealing = Sealing::new();
+        sealing.add_component("wxc", vec![AtRestKey::derive(b"material", "component")]);
+        assert!(store.install_sealing(sealing));
+        let key = authorization_key("wxc", "wxa");
+        let AttributeValue::S(sealed) = store.sealed(&key, REFRESH, "refreshtoken@@@x") else {
+            unreachable!()
+        };
+        assert!(!sealed.contains("refreshtoken@@@"));
+        let stored = item(&[
+            ("aid", s("wxa")),
+            (STATE, s("authorized")),
+            (REFRESH, s(&sealed)),
+        ]);
+        let record = store.authorization_from_item(&key, &stored).unwrap();
+        assert_eq!(record.refresh_token.as_deref(), Some("refreshtoken@@@x"));
+        // Copied onto another authorizer's item, it does not open.
+        let other = authorization_key("wxc", "wxb");
+        assert!(store.authorization_from_item(&other, &stored).is_err());
+    }
+}
