@@ -115,7 +115,7 @@ pub enum AnswerError {
 }
 
 /// Builds callbacks for one app.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PlatformSim {
     app: String,
     platform: Platform,

@@ -304,11 +304,12 @@ impl AppConfig {
         }
         if let Some(url) = &self.public_url {
             if self.platform != Platform::Open {
-                return Err(self.error(
-                    "public_url is for open apps (the authorization page's domain)",
-                ));
+                return Err(
+                    self.error("public_url is for open apps (the authorization page's domain)")
+                );
             }
-            crate::url_policy::check(url).map_err(|why| self.error(format!("public_url: {why}")))?;
+            crate::url_policy::check(url)
+                .map_err(|why| self.error(format!("public_url: {why}")))?;
         }
         if self.previous_encoding_aes_key.is_some() && self.encoding_aes_key.is_none() {
             return Err(self.error("previous_encoding_aes_key needs encoding_aes_key"));

@@ -116,7 +116,11 @@ impl App {
     pub fn component_app_id(&self) -> Option<&str> {
         match &self.token_source {
             Some(TokenSource::Component { app_id, .. }) => Some(app_id),
-            _ => self.crypt.as_ref().map(MsgCrypt::receive_id).filter(|_| self.platform == Platform::Open),
+            _ => self
+                .crypt
+                .as_ref()
+                .map(MsgCrypt::receive_id)
+                .filter(|_| self.platform == Platform::Open),
         }
     }
 

@@ -218,7 +218,8 @@ impl<B: Bot> Gateway<B> {
         let auth_type = auth_type.code().to_string();
         let biz = biz_appid.unwrap_or_default();
         let sig = sign(&key, &["authorize", app, &expires, &auth_type, biz]);
-        let mut link = format!("{base}/open/{app}/authorize?expires={expires}&auth_type={auth_type}");
+        let mut link =
+            format!("{base}/open/{app}/authorize?expires={expires}&auth_type={auth_type}");
         if !biz.is_empty() {
             let _ = write!(link, "&biz_appid={}", encode(biz));
         }
@@ -263,7 +264,11 @@ impl<B: Bot> Gateway<B> {
         let auth_type = param(params, "auth_type").unwrap_or("3");
         let biz = param(params, "biz_appid").unwrap_or_default();
         let sig = param(params, "sig").unwrap_or_default();
-        let signed = verify(&key, &["authorize", &app.name, expires, auth_type, biz], sig);
+        let signed = verify(
+            &key,
+            &["authorize", &app.name, expires, auth_type, biz],
+            sig,
+        );
         let fresh = expires
             .parse::<u64>()
             .is_ok_and(|e| e > unix_now() && e <= unix_now() + MAX_LINK_LIFETIME_SECS);
@@ -460,7 +465,11 @@ mod tests {
         assert!(verify(&key, &["authorize", "comp", "100", "3", ""], &tag));
         assert!(!verify(&key, &["authorize", "comp", "101", "3", ""], &tag));
         assert!(!verify(&key, &["authorize", "comp", "100", "1", ""], &tag));
-        assert!(!verify(&[8u8; 32], &["authorize", "comp", "100", "3", ""], &tag));
+        assert!(!verify(
+            &[8u8; 32],
+            &["authorize", "comp", "100", "3", ""],
+            &tag
+        ));
         // Parts are separated: shifting a boundary changes the tag.
         assert!(!verify(&key, &["authorize", "comp1", "00", "3", ""], &tag));
         assert!(!verify(&key, &["authorize", "comp", "100", "3", ""], "zz"));

@@ -52,13 +52,8 @@ impl<B: Bot> Gateway<B> {
                     tracing::warn!(app = %app.name, authorizer = %grant.authorizer_appid, "an authorization arrived but the app has no secret to exchange its code with: set secret (the component AppSecret)");
                     return;
                 };
-                if let Err(e) = exchange_code(
-                    tokens,
-                    source,
-                    &grant.authorization_code,
-                    info.create_time,
-                )
-                .await
+                if let Err(e) =
+                    exchange_code(tokens, source, &grant.authorization_code, info.create_time).await
                 {
                     // The redirect may have exchanged the same code already (codes may be
                     // single use); the record then exists.

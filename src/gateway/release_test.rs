@@ -146,9 +146,8 @@ impl<B: Bot> Gateway<B> {
             Ok(exchanged) => exchanged.query.access_token.value,
             Err(e) => {
                 tracing::warn!(app = %app.name, authorizer, error = %e, "release test: the code was refused; sending with the stored authorizer token");
-                let source: TokenSource = component
-                    .authorizer(authorizer)
-                    .ok_or("not a component")?;
+                let source: TokenSource =
+                    component.authorizer(authorizer).ok_or("not a component")?;
                 tokens
                     .get(&source)
                     .await
@@ -186,24 +185,31 @@ mod tests {
 
     #[test]
     fn the_three_probes() {
-        let event = message("<MsgType>event</MsgType><Event>LOCATION</Event><Latitude>1</Latitude><Longitude>2</Longitude><Precision>3</Precision>");
+        let event = message(
+            "<MsgType>event</MsgType><Event>LOCATION</Event><Latitude>1</Latitude><Longitude>2</Longitude><Precision>3</Precision>",
+        );
         assert_eq!(
             probe(&event, Some("LOCATION")),
             Some(Probe::Answer("LOCATIONfrom_callback".into()))
         );
-        let text = message("<MsgType>text</MsgType><Content>TESTCOMPONENT_MSG_TYPE_TEXT</Content><MsgId>1</MsgId>");
+        let text = message(
+            "<MsgType>text</MsgType><Content>TESTCOMPONENT_MSG_TYPE_TEXT</Content><MsgId>1</MsgId>",
+        );
         assert_eq!(
             probe(&text, None),
             Some(Probe::Answer("TESTCOMPONENT_MSG_TYPE_TEXT_callback".into()))
         );
-        let code = message("<MsgType>text</MsgType><Content>QUERY_AUTH_CODE:queryauthcode@@@abc</Content><MsgId>2</MsgId>");
+        let code = message(
+            "<MsgType>text</MsgType><Content>QUERY_AUTH_CODE:queryauthcode@@@abc</Content><MsgId>2</MsgId>",
+        );
         assert_eq!(
             probe(&code, None),
             Some(Probe::QueryAuthCode("queryauthcode@@@abc"))
         );
         let other = message("<MsgType>text</MsgType><Content>hello</Content><MsgId>3</MsgId>");
         assert_eq!(probe(&other, None), None);
-        let empty = message("<MsgType>text</MsgType><Content>QUERY_AUTH_CODE:</Content><MsgId>4</MsgId>");
+        let empty =
+            message("<MsgType>text</MsgType><Content>QUERY_AUTH_CODE:</Content><MsgId>4</MsgId>");
         assert_eq!(probe(&empty, None), None);
     }
 

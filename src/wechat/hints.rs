@@ -23,7 +23,9 @@ pub(crate) fn hint(errcode: i64) -> Option<&'static str> {
         40125 | 41004 => {
             "the component AppSecret is wrong or missing: check secret of the open app (reset it in the console if unsure)"
         }
-        45009 => "the daily quota of this API is used up: wait for the reset, or clear it in the console",
+        45009 => {
+            "the daily quota of this API is used up: wait for the reset, or clear it in the console"
+        }
         61023 => {
             "the authorizer's refresh token is not valid any more: wxgate recovers it from api_get_authorizer_list, else the account must authorize again"
         }
@@ -58,6 +60,9 @@ mod tests {
             errcode: 61004,
             errmsg: "api forbidden for ip".into(),
         };
-        assert!(e.to_string().starts_with("platform error 61004: api forbidden for ip — "));
+        assert!(
+            e.to_string()
+                .starts_with("platform error 61004: api forbidden for ip — ")
+        );
     }
 }

@@ -51,10 +51,8 @@ pub struct TokenProvider<S: TokenStore = Backend> {
 }
 
 /// Fetches a component or authorizer token (`wechat::open::chain`).
-type OpenFetch<S> = for<'a> fn(
-    &'a TokenProvider<S>,
-    &'a TokenSource,
-) -> super::open::chain::BoxedFetch<'a>;
+type OpenFetch<S> =
+    for<'a> fn(&'a TokenProvider<S>, &'a TokenSource) -> super::open::chain::BoxedFetch<'a>;
 
 /// What one process knows about one scope.
 #[derive(Default)]

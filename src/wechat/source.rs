@@ -238,10 +238,16 @@ mod tests {
         assert_eq!(authorizer.scope(), "open#wxcomp#a9993e36#wxacct");
         assert_eq!(authorizer.platform(), Platform::Mp);
         assert_eq!(authorizer.id(), "wxacct");
-        assert_eq!(authorizer.component_of().unwrap().scope(), component.scope());
+        assert_eq!(
+            authorizer.component_of().unwrap().scope(),
+            component.scope()
+        );
         assert!(TokenSource::mp("wx1", "s").authorizer("wxa").is_none());
         let shown = format!("{authorizer:?}");
-        assert!(shown.contains("wxacct") && !shown.contains("abc"), "{shown}");
+        assert!(
+            shown.contains("wxacct") && !shown.contains("abc"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod fault_proxy;
 pub mod late_answer;
 pub mod loopback;
 pub mod moto;
+pub mod open_flow;
 pub mod request_count;
 pub mod runtime_api;
 pub mod sample;

@@ -105,12 +105,18 @@ fn rand_suffix() -> u64 {
 impl Server {
     /// Starts `wxgate serve` with this config text and waits for its address line.
     pub fn start(config_text: &str) -> Self {
-        Self::spawn(config_text, "warn", false)
+        Self::spawn(config_text, "warn", false, "127.0.0.1:0")
+    }
+
+    /// As [`start_logged`](Self::start_logged), listening on `addr` (a config that names
+    /// its own URL, like an Open Platform app's `public_url`, needs it known beforehand).
+    pub fn start_logged_on(config_text: &str, addr: &str) -> Self {
+        Self::spawn(config_text, "info", true, addr)
     }
 
     /// As [`start`](Self::start), logging at info and keeping what it logs ([`logs`](Self::logs)).
     pub fn start_logged(config_text: &str) -> Self {
-        Self::spawn(config_text, "info", true)
+        Self::spawn(config_text, "info", true, "127.0.0.1:0")
     }
 
     /// Everything it logged so far (started with [`start_logged`](Self::start_logged)).
@@ -121,12 +127,12 @@ impl Server {
             .unwrap_or_default()
     }
 
-    fn spawn(config_text: &str, level: &str, keep_logs: bool) -> Self {
+    fn spawn(config_text: &str, level: &str, keep_logs: bool, addr: &str) -> Self {
         let dir = TempDir::new("serve");
         let path = dir.0.join("wxgate.toml");
         std::fs::write(&path, config_text).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_wxgate"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--config"])
+            .args(["serve", "--addr", addr, "--config"])
             .arg(&path)
             .env("RUST_LOG", level)
             .env_remove("WXGATE_CONFIG")
@@ -223,4 +229,11 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A loopback address nothing listens on now (bound, then released), for a server that must
+/// know its URL before it starts.
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
 }

@@ -208,7 +208,7 @@ impl<B: Bot> Gateway<B> {
             &reply,
             bot_ms,
         )
-            .await
+        .await
     }
 
     /// Sends a reply the callback no longer waits for, recording the send before making it.

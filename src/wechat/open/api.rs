@@ -53,7 +53,10 @@ impl std::fmt::Debug for RefreshedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefreshedToken")
             .field("access_token", &self.access_token)
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -401,13 +404,16 @@ mod tests {
         assert_eq!(a.access_token.expires_in_secs, 7200);
         assert_eq!(a.func_info, [1, 2, 3]);
         let shown = format!("{a:?}");
-        assert!(!shown.contains("dTo-YCXPL4") && !shown.contains("QXjUqN"), "{shown}");
+        assert!(
+            !shown.contains("dTo-YCXPL4") && !shown.contains("QXjUqN"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn refreshed_tokens_may_come_without_a_new_refresh_token() {
-        let r = refreshed_token(&json!({"authorizer_access_token": "T", "expires_in": 7200}))
-            .unwrap();
+        let r =
+            refreshed_token(&json!({"authorizer_access_token": "T", "expires_in": 7200})).unwrap();
         assert_eq!(r.refresh_token, None);
         let r = refreshed_token(&json!({
             "authorizer_access_token": "T", "expires_in": "7200",

@@ -81,7 +81,11 @@ async fn component_token<S: TokenStore + OpenStore>(
             "no valid component_verify_ticket stored for component {app_id}: WeChat pushes one every 10 minutes to the authorization event URL (POST /open/{{app}}) once the console points there; a push has been requested"
         )));
     };
-    match tokens.client().component_token(component, &ticket.value).await {
+    match tokens
+        .client()
+        .component_token(component, &ticket.value)
+        .await
+    {
         Err(e) if matches!(e.errcode(), Some(61005 | 61006)) => {
             request_ticket_push(tokens, component).await;
             Err(e)
@@ -213,7 +217,11 @@ where
             .await
         {
             Ok(true) => {
-                tracing::info!(component, authorizer, "authorizer refresh token rotated and stored");
+                tracing::info!(
+                    component,
+                    authorizer,
+                    "authorizer refresh token rotated and stored"
+                );
                 return Ok(());
             }
             Ok(false) => {

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use super::api::{AuthorizerInfo, QueryAuth};
-use super::chain::{self, api_error};
 use super::super::error::ApiError;
 use super::super::provider::TokenProvider;
 use super::super::source::TokenSource;
+use super::api::{AuthorizerInfo, QueryAuth};
+use super::chain::{self, api_error};
 use crate::store::{Grant, OpenStore, TokenStore};
 
 /// Attempts to store a new authorization: its refresh token exists nowhere else.
