@@ -1,7 +1,8 @@
 """Checks what template.yaml must wire for the gateway, on the template as SAM transforms it
 (the same translator `sam deploy` uses; no AWS call): the two functions built from the one
 binary, the callback routes and their throttling, the reply-job stream mapping and its filter,
-each function's permissions, and the settings the binary reads.
+each function's permissions, the settings the binary reads, and the fixed egress (a VPC or
+an API proxy), off unless its parameters are given.
 
 Run by scripts/sam-check.sh with the SAM CLI's venv python:
     python scripts/template-check.py [template.yaml]
@@ -123,29 +124,52 @@ check(fn_props(CALLBACK).get("Timeout", 3) <= 30,
       f"{CALLBACK} Timeout stays short (callbacks are answered within the 4 s budget)")
 
 
-def default_of(node):
-    """A property's value when every parameter has its default (Ref, Fn::If, Fn::Not,
-    Fn::Equals and Condition evaluated; AWS::NoValue as "<NoValue>")."""
+NO_VALUE = "<NoValue>"
+
+
+def value_of(node, given=None):
+    """A property's value with the parameters `given` (name -> the string passed, as in
+    --parameter-overrides) and the others at their defaults: Ref, Fn::If, Fn::Not,
+    Fn::Equals, Fn::Join and Condition evaluated, a CommaDelimitedList as its list,
+    AWS::NoValue as "<NoValue>" (dropped from lists and maps), anything else as written."""
+    given = given or {}
     if isinstance(node, dict) and len(node) == 1:
         (fn, arg), = node.items()
         if fn == "Ref":
-            return "<NoValue>" if arg == "AWS::NoValue" else str(params.get(arg, {}).get("Default"))
+            if arg == "AWS::NoValue":
+                return NO_VALUE
+            if arg not in params:
+                return node  # a resource or a pseudo parameter
+            param = params[arg]
+            value = str(given.get(arg, param.get("Default")))
+            return value.split(",") if param.get("Type") == "CommaDelimitedList" else value
         if fn == "Fn::If":
-            return default_of(arg[1] if default_of(conditions[arg[0]]) else arg[2])
+            return value_of(arg[1] if value_of(conditions[arg[0]], given) else arg[2], given)
         if fn == "Fn::Not":
-            return not default_of(arg[0])
+            return not value_of(arg[0], given)
         if fn == "Fn::Equals":
-            return str(default_of(arg[0])) == str(default_of(arg[1]))
+            return str(value_of(arg[0], given)) == str(value_of(arg[1], given))
+        if fn == "Fn::Join":
+            return arg[0].join(value_of(arg[1], given))
         if fn == "Condition":
-            return default_of(conditions[arg])
+            return value_of(conditions[arg], given)
+    if isinstance(node, dict):
+        return {k: v for k, v in ((k, value_of(v, given)) for k, v in node.items()) if v != NO_VALUE}
+    if isinstance(node, list):
+        return [v for v in (value_of(v, given) for v in node) if v != NO_VALUE]
     return node
+
+
+def default_of(node):
+    """A property's value when every parameter has its default."""
+    return value_of(node)
 
 
 # Reserved concurrency: with the parameters' defaults, neither function reserves any (a
 # reservation of 0 would throttle it; new accounts can reserve nothing).
 for name in [CALLBACK, WORKER]:
     reserved = fn_props(name).get("ReservedConcurrentExecutions")
-    check(reserved is None or default_of(reserved) == "<NoValue>",
+    check(reserved is None or default_of(reserved) == NO_VALUE,
           f"{name} reserves no concurrency with the parameters' defaults")
 
 # --- routes and throttling ------------------------------------------------------------------
@@ -193,9 +217,10 @@ for role_id, role in ((k, r) for k, r in out.items() if r["Type"] == "AWS::IAM::
           f"{role_id} carries no AWSLambdaDynamoDBExecutionRole (stream actions on every stream)")
 
 
-def grants(role_id):
-    """(action, resource) pairs of a role's inline statements, and its managed policies."""
-    role = out.get(role_id, {}).get("Properties", {})
+def grants(role_id, given=None):
+    """(action, resource) pairs of a role's inline statements, and its managed policies, with
+    the parameters `given` (see value_of)."""
+    role = value_of(out.get(role_id, {}).get("Properties", {}), given)
     pairs = set()
     for policy in role.get("Policies", []):
         for s in policy["PolicyDocument"]["Statement"]:
@@ -217,11 +242,18 @@ expected = {
     | {(a, on(STREAM_ARN)) for a in STREAM_READ_ACTIONS}
     | {("dynamodb:ListStreams", on(TABLE_STREAMS)), ("sqs:SendMessage", on(FAILED_JOBS_ARN))},
 }
+check(roles[CALLBACK] != roles[WORKER], "each function has a role of its own")
 for name in [CALLBACK, WORKER]:
     check(roles[name] in out, f"{name} has its own role")
+    assume = out.get(roles[name], {}).get("Properties", {}).get("AssumeRolePolicyDocument", {})
+    check([(s.get("Effect"), s.get("Principal"), as_list(s.get("Action")), s.get("Condition"))
+           for s in assume.get("Statement", [])]
+          == [("Allow", {"Service": "lambda.amazonaws.com"}, ["sts:AssumeRole"], None)],
+          f"{name}: only Lambda may assume its role")
     pairs, managed = grants(roles[name])
     check(len(managed) == 1 and "AWSLambdaBasicExecutionRole" in managed[0],
-          f"{name}: the only managed policy is AWSLambdaBasicExecutionRole (logs)")
+          f"{name}: the only managed policy is AWSLambdaBasicExecutionRole (logs) with the "
+          f"parameters' defaults (got {managed})")
     items = {a for a, r in pairs if r == on(TABLE_ARN)}
     check(items == ITEM_ACTIONS, f"{name}: exactly GetItem, PutItem, UpdateItem on the table (got {sorted(items)})")
     check(not any(r == on("*") and (a.startswith("dynamodb:") or a.startswith("sqs:")) for a, r in pairs),
@@ -241,9 +273,38 @@ for name in [CALLBACK, WORKER]:
               and all(r == on(FAILED_JOBS_ARN) for a, r in pairs if a.startswith("sqs:")),
               f"{WORKER}: sqs:SendMessage only on the FailedJobs queue")
 
+# --- fixed egress (docs/fixed-egress.md) ---------------------------------------------------
+# Off by default: no VpcConfig, no ENI permissions, an empty WXGATE_API_PROXY. With subnets
+# and security groups given, both functions (both call the platform APIs) run in them and
+# both roles get AWSLambdaVPCAccessExecutionRole; nothing else changes.
+for key, kind in [("EgressSubnetIds", "CommaDelimitedList"), ("EgressSecurityGroupIds", "CommaDelimitedList"),
+                  ("ApiProxy", "String")]:
+    check(params.get(key, {}).get("Type") == kind and params.get(key, {}).get("Default") == "",
+          f"parameter {key}, a {kind} defaulting to empty (fixed egress off)")
+check(params.get("ApiProxy", {}).get("NoEcho") is True, "ApiProxy is NoEcho (a proxy URL may hold a password)")
+VPC = {"EgressSubnetIds": "subnet-a,subnet-b", "EgressSecurityGroupIds": "sg-1"}
+for name in [CALLBACK, WORKER]:
+    env = fn_props(name).get("Environment", {}).get("Variables", {})
+    check(env.get("WXGATE_API_PROXY") == {"Ref": "ApiProxy"}, f"WXGATE_API_PROXY (ApiProxy) on {name}")
+    vpc = fn_props(name).get("VpcConfig")
+    check(vpc is None or default_of(vpc) == NO_VALUE, f"{name} is in no VPC with the parameters' defaults")
+    check(value_of(vpc, VPC) == {"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]},
+          f"{name} runs in EgressSubnetIds with EgressSecurityGroupIds when they are given")
+    check(value_of(vpc, {"EgressSecurityGroupIds": "sg-1"}) == NO_VALUE,
+          f"{name}: security groups alone do not put it in a VPC")
+    pairs, managed = grants(roles[name], VPC)
+    check(len(managed) == 2 and "AWSLambdaBasicExecutionRole" in managed[0]
+          and "AWSLambdaVPCAccessExecutionRole" in managed[1],
+          f"{name}: AWSLambdaVPCAccessExecutionRole is added in VPC mode (got {managed})")
+    check(pairs == expected[name], f"{name}: VPC mode adds no inline permission")
+rules = raw.get("Rules", {})
+check(any({"EgressSubnetIds", "EgressSecurityGroupIds"} <= set(json.dumps(r.get("Assertions", [])).split('"'))
+          for r in rules.values()),
+      "a rule refuses EgressSubnetIds without EgressSecurityGroupIds and the other way round")
+
 if failures:
     for f in failures:
         print(f"template-check: FAILED: {f}", file=sys.stderr)
     sys.exit(1)
 print("template-check: two functions from one build; routes, throttling, reply-job stream, filter, "
-      "permissions and settings are wired")
+      "permissions, settings and the fixed egress (off by default) are wired")

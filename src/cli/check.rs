@@ -52,6 +52,13 @@ pub(super) fn check(config: Option<PathBuf>) -> ExitCode {
     for app in config.apps.iter().filter(|a| a.platform == Platform::Open) {
         component(&gateway, app, &plan);
     }
+    if let Some(proxy) = gateway.api_proxy() {
+        // Where it was configured, never the URL: it may carry a password.
+        out!(
+            "  platform API calls go through a proxy ({})",
+            proxy.origin()
+        );
+    }
     for app in config
         .apps
         .iter()

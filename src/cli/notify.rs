@@ -101,7 +101,17 @@ fn errcode_hint(errcode: i64) -> Option<&'static str> {
         45015 => "the follower has not messaged the account in the last 48 hours (or unfollowed)",
         45047 => "too many customer messages to this follower since their last message",
         48001 | 48002 => "the account lacks this API's permission",
-        60020 => "this machine's IP is not in the app's trusted IPs (企业可信IP)",
+        // errmsg usually names the IP the platform saw: a proxy's or a NAT gateway's when
+        // the calls go through one (docs/fixed-egress.md).
+        40164 => {
+            "the calling IP is not in the account's IP whitelist (IP白名单); see docs/fixed-egress.md"
+        }
+        60020 => {
+            "the calling IP is not in the app's trusted IPs (企业可信IP); see docs/fixed-egress.md"
+        }
+        61004 => {
+            "the calling IP is not in the Open Platform's IP whitelist (白名单IP地址列表); see docs/fixed-egress.md"
+        }
         81013 => "no valid recipient: not a member, or outside the app's visible range",
         _ => return None,
     })

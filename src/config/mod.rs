@@ -17,7 +17,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::platform::Platform;
-pub use api::{ApiSettings, COMPONENT_BIND_PAGE, COMPONENT_LOGIN_PAGE, MP_API, WECOM_API};
+pub use api::{
+    ApiProxy, ApiSettings, COMPONENT_BIND_PAGE, COMPONENT_LOGIN_PAGE, MP_API, PROXY_ENV, WECOM_API,
+};
 use reply::ReplyRules;
 pub use store::{StoreKind, StorePlan, StoreSettings, TABLE_ENV};
 
@@ -564,6 +566,21 @@ plaintext_late_replies = true
     }
 
     #[test]
+    fn a_bad_api_proxy_is_refused_without_quoting_it() {
+        let e = error_of(&format!(
+            "[api]\nproxy = \"socks5://wx:hunter2@proxy.example:1080\"\n{DEMO}"
+        ));
+        assert!(e.contains("api.proxy") && e.contains("scheme"), "{e}");
+        assert!(
+            !e.contains("hunter2") && !e.contains("proxy.example"),
+            "{e}"
+        );
+        let c = Config::parse(&format!("[api]\nproxy = \"http://10.0.0.5:3128\"\n{DEMO}")).unwrap();
+        let proxy = c.api.proxy_with(|_| None).unwrap().unwrap();
+        assert_eq!(proxy.origin(), "api.proxy");
+    }
+
+    #[test]
     fn syntax_errors_say_where() {
         let e = error_of("[[apps]\nname = 1");
         assert!(e.contains("line 1"), "{e}");
@@ -576,7 +593,7 @@ plaintext_late_replies = true
 
     /// The broken configs a secret is embedded in: wrong types next to it, the secret's own
     /// value of a wrong type, unknown keys and syntax errors on its line, an unknown variant.
-    const BROKEN: [&str; 9] = [
+    const BROKEN: [&str; 10] = [
         r#"apps = [{ name = "d", platform = "wecom", corp_id = "ww1", token = "{S}", agent_id = "218" }]"#,
         r#"apps = [{ name = "d", platform = "wecom", corp_id = "ww1", token = {N} }]"#,
         r#"apps = [{ name = "d", platform = "{S}", token = "t" }]"#,
@@ -588,6 +605,7 @@ plaintext_late_replies = true
         r#"[gateway]
 budget_ms = "{S}"
 "#,
+        "[api]\nproxy = [\"https://wx:{S}@proxy.example\"]\n",
     ];
 
     proptest::proptest! {

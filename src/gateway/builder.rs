@@ -128,6 +128,8 @@ impl<B: Bot> GatewayBuilder<'_, B> {
 
     fn finish(self, store: Arc<Backend>) -> Result<Gateway<B>, ConfigError> {
         let config = self.config;
+        // Read here, so an unset or unusable proxy fails the start, not a later send.
+        let api_proxy = config.api.proxy()?;
         let bot = (self.bot)(config)?;
         let apps: HashMap<String, App> = config
             .apps
@@ -159,6 +161,7 @@ impl<B: Bot> GatewayBuilder<'_, B> {
             store,
             dedup,
             api: config.api.clone(),
+            api_proxy,
             tokens: OnceLock::new(),
             late,
             retention_secs: config.store.retention_secs,

@@ -37,7 +37,7 @@ use http::Method;
 use tokio::time::Instant;
 
 use crate::bot::{Bot, ConfigBot};
-use crate::config::{ApiSettings, GatewaySettings};
+use crate::config::{ApiProxy, ApiSettings, GatewaySettings};
 use crate::store::Backend;
 use crate::wechat::{AccessToken, ApiError, Messenger, TokenError, TokenProvider, TokenSource};
 use app::App;
@@ -64,6 +64,9 @@ pub struct Gateway<B = ConfigBot> {
     store: Arc<Backend>,
     dedup: Dedup,
     api: ApiSettings,
+    /// The proxy of the platform API calls (`[api] proxy` or `WXGATE_API_PROXY`), read when
+    /// the gateway was built.
+    api_proxy: Option<ApiProxy>,
     /// Built on first use: the HTTPS client loads its trust roots, which a callback that
     /// never calls an API should not pay for at cold start.
     tokens: OnceLock<Result<Arc<TokenProvider>, ApiError>>,
@@ -191,7 +194,17 @@ impl<B: Bot> Gateway<B> {
     fn shared_tokens(&self) -> Result<&Arc<TokenProvider>, TokenError> {
         self.tokens
             .get_or_init(|| {
-                let client = crate::wechat::PlatformClient::from_settings(&self.api)?;
+                let client = crate::wechat::PlatformClient::from_settings(
+                    &self.api,
+                    self.api_proxy.as_ref(),
+                )?;
+                if let Some(proxy) = &self.api_proxy {
+                    // Where it was configured, never the URL: it may carry a password.
+                    tracing::info!(
+                        origin = proxy.origin(),
+                        "platform API calls go through a proxy"
+                    );
+                }
                 Ok(Arc::new(
                     TokenProvider::new(
                         Arc::clone(&self.store),
@@ -227,6 +240,12 @@ impl<B: Bot> Gateway<B> {
             .token_source(app)
             .ok_or_else(|| TokenError::NoCredentials(app.to_owned()))?;
         self.tokens()?.get(source).await
+    }
+
+    /// The proxy the platform API calls go through (`[api] proxy` or `WXGATE_API_PROXY`),
+    /// if any.
+    pub fn api_proxy(&self) -> Option<&ApiProxy> {
+        self.api_proxy.as_ref()
     }
 
     /// What becomes of a late reply to `app`'s messages: `Ok` when it can be sent as an

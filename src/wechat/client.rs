@@ -12,6 +12,7 @@ use super::endpoints::ApiEndpoints;
 use super::error::ApiError;
 use super::source::TokenSource;
 use super::token::AccessToken;
+use crate::config::ApiProxy;
 use crate::platform::Platform;
 
 /// How long the client waits. The platform answers in tens of milliseconds; a request that
@@ -45,35 +46,93 @@ impl ClientTimeouts {
 }
 
 /// A client for both platforms' APIs. Cheap to clone (the connection pool is shared).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PlatformClient {
     http: reqwest::Client,
     endpoints: ApiEndpoints,
+    proxied: bool,
+}
+
+// By hand: reqwest's client prints its proxy's address.
+impl std::fmt::Debug for PlatformClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformClient")
+            .field("endpoints", &self.endpoints)
+            .field("proxied", &self.proxied)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PlatformClient {
-    /// A client for `endpoints` with `timeouts`.
+    /// A client for `endpoints` with `timeouts`, connecting directly (or through the
+    /// standard `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` variables, minus `NO_PROXY`, as every
+    /// reqwest client does).
     ///
     /// # Errors
     /// [`ApiError::Transport`] when the HTTP client cannot be built (no TLS backend).
     pub fn new(endpoints: ApiEndpoints, timeouts: ClientTimeouts) -> Result<Self, ApiError> {
-        let http = crate::http::client_builder()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.request)
-            .build()
-            .map_err(|e| transport_error(e, ""))?;
-        Ok(Self { http, endpoints })
+        Self::build(endpoints, timeouts, None)
     }
 
-    /// A client for the `[api]` settings.
+    /// A client for `endpoints` whose every request goes through `proxy`, for a fixed egress
+    /// IP. An `https://` API is reached through a CONNECT tunnel, so the proxy sees its host
+    /// and port, not the request (which carries the secret or the token); a plain `http://`
+    /// one (a loopback test server) is sent to the proxy as it is. The standard proxy
+    /// variables are ignored then, `NO_PROXY` and loopback hosts included.
     ///
     /// # Errors
-    /// As [`new`](Self::new).
-    pub fn from_settings(settings: &crate::config::ApiSettings) -> Result<Self, ApiError> {
-        Self::new(
+    /// As [`new`](Self::new), or the proxy URL is unusable (never quoted).
+    pub fn with_proxy(
+        endpoints: ApiEndpoints,
+        timeouts: ClientTimeouts,
+        proxy: &ApiProxy,
+    ) -> Result<Self, ApiError> {
+        Self::build(endpoints, timeouts, Some(proxy))
+    }
+
+    /// A client for the `[api]` settings, through `proxy` when there is one (what
+    /// [`ApiSettings::proxy`](crate::config::ApiSettings::proxy) read).
+    ///
+    /// # Errors
+    /// As [`with_proxy`](Self::with_proxy).
+    pub fn from_settings(
+        settings: &crate::config::ApiSettings,
+        proxy: Option<&ApiProxy>,
+    ) -> Result<Self, ApiError> {
+        Self::build(
             ApiEndpoints::from_settings(settings),
             ClientTimeouts::from_settings(settings),
+            proxy,
         )
+    }
+
+    fn build(
+        endpoints: ApiEndpoints,
+        timeouts: ClientTimeouts,
+        proxy: Option<&ApiProxy>,
+    ) -> Result<Self, ApiError> {
+        let mut builder = crate::http::client_builder()
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request);
+        if let Some(proxy) = proxy {
+            // Proxy::all with no exceptions: every host, loopback included. reqwest's error
+            // is not shown: its source may quote the URL.
+            let all = reqwest::Proxy::all(proxy.expose_url()).map_err(|_| {
+                ApiError::Transport(format!("unusable proxy URL ({})", proxy.origin()))
+            })?;
+            builder = builder.proxy(all);
+        }
+        let http = builder.build().map_err(|e| transport_error(e, ""))?;
+        Ok(Self {
+            http,
+            endpoints,
+            proxied: proxy.is_some(),
+        })
+    }
+
+    /// Whether the calls go through a proxy ([`with_proxy`](Self::with_proxy)).
+    pub fn is_proxied(&self) -> bool {
+        self.proxied
     }
 
     /// The base URLs this client calls.

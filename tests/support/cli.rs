@@ -11,13 +11,14 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
 /// The example config shipped in `examples/`.
 pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wxgate.toml");
 
-/// `wxgate` with `args`, taking neither a config nor a table from the test run's
-/// environment.
+/// `wxgate` with `args`, taking neither a config, a table nor an API proxy from the test
+/// run's environment.
 pub fn wxgate(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("WXGATE_CONFIG")
-        .env_remove("WXGATE_TABLE");
+        .env_remove("WXGATE_TABLE")
+        .env_remove("WXGATE_API_PROXY");
     cmd
 }
 
