@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use wxgate::config::Config;
-use wxgate::simulate::{Header, PlatformSim, SignedRequest, event_xml, location_xml, text_xml};
+use wxgate::simulate::{
+    Header, PlatformSim, SignedRequest, authorized_xml, event_xml, location_xml, text_xml,
+    unauthorized_xml, verify_ticket_xml,
+};
 
 /// The official vectors' message timestamp; every generated event uses it.
 const TIMESTAMP: u64 = 1_409_659_813;
@@ -48,7 +51,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_or_else(|| PathBuf::from("events"), PathBuf::from);
     let config = Config::load(&out.join("wxgate.toml"))?;
     let sim = |app: &str| PlatformSim::new(config.app(app).expect("app in events/wxgate.toml"));
-    let (demo, shop, blog) = (sim("demo")?, sim("shop")?, sim("blog")?);
+    let (demo, shop, blog, comp) = (sim("demo")?, sim("shop")?, sim("blog")?, sim("comp")?);
+    // The component's AppID, and an account of the release test (全网发布) and one other.
+    let component = "wx5823bf96d3bd56c7";
+    let release = comp.clone().authorizer(Some("wx570bc396a51b8ff8".into()));
+    let account = comp.clone().authorizer(Some("wxd2c4e6f8a0b2c4e6".into()));
+    let release_header = Header {
+        to: "gh_3c884a361561",
+        from: "ozy4qt1eDxSxzCr0aNT0mXCWfrDE",
+        create_time: TIMESTAMP,
+        agent_id: None,
+    };
+    let account_header = Header {
+        to: "gh_d2c4e6f8a0b2",
+        ..release_header.clone()
+    };
     let wecom = Header {
         to: "wx5823bf96d3bd56c7",
         from: "zhangsan",
@@ -145,6 +162,83 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )?),
             expect: "text:hello, plaintext".into(),
             app: "blog",
+        },
+        Sample {
+            file: "open-ticket.json",
+            about: "Open Platform component_verify_ticket push (every 10 minutes): stored, answered success",
+            event: signed_v2(&comp.post(
+                &verify_ticket_xml(component, TIMESTAMP, "ticket@@@sample-ticket-value"),
+                TIMESTAMP,
+                "1372623160",
+            )?),
+            expect: "empty".into(),
+            app: "comp",
+        },
+        Sample {
+            file: "open-authorized.json",
+            about: "Open Platform authorized push: its code is exchanged when the app has its secret; answered success",
+            event: signed_v2(&comp.post(
+                &authorized_xml(component, TIMESTAMP, "authorized", "wxd2c4e6f8a0b2c4e6", "queryauthcode@@@sample"),
+                TIMESTAMP,
+                "1372623161",
+            )?),
+            expect: "empty".into(),
+            app: "comp",
+        },
+        Sample {
+            file: "open-updateauthorized.json",
+            about: "Open Platform updateauthorized push: answered success",
+            event: signed_v2(&comp.post(
+                &authorized_xml(component, TIMESTAMP, "updateauthorized", "wxd2c4e6f8a0b2c4e6", "queryauthcode@@@sample2"),
+                TIMESTAMP,
+                "1372623162",
+            )?),
+            expect: "empty".into(),
+            app: "comp",
+        },
+        Sample {
+            file: "open-unauthorized.json",
+            about: "Open Platform unauthorized push: the authorization becomes a tombstone; answered success",
+            event: signed_v2(&comp.post(
+                &unauthorized_xml(component, TIMESTAMP, "wxd2c4e6f8a0b2c4e6"),
+                TIMESTAMP,
+                "1372623163",
+            )?),
+            expect: "empty".into(),
+            app: "comp",
+        },
+        Sample {
+            file: "open-message.json",
+            about: "A text to an authorized account's message URL (/open/comp/$APPID$), answered by the rules",
+            event: signed_v2(&account.post(
+                &text_xml(&account_header, "你好，第三方平台", 6_054_768_590_064_713_730),
+                TIMESTAMP,
+                "1372623164",
+            )?),
+            expect: "text:你好，第三方平台".into(),
+            app: "comp",
+        },
+        Sample {
+            file: "open-release-test-text.json",
+            about: "The release test (全网发布) text probe to a test account",
+            event: signed_v2(&release.post(
+                &text_xml(&release_header, "TESTCOMPONENT_MSG_TYPE_TEXT", 6_054_768_590_064_713_731),
+                TIMESTAMP,
+                "1372623165",
+            )?),
+            expect: "text:TESTCOMPONENT_MSG_TYPE_TEXT_callback".into(),
+            app: "comp",
+        },
+        Sample {
+            file: "open-release-test-event.json",
+            about: "The release test's event probe: even a LOCATION report is answered <Event>from_callback",
+            event: signed_v2(&release.post(
+                &location_xml(&release_header, 23.137466, 113.352425),
+                TIMESTAMP,
+                "1372623166",
+            )?),
+            expect: "text:LOCATIONfrom_callback".into(),
+            app: "comp",
         },
     ];
 
