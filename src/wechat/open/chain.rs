@@ -199,16 +199,13 @@ async fn refresh<S: TokenStore + OpenStore + 'static>(
 }
 
 /// Stores a refresh token the platform rotated, before its access token is used.
-async fn persist<S: OpenStore>(
+async fn persist<S: TokenStore + OpenStore>(
     tokens: &TokenProvider<S>,
     component: &str,
     authorizer: &str,
     previous: &str,
     new: &str,
-) -> Result<(), ApiError>
-where
-    S: TokenStore,
-{
+) -> Result<(), ApiError> {
     let mut pause = Duration::from_millis(100);
     for attempt in 1..=PERSIST_ATTEMPTS {
         match tokens
