@@ -26,9 +26,15 @@ impl<B: Bot> Gateway<B> {
     }
 
     async fn apply_notice(&self, app: &App, info: &InfoEvent) {
-        // The envelope was opened with the component's receive id: `AppId` is signed, and
-        // for anything else than this component it would be a misconfiguration.
-        let component = info.app_id.as_str();
+        // The records are the configured component's (its keys seal them). The envelope was
+        // opened with its receive id, so the signed `AppId` can only differ by a
+        // misconfiguration worth a line.
+        let Some(component) = app.component_app_id() else {
+            return;
+        };
+        if info.app_id != component {
+            tracing::warn!(app = %app.name, "the push's AppId is not the configured app_id; stored under the configured one");
+        }
         match &info.info {
             Info::ComponentVerifyTicket { ticket } => {
                 let ticket = Ticket {

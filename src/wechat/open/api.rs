@@ -385,6 +385,56 @@ pub(crate) fn authorizer_info(answer: &Value) -> Result<AuthorizerInfo, ApiError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value, a few levels deep.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "[a-z_@0-9]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::hash_map(
+                    prop_oneof![
+                        Just("authorization_info".to_owned()),
+                        Just("authorizer_info".to_owned()),
+                        Just("authorizer_appid".to_owned()),
+                        Just("authorizer_access_token".to_owned()),
+                        Just("authorizer_refresh_token".to_owned()),
+                        Just("expires_in".to_owned()),
+                        Just("func_info".to_owned()),
+                        Just("funcscope_category".to_owned()),
+                        Just("id".to_owned()),
+                        Just("list".to_owned()),
+                        Just("total_count".to_owned()),
+                        Just("user_name".to_owned()),
+                        "[a-z_]{1,8}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Whatever the component API (or something in front of it) answers, reading it is
+        /// a value or a typed error, never a panic.
+        #[test]
+        fn any_answer_is_read_without_panic(answer in any_json()) {
+            let _ = query_auth(&answer);
+            let _ = refreshed_token(&answer);
+            let _ = authorizer_page(&answer);
+            let _ = authorizer_info(&answer);
+            let _ = pre_auth_code(&answer);
+        }
+    }
 
     #[test]
     fn query_auth_reads_the_documented_shape() {
