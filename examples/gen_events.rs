@@ -178,7 +178,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             file: "open-authorized.json",
             about: "Open Platform authorized push: its code is exchanged when the app has its secret; answered success",
             event: signed_v2(&comp.post(
-                &authorized_xml(component, TIMESTAMP, "authorized", "wxd2c4e6f8a0b2c4e6", "queryauthcode@@@sample"),
+                &authorized_xml(
+                    component,
+                    TIMESTAMP,
+                    "authorized",
+                    "wxd2c4e6f8a0b2c4e6",
+                    "queryauthcode@@@sample",
+                ),
                 TIMESTAMP,
                 "1372623161",
             )?),
@@ -189,7 +195,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             file: "open-updateauthorized.json",
             about: "Open Platform updateauthorized push: answered success",
             event: signed_v2(&comp.post(
-                &authorized_xml(component, TIMESTAMP, "updateauthorized", "wxd2c4e6f8a0b2c4e6", "queryauthcode@@@sample2"),
+                &authorized_xml(
+                    component,
+                    TIMESTAMP,
+                    "updateauthorized",
+                    "wxd2c4e6f8a0b2c4e6",
+                    "queryauthcode@@@sample2",
+                ),
                 TIMESTAMP,
                 "1372623162",
             )?),
@@ -211,7 +223,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             file: "open-message.json",
             about: "A text to an authorized account's message URL (/open/comp/$APPID$), answered by the rules",
             event: signed_v2(&account.post(
-                &text_xml(&account_header, "你好，第三方平台", 6_054_768_590_064_713_730),
+                &text_xml(
+                    &account_header,
+                    "你好，第三方平台",
+                    6_054_768_590_064_713_730,
+                ),
                 TIMESTAMP,
                 "1372623164",
             )?),
@@ -222,7 +238,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             file: "open-release-test-text.json",
             about: "The release test (全网发布) text probe to a test account",
             event: signed_v2(&release.post(
-                &text_xml(&release_header, "TESTCOMPONENT_MSG_TYPE_TEXT", 6_054_768_590_064_713_731),
+                &text_xml(
+                    &release_header,
+                    "TESTCOMPONENT_MSG_TYPE_TEXT",
+                    6_054_768_590_064_713_731,
+                ),
                 TIMESTAMP,
                 "1372623165",
             )?),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
 use support::fake_platform::{self, FakePlatform};
-use wxgate::clock::EpochMillis;
+use wxgate::clock::{EpochMillis, now_ms};
 use wxgate::store::{
     CachedToken, DynamoStore, MemoryStore, StoreError, TokenRecord, TokenStore, token_key,
 };
@@ -208,6 +208,7 @@ both_stores!(
     fresh_tokens_cost_no_store_requests,
     instances_share_one_fetch_per_lifetime,
     revoked_token_is_refetched_once,
+    two_dead_tokens_are_both_forgotten,
     platform_errors_are_typed_and_not_cached,
     hanging_platform_times_out,
     moved_clock_drives_refresh_and_fallback,
@@ -441,6 +442,40 @@ async fn revoked_token_is_refetched_once<S: TokenStore + 'static>(store: Arc<S>)
             "fake-token-2"
         );
     }
+}
+
+/// This instance's cached token and the one another instance stored both die: the call
+/// forgets the first, is refused the second, forgets it too, and succeeds with a fetched
+/// one (three tries, two refusals), instead of failing after the store's token.
+async fn two_dead_tokens_are_both_forgotten<S: TokenStore + 'static>(store: Arc<S>) {
+    let fake = FakePlatform::start();
+    let source = FakePlatform::wecom_source();
+    let provider = instance(&store, &fake, TokenSettings::default());
+    domain_ip(&provider, &source).await.expect("warm-up call");
+    // Another instance stored a token the platform no longer takes.
+    let key = token_key(&source.scope());
+    assert!(
+        store
+            .take_token_lease(&key, "other", now_ms(), 10_000)
+            .await
+            .unwrap()
+    );
+    let dead = CachedToken {
+        value: "dead-token-from-elsewhere".into(),
+        expires_at_ms: now_ms() + 3_600_000,
+        refresh_at_ms: now_ms() + 3_000_000,
+    };
+    assert!(store.put_token(&key, "other", &dead).await.unwrap());
+    fake.revoke_current();
+    domain_ip(&provider, &source)
+        .await
+        .expect("the call succeeds after two refusals");
+    assert_eq!(
+        fake.api_refused(),
+        2,
+        "the cached token, then the stored one"
+    );
+    assert_eq!(fake.fetches(), 2);
 }
 
 /// A platform error comes back typed, leaves nothing cached or leased, and the next `get`

@@ -273,7 +273,9 @@ impl<S: TokenStore> TokenProvider<S> {
 
     /// Runs `f` with a token. When the platform refuses the token (40001, 40014, 42001),
     /// forgets exactly that token, gets another (one fetch serves every concurrent caller)
-    /// and runs `f` once more.
+    /// and runs `f` again. A second refusal of a *different* token (this instance's cached
+    /// one and the store's both died, e.g. an Open Platform account authorized anew) is
+    /// handled the same way once more; a token refused twice is an error.
     ///
     /// # Errors
     /// What [`get`](Self::get) returns, or [`TokenError::Api`] with `f`'s error.
@@ -282,20 +284,29 @@ impl<S: TokenStore> TokenProvider<S> {
         F: Fn(AccessToken) -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
-        let token = self.get(source).await?;
-        match f(token.clone()).await {
-            Ok(value) => Ok(value),
-            Err(err) if err.is_token_invalid() => {
-                tracing::info!(
-                    platform = %source.platform(),
-                    errcode = err.errcode(),
-                    "access token refused; getting a new one"
-                );
-                self.invalidate(source, token.expose()).await;
-                let token = self.get(source).await?;
-                f(token).await.map_err(TokenError::Api)
+        /// Tokens refused before the call gives up.
+        const MAX_REFUSED: usize = 2;
+        let mut refused: Vec<AccessToken> = Vec::new();
+        let mut token = self.get(source).await?;
+        loop {
+            match f(token.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(err)
+                    if err.is_token_invalid()
+                        && refused.len() < MAX_REFUSED
+                        && !refused.contains(&token) =>
+                {
+                    tracing::info!(
+                        platform = %source.platform(),
+                        errcode = err.errcode(),
+                        "access token refused; getting a new one"
+                    );
+                    self.invalidate(source, token.expose()).await;
+                    refused.push(token);
+                    token = self.get(source).await?;
+                }
+                Err(err) => return Err(TokenError::Api(err)),
             }
-            Err(err) => Err(TokenError::Api(err)),
         }
     }
 

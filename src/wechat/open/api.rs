@@ -496,8 +496,7 @@ mod tests {
         assert_eq!((info.service_type, info.verify_type), (Some(2), Some(-1)));
         assert!(authorizer_info(&json!({})).is_err());
         let code =
-            pre_auth_code(&json!({"pre_auth_code": "preauthcode@@@x", "expires_in": 600}))
-                .unwrap();
+            pre_auth_code(&json!({"pre_auth_code": "preauthcode@@@x", "expires_in": 600})).unwrap();
         assert_eq!(code.expires_in_secs, 600);
         assert!(!format!("{code:?}").contains("preauthcode@@@"));
     }
