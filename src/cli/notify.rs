@@ -92,28 +92,18 @@ fn outgoing(
     }
 }
 
-/// A hint for errcodes a person sending by hand is likely to meet.
-fn errcode_hint(errcode: i64) -> Option<&'static str> {
-    Some(match errcode {
+/// A hint for errcodes a person sending by hand is likely to meet: those of sending, then
+/// the shared ones of the settings (`ApiError::hint`: caller IP, secret, Open Platform).
+fn errcode_hint(error: &ApiError) -> Option<&'static str> {
+    Some(match error.errcode()? {
         -1 => "the platform stayed busy through the retries; try again later",
-        40001 | 40013 | 40125 => "check the app's corp_id / app_id and secret",
+        40001 | 40013 => "check the app's corp_id / app_id and secret",
         45009 => "the API's rate limit is reached (not retried); try again later",
         45015 => "the follower has not messaged the account in the last 48 hours (or unfollowed)",
         45047 => "too many customer messages to this follower since their last message",
         48001 | 48002 => "the account lacks this API's permission",
-        // errmsg usually names the IP the platform saw: a proxy's or a NAT gateway's when
-        // the calls go through one (docs/fixed-egress.md).
-        40164 => {
-            "the calling IP is not in the account's IP whitelist (IP白名单); see docs/fixed-egress.md"
-        }
-        60020 => {
-            "the calling IP is not in the app's trusted IPs (企业可信IP); see docs/fixed-egress.md"
-        }
-        61004 => {
-            "the calling IP is not in the Open Platform's IP whitelist (白名单IP地址列表); see docs/fixed-egress.md"
-        }
         81013 => "no valid recipient: not a member, or outside the app's visible range",
-        _ => return None,
+        _ => return error.hint(),
     })
 }
 
@@ -222,13 +212,13 @@ fn send_failure(err: &SendError) -> ExitCode {
         SendError::Api(_) | SendError::Token(_) => EXIT_REPLY_FAILED,
     };
     match err.api_error() {
-        Some(ApiError::Platform { errcode, errmsg }) => {
+        Some(api @ ApiError::Platform { errcode, errmsg }) => {
             let during = match err {
                 SendError::Token(_) => "fetching the access token: ",
                 _ => "",
             };
             eout!("wxgate: message not sent: {during}errcode {errcode}, errmsg \"{errmsg}\"");
-            if let Some(hint) = errcode_hint(*errcode) {
+            if let Some(hint) = errcode_hint(api) {
                 eout!("  {hint}");
             }
         }

@@ -1,7 +1,9 @@
 //! What to do about the platform errcodes whose cause is a setting rather than a request:
 //! appended to the error's message, so the log line an operator reads names the fix.
 
-/// The fix for `errcode`, when it is one of those.
+/// The fix for `errcode`, when it is one of those. For the caller-IP codes, the platform's
+/// errmsg usually names the IP it saw: a proxy's or a NAT gateway's when the calls go
+/// through one.
 pub(crate) fn hint(errcode: i64) -> Option<&'static str> {
     Some(match errcode {
         61004 => {
@@ -20,8 +22,9 @@ pub(crate) fn hint(errcode: i64) -> Option<&'static str> {
             "the component_verify_ticket is not valid: check that the authorization event URL (POST /open/{app}) is the one in the console and the app_id is the component's; a push has been requested"
         }
         61011 => "the component AppID is not valid: check app_id of the open app",
+        // Official Accounts' stable_token answers 40125 too: the text fits both.
         40125 | 41004 => {
-            "the component AppSecret is wrong or missing: check secret of the open app (reset it in the console if unsure)"
+            "the AppSecret is wrong or missing: check the app's secret (for an open app, the component AppSecret; reset it in the console if unsure)"
         }
         45009 => {
             "the daily quota of this API is used up: wait for the reset, or clear it in the console"
