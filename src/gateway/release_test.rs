@@ -161,7 +161,7 @@ impl<B: Bot> Gateway<B> {
             .client()
             .post_json(
                 crate::platform::Platform::Mp,
-                "/cgi-bin/message/custom/send",
+                crate::wechat::send::MP_SEND_PATH,
                 &token,
                 &[],
                 &body,

@@ -84,16 +84,23 @@ pub(crate) fn token_in(answer: &Value, name: &str) -> Result<FetchedToken, ApiEr
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err(ApiError::Decode(format!("no {name} in the answer"))),
     };
-    let expires_in_secs = match answer.get("expires_in") {
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| ApiError::Decode("no valid expires_in in the answer".into()))?;
+    let expires_in_secs = answer
+        .get("expires_in")
+        .and_then(unsigned)
+        .ok_or_else(|| ApiError::Decode("no valid expires_in in the answer".into()))?;
     Ok(FetchedToken {
         value,
         expires_in_secs,
     })
+}
+
+/// A non-negative integer as the platforms write them: a JSON number or a decimal string.
+pub(crate) fn unsigned(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 /// Replaces every occurrence of `secret` in `text` (a secret or token the platform or a

@@ -324,7 +324,8 @@ fn transport_error(err: reqwest::Error, secret: &str) -> ApiError {
     }
 }
 
-fn scrub_error(err: ApiError, secret: &str) -> ApiError {
+/// `err` with every occurrence of `secret` (a secret or token the request carried) removed.
+pub(super) fn scrub_error(err: ApiError, secret: &str) -> ApiError {
     match err {
         ApiError::Platform { errcode, errmsg } => ApiError::Platform {
             errcode,

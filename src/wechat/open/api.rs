@@ -7,8 +7,8 @@
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use super::super::answer::{FetchedToken, token_in};
-use super::super::client::PlatformClient;
+use super::super::answer::{FetchedToken, token_in, unsigned};
+use super::super::client::{PlatformClient, scrub_error};
 use super::super::error::ApiError;
 use super::super::source::TokenSource;
 use super::super::token::AccessToken;
@@ -222,7 +222,7 @@ impl PlatformClient {
         let answer = self
             .post_component("/cgi-bin/component/api_authorizer_token", token, &body)
             .await
-            .map_err(|e| scrub(e, refresh_token))?;
+            .map_err(|e| scrub_error(e, refresh_token))?;
         refreshed_token(&answer)
     }
 
@@ -269,28 +269,10 @@ impl PlatformClient {
     }
 }
 
-fn scrub(err: ApiError, secret: &str) -> ApiError {
-    match err {
-        ApiError::Platform { errcode, errmsg } => ApiError::Platform {
-            errcode,
-            errmsg: super::super::answer::scrub(errmsg, secret),
-        },
-        other => other,
-    }
-}
-
 fn text(v: &Value, name: &str) -> Result<String, ApiError> {
     match v.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         _ => Err(ApiError::Decode(format!("no {name} in the answer"))),
-    }
-}
-
-fn number(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
     }
 }
 
@@ -302,7 +284,7 @@ fn func_info(v: Option<&Value>) -> Vec<u32> {
     };
     entries
         .iter()
-        .filter_map(|e| number(e.get("funcscope_category")?.get("id")?))
+        .filter_map(|e| unsigned(e.get("funcscope_category")?.get("id")?))
         .filter_map(|id| u32::try_from(id).ok())
         .collect()
 }
@@ -310,7 +292,7 @@ fn func_info(v: Option<&Value>) -> Vec<u32> {
 pub(crate) fn pre_auth_code(answer: &Value) -> Result<PreAuthCode, ApiError> {
     Ok(PreAuthCode {
         code: text(answer, "pre_auth_code")?,
-        expires_in_secs: answer.get("expires_in").and_then(number).unwrap_or(600),
+        expires_in_secs: answer.get("expires_in").and_then(unsigned).unwrap_or(600),
     })
 }
 
@@ -341,7 +323,7 @@ pub(crate) fn authorizer_page(answer: &Value) -> Result<AuthorizerPage, ApiError
                 Some(ListedAuthorizer {
                     authorizer_app_id: text(e, "authorizer_appid").ok()?,
                     refresh_token: text(e, "refresh_token").ok()?,
-                    auth_time: e.get("auth_time").and_then(number),
+                    auth_time: e.get("auth_time").and_then(unsigned),
                 })
             })
             .collect(),
@@ -351,7 +333,7 @@ pub(crate) fn authorizer_page(answer: &Value) -> Result<AuthorizerPage, ApiError
     Ok(AuthorizerPage {
         total_count: answer
             .get("total_count")
-            .and_then(number)
+            .and_then(unsigned)
             .unwrap_or(list.len() as u64),
         list,
     })
