@@ -234,7 +234,7 @@ async fn status(gateway: &Gateway, app: &str, component: &str) -> ExitCode {
             .count()
     };
     let push = store
-        .token(&format!("push#{component}"), crate::clock::now_ms())
+        .token(&crate::store::ticket_push_key(component), crate::clock::now_ms())
         .await
         .ok()
         .map(|r| r.lease_until_ms)

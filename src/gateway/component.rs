@@ -11,7 +11,7 @@ use crate::clock::now_ms;
 use crate::message::{Info, InfoEvent};
 use crate::platform::Platform;
 use crate::store::{OpenStore, Ticket};
-use crate::wechat::open::{exchange_code, forget_token};
+use crate::wechat::open::exchange_code;
 
 impl<B: Bot> Gateway<B> {
     /// Applies an Open Platform notice to the store, within the budget.
@@ -87,7 +87,7 @@ impl<B: Bot> Gateway<B> {
                 if let (Some(source), Ok(tokens)) = (&app.token_source, self.tokens())
                     && let Some(authorizer) = source.authorizer(authorizer_appid.as_str())
                 {
-                    forget_token(tokens, &authorizer).await;
+                    tokens.forget(&authorizer).await;
                 }
             }
             _ => {}

@@ -1,6 +1,6 @@
 //! The items' partition keys, assembled here only: a callback's dedup key, a plaintext
-//! signature's binding, a token's scope; and the fingerprint that binds a value without
-//! storing it.
+//! signature's binding, a token's scope, the Open Platform's tickets, authorizations and
+//! throttling leases; and the fingerprint that binds a value without storing it.
 
 /// The item key of a callback's dedup record: per app, then the message's own key.
 pub fn dedup_key(app: &str, message_key: &str) -> String {
@@ -58,6 +58,32 @@ pub fn token_key(scope: &str) -> String {
     format!("token#{scope}")
 }
 
+/// The item key of a component's verify ticket.
+pub fn ticket_key(component_app_id: &str) -> String {
+    format!("ticket#{component_app_id}")
+}
+
+/// The item key of one account's authorization of a component.
+pub fn authorization_key(component_app_id: &str, authorizer_app_id: &str) -> String {
+    format!("authz#{component_app_id}#{authorizer_app_id}")
+}
+
+/// The item key of the lease that throttles a component's ticket push requests for the
+/// fleet (a token-lease item that is never released).
+pub fn ticket_push_key(component_app_id: &str) -> String {
+    format!("push#{component_app_id}")
+}
+
+/// The item key of the lease that throttles recovering one authorizer's refresh token.
+pub fn recovery_key(component_app_id: &str, authorizer_app_id: &str) -> String {
+    format!("recover#{component_app_id}#{authorizer_app_id}")
+}
+
+/// What every authorization key of a component starts with.
+pub fn authorization_prefix(component_app_id: &str) -> String {
+    format!("authz#{component_app_id}#")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +128,12 @@ mod tests {
         assert_ne!(key, callback_key("demo", false, &other));
         let short = message("gh_a", "o1", "k");
         assert!(callback_key("demo", false, &short).len() <= MAX_DEDUP_KEY_LEN);
+    }
+
+    #[test]
+    fn open_platform_keys_never_collide_with_other_items() {
+        assert_eq!(ticket_key("wxc"), "ticket#wxc");
+        assert_eq!(authorization_key("wxc", "wxa"), "authz#wxc#wxa");
+        assert!(authorization_key("wxc", "wxa").starts_with(&authorization_prefix("wxc")));
     }
 }

@@ -23,12 +23,12 @@ use crate::clock::EpochMillis;
 
 pub use backend::Backend;
 pub use dynamodb::DynamoStore;
-pub use keys::{MAX_DEDUP_KEY_LEN, callback_key, dedup_key, fingerprint, signature_key, token_key};
-pub use memory::MemoryStore;
-pub use open::{
-    AuthorizationRecord, AuthorizationState, Grant, OpenStore, Ticket, authorization_key,
-    ticket_key,
+pub use keys::{
+    MAX_DEDUP_KEY_LEN, authorization_key, authorization_prefix, callback_key, dedup_key,
+    fingerprint, recovery_key, signature_key, ticket_key, ticket_push_key, token_key,
 };
+pub use memory::MemoryStore;
+pub use open::{AuthorizationRecord, AuthorizationState, Grant, OpenStore, Ticket};
 
 /// A random identity for one claim or one lease holder, so a holder can prove a record is
 /// still its own when it writes back.

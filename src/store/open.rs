@@ -16,21 +16,6 @@ use crate::clock::EpochMillis;
 /// How long WeChat says a `component_verify_ticket` is valid: 12 hours from its push.
 pub const TICKET_LIFETIME_SECS: u64 = 12 * 3600;
 
-/// The item key of a component's verify ticket.
-pub fn ticket_key(component_app_id: &str) -> String {
-    format!("ticket#{component_app_id}")
-}
-
-/// The item key of one account's authorization of a component.
-pub fn authorization_key(component_app_id: &str, authorizer_app_id: &str) -> String {
-    format!("authz#{component_app_id}#{authorizer_app_id}")
-}
-
-/// What every authorization key of a component starts with.
-pub fn authorization_prefix(component_app_id: &str) -> String {
-    format!("authz#{component_app_id}#")
-}
-
 /// A stored `component_verify_ticket`. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Ticket {
@@ -267,13 +252,6 @@ mod tests {
         assert!(!t.is_valid_at(1_000 + TICKET_LIFETIME_SECS));
         assert_eq!(t.age_secs(1_600), 600);
         assert!(!format!("{t:?}").contains("ticket@@@"));
-    }
-
-    #[test]
-    fn keys_never_collide_with_other_items() {
-        assert_eq!(ticket_key("wxc"), "ticket#wxc");
-        assert_eq!(authorization_key("wxc", "wxa"), "authz#wxc#wxa");
-        assert!(authorization_key("wxc", "wxa").starts_with(&authorization_prefix("wxc")));
     }
 
     #[test]

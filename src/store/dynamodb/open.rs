@@ -7,10 +7,8 @@
 //! | authorization | `authz#{component}#{authorizer}` | `aid`, `ast` (authorized, revoked, broken), `rt` (sealed refresh token), `rt_fp`, `funcs` (ids, comma-separated), `evt` (event time, s), `upd` (ms), `nick`, `gh`, `reason` |
 
 use super::*;
-use crate::store::open::{
-    AuthorizationRecord, AuthorizationState, Grant, OpenStore, Ticket, authorization_key,
-    authorization_prefix, ticket_key,
-};
+use crate::store::open::{AuthorizationRecord, AuthorizationState, Grant, OpenStore, Ticket};
+use crate::store::{authorization_key, authorization_prefix, ticket_key};
 
 const STATE: &str = "ast";
 const REFRESH: &str = "rt";

@@ -4,9 +4,9 @@ use super::MemoryStore;
 use crate::clock::EpochMillis;
 use crate::store::StoreError;
 use crate::store::open::{
-    AuthorizationRecord, AuthorizationState, Grant, OpenStore, Ticket, authorization_key,
-    authorization_prefix, supersedes,
+    AuthorizationRecord, AuthorizationState, Grant, OpenStore, Ticket, supersedes,
 };
+use crate::store::{authorization_key, authorization_prefix};
 
 impl OpenStore for MemoryStore {
     async fn put_ticket(

@@ -23,7 +23,9 @@ use super::super::error::{ApiError, TokenError};
 use super::super::provider::TokenProvider;
 use super::super::source::TokenSource;
 use super::api::AUTHORIZER_PAGE;
-use crate::store::{AuthorizationState, OpenStore, StoreError, TokenStore, new_owner};
+use crate::store::{
+    AuthorizationState, OpenStore, StoreError, TokenStore, new_owner, recovery_key, ticket_push_key,
+};
 
 /// How often, at most, WeChat is asked to push a ticket, fleet-wide: it pushes every 10
 /// minutes anyway.
@@ -94,14 +96,14 @@ async fn component_token<S: TokenStore + OpenStore>(
     }
 }
 
-/// Asks WeChat to push a ticket, unless some instance did within the interval. Returns
-/// whether this call asked.
-pub(crate) async fn request_ticket_push<S: TokenStore>(
+/// Asks WeChat to push a `component_verify_ticket` now, unless some instance asked within
+/// [`TICKET_PUSH_INTERVAL_MS`]. Returns whether this call asked.
+pub async fn request_ticket_push<S: TokenStore>(
     tokens: &TokenProvider<S>,
     component: &TokenSource,
 ) -> bool {
     let app_id = component.id();
-    let key = format!("push#{app_id}");
+    let key = ticket_push_key(app_id);
     // The lease is never released: it is the throttle.
     match tokens
         .store()
@@ -256,7 +258,7 @@ async fn recover<S: TokenStore + OpenStore + 'static>(
 ) -> Result<FetchedToken, ApiError> {
     let component_id = component.id();
     let store = tokens.store();
-    let lease = format!("recover#{component_id}#{authorizer}");
+    let lease = recovery_key(component_id, authorizer);
     match store
         .take_token_lease(&lease, &new_owner(), tokens.now(), RECOVERY_INTERVAL_MS)
         .await

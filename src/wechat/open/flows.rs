@@ -129,22 +129,6 @@ pub async fn exchange_code<S: TokenStore + OpenStore + 'static>(
     })
 }
 
-/// Forgets the cached access token of `source`, here and in the store (an account that
-/// withdrew, or authorized anew).
-pub async fn forget_token<S: TokenStore>(tokens: &TokenProvider<S>, source: &TokenSource) {
-    tokens.forget(source).await;
-}
-
-/// Asks WeChat to push a `component_verify_ticket` now, unless some instance asked within
-/// [`TICKET_PUSH_INTERVAL_MS`](super::TICKET_PUSH_INTERVAL_MS). Returns whether this call
-/// asked.
-pub async fn request_ticket_push<S: TokenStore>(
-    tokens: &TokenProvider<S>,
-    component: &TokenSource,
-) -> bool {
-    chain::request_ticket_push(tokens, component).await
-}
-
 /// What [`recover_refresh_token`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recovered {

@@ -19,7 +19,5 @@ pub use api::{
     AUTHORIZER_PAGE, AuthorizerInfo, AuthorizerPage, ListedAuthorizer, PreAuthCode, QueryAuth,
     RefreshedToken,
 };
-pub use chain::{RECOVERY_INTERVAL_MS, TICKET_PUSH_INTERVAL_MS};
-pub use flows::{
-    Exchanged, Recovered, exchange_code, forget_token, recover_refresh_token, request_ticket_push,
-};
+pub use chain::{RECOVERY_INTERVAL_MS, TICKET_PUSH_INTERVAL_MS, request_ticket_push};
+pub use flows::{Exchanged, Recovered, exchange_code, recover_refresh_token};
