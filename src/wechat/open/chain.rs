@@ -32,8 +32,9 @@ use crate::store::{
 pub const TICKET_PUSH_INTERVAL_MS: u64 = 10 * 60 * 1000;
 /// How often, at most, one authorizer's refresh token is looked up in the list.
 pub const RECOVERY_INTERVAL_MS: u64 = 60 * 1000;
-/// Attempts to store a rotated refresh token before giving up on using it.
-const PERSIST_ATTEMPTS: u32 = 3;
+/// Attempts at a store write holding a refresh token (a rotated one, or a new
+/// authorization) before giving up on it.
+const REFRESH_TOKEN_WRITE_ATTEMPTS: u32 = 3;
 
 /// A boxed fetch: the provider's fetch of an Open Platform token calls the provider again
 /// (an authorizer's needs the component's), which a plain `async fn` cannot.
@@ -208,43 +209,69 @@ async fn persist<S: TokenStore + OpenStore>(
     previous: &str,
     new: &str,
 ) -> Result<(), ApiError> {
-    let mut pause = Duration::from_millis(100);
-    for attempt in 1..=PERSIST_ATTEMPTS {
-        match tokens
-            .store()
-            .replace_refresh_token(component, authorizer, previous, new, tokens.now())
-            .await
-        {
-            Ok(true) => {
-                tracing::info!(
-                    component,
-                    authorizer,
-                    "authorizer refresh token rotated and stored"
-                );
-                return Ok(());
-            }
-            Ok(false) => {
-                // A newer authorization (or another instance's refresh) replaced the one
-                // this refresh started from: the stored one is the newer.
-                tracing::warn!(
-                    component,
-                    authorizer,
-                    "the stored refresh token changed during the refresh; the newer one is kept"
-                );
-                return Ok(());
-            }
-            Err(e) if attempt < PERSIST_ATTEMPTS => {
-                tracing::warn!(component, authorizer, attempt, cause = %e, "storing the rotated refresh token failed; retrying");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-            Err(e) => {
-                tracing::error!(component, authorizer, cause = %e, "the rotated refresh token could not be stored; its access token is not used (the next refresh recovers it from api_get_authorizer_list)");
-                return Err(store_failed("store the rotated refresh token", &e));
-            }
+    let stored = write_refresh_token(
+        component,
+        authorizer,
+        "storing the rotated refresh token",
+        || {
+            tokens
+                .store()
+                .replace_refresh_token(component, authorizer, previous, new, tokens.now())
+        },
+    )
+    .await;
+    match stored {
+        Ok(true) => {
+            tracing::info!(
+                component,
+                authorizer,
+                "authorizer refresh token rotated and stored"
+            );
+            Ok(())
+        }
+        Ok(false) => {
+            // A newer authorization (or another instance's refresh) replaced the one this
+            // refresh started from: the stored one is the newer.
+            tracing::warn!(
+                component,
+                authorizer,
+                "the stored refresh token changed during the refresh; the newer one is kept"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(component, authorizer, cause = %e, "the rotated refresh token could not be stored; its access token is not used (the next refresh recovers it from api_get_authorizer_list)");
+            Err(store_failed("store the rotated refresh token", &e))
         }
     }
-    unreachable!("the last attempt returns")
+}
+
+/// Runs `write`, a store write holding a refresh token (which exists nowhere else), up to
+/// [`REFRESH_TOKEN_WRITE_ATTEMPTS`] times while the store fails, pausing 100 ms, then
+/// 200 ms; each failure but the last is logged as `what` failing.
+pub(crate) async fn write_refresh_token<T, F, Fut>(
+    component: &str,
+    authorizer: &str,
+    what: &str,
+    write: F,
+) -> Result<T, StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut pause = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(e) if attempt < REFRESH_TOKEN_WRITE_ATTEMPTS => {
+                tracing::warn!(component, authorizer, attempt, cause = %e, "{what} failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
 }
 
 /// 61023: the stored refresh token is refused. Looks the authorizer up in

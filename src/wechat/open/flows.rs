@@ -1,8 +1,6 @@
 //! What the gateway and the operator's commands do with the chain: exchange an
-//! authorization code and store the authorization, forget a withdrawn account's token,
-//! ask for a ticket.
-
-use std::time::Duration;
+//! authorization code and store the authorization; store the refresh token the platform's
+//! list holds.
 
 use super::super::error::ApiError;
 use super::super::provider::TokenProvider;
@@ -10,9 +8,6 @@ use super::super::source::TokenSource;
 use super::api::{AuthorizerInfo, QueryAuth};
 use super::chain::{self, api_error};
 use crate::store::{Grant, OpenStore, TokenStore};
-
-/// Attempts to store a new authorization: its refresh token exists nowhere else.
-const GRANT_ATTEMPTS: u32 = 3;
 
 /// An authorization code exchanged and stored.
 #[derive(Debug, Clone)]
@@ -57,23 +52,20 @@ pub async fn exchange_code<S: TokenStore + OpenStore + 'static>(
         event_time,
         now_ms: tokens.now(),
     };
-    let mut pause = Duration::from_millis(100);
-    let mut attempt = 1;
-    let applied = loop {
-        match tokens.store().grant(component_id, authorizer, grant).await {
-            Ok(applied) => break applied,
-            Err(e) if attempt < GRANT_ATTEMPTS => {
-                tracing::warn!(component = component_id, authorizer, attempt, cause = %e, "storing the authorization failed; retrying");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-                attempt += 1;
-            }
-            Err(e) => {
-                tracing::error!(component = component_id, authorizer, cause = %e, "the authorization could not be stored; its refresh token will be recovered from api_get_authorizer_list when first needed");
-                return Err(ApiError::Precondition(format!(
-                    "cannot store the authorization of {authorizer}: {e}"
-                )));
-            }
+    let stored = chain::write_refresh_token(
+        component_id,
+        authorizer,
+        "storing the authorization",
+        || tokens.store().grant(component_id, authorizer, grant),
+    )
+    .await;
+    let applied = match stored {
+        Ok(applied) => applied,
+        Err(e) => {
+            tracing::error!(component = component_id, authorizer, cause = %e, "the authorization could not be stored; its refresh token will be recovered from api_get_authorizer_list when first needed");
+            return Err(ApiError::Precondition(format!(
+                "cannot store the authorization of {authorizer}: {e}"
+            )));
         }
     };
     if applied {
