@@ -153,6 +153,15 @@ async fn the_whole_chain_through_serve() {
     // The redirect cannot be replayed with another state.
     let forged = back.replace("state=", "state=1");
     assert_eq!(get(&forged).await.0, 403);
+    // With the page's state but no code (the admin cancelled), or a code no platform
+    // sends, nothing is exchanged.
+    let signed = back.split("&auth_code=").next().unwrap();
+    let (status, page, _) = get(signed).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("cancelled"), "{page}");
+    let long = format!("{signed}&auth_code={}", "a".repeat(600));
+    assert_eq!(get(&long).await.0, 400);
+    assert_eq!(fake.query_auths(), 1);
 
     // 4. The `authorized` event with the same code: exchanged and stored again (newer).
     let event = authorized_push(&sim, "authorized", AUTHORIZER, &code, unix_now());
