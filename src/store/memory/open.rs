@@ -8,6 +8,20 @@ use crate::store::open::{
 };
 use crate::store::{authorization_key, authorization_prefix};
 
+impl MemoryStore {
+    /// Applies `change` to an existing authorization; `false` when there is none, else
+    /// whether `change` made (or had made) its write.
+    fn update(
+        &self,
+        component_app_id: &str,
+        authorizer_app_id: &str,
+        change: impl FnOnce(&mut AuthorizationRecord) -> bool,
+    ) -> bool {
+        let key = authorization_key(component_app_id, authorizer_app_id);
+        self.lock().authorizations.get_mut(&key).is_some_and(change)
+    }
+}
+
 impl OpenStore for MemoryStore {
     async fn put_ticket(
         &self,
@@ -116,23 +130,20 @@ impl OpenStore for MemoryStore {
         new: &str,
         now_ms: EpochMillis,
     ) -> Result<bool, StoreError> {
-        let key = authorization_key(component_app_id, authorizer_app_id);
-        let mut inner = self.lock();
-        let Some(record) = inner.authorizations.get_mut(&key) else {
-            return Ok(false);
-        };
-        let current = record.refresh_token.as_deref();
-        if current == Some(new) && record.state == AuthorizationState::Authorized {
-            return Ok(true); // this replacement, made already
-        }
-        if current != Some(previous) || record.state == AuthorizationState::Revoked {
-            return Ok(false);
-        }
-        record.refresh_token = Some(new.to_owned());
-        record.state = AuthorizationState::Authorized;
-        record.reason = None;
-        record.updated_at_ms = now_ms;
-        Ok(true)
+        Ok(self.update(component_app_id, authorizer_app_id, |record| {
+            let current = record.refresh_token.as_deref();
+            if current == Some(new) && record.state == AuthorizationState::Authorized {
+                return true; // this replacement, made already
+            }
+            if current != Some(previous) || record.state == AuthorizationState::Revoked {
+                return false;
+            }
+            record.refresh_token = Some(new.to_owned());
+            record.state = AuthorizationState::Authorized;
+            record.reason = None;
+            record.updated_at_ms = now_ms;
+            true
+        }))
     }
 
     async fn mark_broken(
@@ -143,20 +154,17 @@ impl OpenStore for MemoryStore {
         reason: &str,
         now_ms: EpochMillis,
     ) -> Result<bool, StoreError> {
-        let key = authorization_key(component_app_id, authorizer_app_id);
-        let mut inner = self.lock();
-        let Some(record) = inner.authorizations.get_mut(&key) else {
-            return Ok(false);
-        };
-        if record.refresh_token.as_deref() != Some(previous)
-            || record.state == AuthorizationState::Revoked
-        {
-            return Ok(false);
-        }
-        record.state = AuthorizationState::Broken;
-        record.reason = Some(reason.to_owned());
-        record.updated_at_ms = now_ms;
-        Ok(true)
+        Ok(self.update(component_app_id, authorizer_app_id, |record| {
+            if record.refresh_token.as_deref() != Some(previous)
+                || record.state == AuthorizationState::Revoked
+            {
+                return false;
+            }
+            record.state = AuthorizationState::Broken;
+            record.reason = Some(reason.to_owned());
+            record.updated_at_ms = now_ms;
+            true
+        }))
     }
 
     async fn set_account(
@@ -167,15 +175,12 @@ impl OpenStore for MemoryStore {
         user_name: &str,
         now_ms: EpochMillis,
     ) -> Result<bool, StoreError> {
-        let key = authorization_key(component_app_id, authorizer_app_id);
-        let mut inner = self.lock();
-        let Some(record) = inner.authorizations.get_mut(&key) else {
-            return Ok(false);
-        };
-        record.nick_name = Some(nick_name.to_owned());
-        record.user_name = Some(user_name.to_owned());
-        record.updated_at_ms = now_ms;
-        Ok(true)
+        Ok(self.update(component_app_id, authorizer_app_id, |record| {
+            record.nick_name = Some(nick_name.to_owned());
+            record.user_name = Some(user_name.to_owned());
+            record.updated_at_ms = now_ms;
+            true
+        }))
     }
 
     async fn authorizations(
