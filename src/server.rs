@@ -343,6 +343,65 @@ async fn handle<B: Bot>(
     to_http(response)
 }
 
+/// Serves the metrics in the Prometheus text format at `GET /metrics` on `listener`, a
+/// listener of their own (never the callback port), until the process ends. Other paths
+/// are 404, other methods 405; a client has [`HEADER_TIMEOUT`] to send its request.
+pub async fn serve_metrics(listener: TcpListener) {
+    let mut accept_errors = AcceptErrors::default();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                accept_errors.reset();
+                stream
+            }
+            Err(e) => {
+                tokio::time::sleep(accept_errors.failed(&e)).await;
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            let service = service_fn(|request: Request<Incoming>| async move {
+                Ok::<_, std::convert::Infallible>(metrics_response(&request))
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn metrics_response<T>(request: &Request<T>) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&http::Method::GET, "/metrics") => (
+            http::StatusCode::OK,
+            crate::metrics::prometheus::CONTENT_TYPE,
+            crate::metrics::prometheus::render_global(),
+        ),
+        (_, "/metrics") => (
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "Method Not Allowed: GET /metrics only\n".to_owned(),
+        ),
+        _ => (
+            http::StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "Not Found: metrics are at /metrics\n".to_owned(),
+        ),
+    };
+    let mut builder = Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, content_type);
+    if status == http::StatusCode::METHOD_NOT_ALLOWED {
+        builder = builder.header(ALLOW, "GET");
+    }
+    builder
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
 fn too_large(len: usize, max: usize) -> Response<Full<Bytes>> {
     let rejection = Rejection::PayloadTooLarge { len, max };
     rejection.log(None);

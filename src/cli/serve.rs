@@ -11,8 +11,22 @@ use super::{Threads, config_failure, load, runtime};
 use crate::gateway::{Gateway, LateReplies};
 use crate::platform::Platform;
 
-pub(super) fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
+/// Where `WXGATE_METRICS_ADDR` asks metrics to be served, when `--metrics-addr` does not.
+const METRICS_ADDR_VAR: &str = "WXGATE_METRICS_ADDR";
+
+pub(super) fn serve(
+    config: Option<PathBuf>,
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+) -> ExitCode {
     crate::logging::init_text();
+    let metrics_addr = match metrics_addr.map_or_else(metrics_addr_from_env, |a| Ok(Some(a))) {
+        Ok(a) => a,
+        Err(why) => {
+            eout!("wxgate: {why}");
+            return ExitCode::from(2);
+        }
+    };
     let config = match load(config) {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
@@ -40,6 +54,16 @@ pub(super) fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
             }
         };
         let bound = listener.local_addr().unwrap_or(addr);
+        let metrics = match metrics_addr {
+            None => None,
+            Some(metrics_addr) => match tokio::net::TcpListener::bind(metrics_addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eout!("wxgate: cannot listen for metrics on {metrics_addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+        };
         // The first stdout line is the base URL; scripts and tests read it. Write errors
         // (a reader that went away) must not stop the server.
         let mut out = std::io::stdout().lock();
@@ -62,6 +86,12 @@ pub(super) fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
                 app.route()
             );
         }
+        if let Some(metrics) = metrics {
+            let at = metrics.local_addr().map_or(String::new(), |a| a.to_string());
+            let _ = writeln!(out, "  metrics http://{at}/metrics");
+            // Runs until the process ends; nothing to drain.
+            tokio::spawn(crate::server::serve_metrics(metrics));
+        }
         let _ = out.flush();
         drop(out);
         match crate::server::serve(Arc::new(gateway), listener, shutdown_signal()).await {
@@ -72,6 +102,18 @@ pub(super) fn serve(config: Option<PathBuf>, addr: SocketAddr) -> ExitCode {
             }
         }
     })
+}
+
+/// `WXGATE_METRICS_ADDR`, when set and not empty.
+fn metrics_addr_from_env() -> Result<Option<SocketAddr>, String> {
+    match std::env::var(METRICS_ADDR_VAR) {
+        Ok(value) if !value.trim().is_empty() => value
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{METRICS_ADDR_VAR} is not an address like 127.0.0.1:9464")),
+        _ => Ok(None),
+    }
 }
 
 /// Ctrl-C or SIGTERM.
