@@ -22,6 +22,12 @@ pub(crate) fn hint(errcode: i64) -> Option<&'static str> {
             "the component_verify_ticket is not valid: check that the authorization event URL (POST /open/{app}) is the one in the console and the app_id is the component's; a push has been requested"
         }
         61011 => "the component AppID is not valid: check app_id of the open app",
+        40013 => {
+            "the platform knows no such corp id / AppID: copy corp_id (我的企业 → 企业ID) or app_id (基本配置 → AppID) from the console"
+        }
+        48002 => {
+            "the app has not been granted this API: grant it in the console (WeCom: the app's API permissions or 通讯录同步; Official Account: an unverified account lacks some APIs)"
+        }
         // Official Accounts' stable_token answers 40125 too: the text fits both.
         40125 | 41004 => {
             "the AppSecret is wrong or missing: check the app's secret (for an open app, the component AppSecret; reset it in the console if unsure)"
@@ -54,7 +60,9 @@ mod tests {
     fn setting_errcodes_name_their_fix_and_others_stay_plain() {
         assert!(hint(61004).unwrap().contains("whitelist"));
         assert!(hint(60020).unwrap().contains("企业可信IP"));
-        for code in [61005, 61006, 61011, 40125, 41004, 45009, 61023] {
+        for code in [
+            61005, 61006, 61011, 40125, 41004, 45009, 61023, 40013, 48002,
+        ] {
             assert!(hint(code).is_some(), "{code}");
         }
         assert_eq!(hint(40001), None);
