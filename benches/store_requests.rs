@@ -96,7 +96,7 @@ fn main() {
         for id in 0..N {
             handle(&gateway, &message(id, "first")).await;
         }
-        row("new message (claim, complete)", before);
+        row("new message a rule answers (claim carrying the reply)", before);
 
         let before = count.snapshot();
         for id in 0..N {
@@ -115,7 +115,7 @@ fn main() {
         for copy in copies {
             copy.await.unwrap();
         }
-        row("one message delivered 100 times at once", before);
+        row("one rule-answered message delivered 100 times at once", before);
 
         let before = count.snapshot();
         for i in 0..N {
@@ -181,5 +181,62 @@ fn main() {
             "| of which while the worker ran (take, answer; a callback read may fall in it) | **{:.2}** |",
             worker_window_requests as f64 / N as f64
         );
+
+        // The WeCom AI bot: a streaming upstream (six NDJSON deltas 150 ms apart).
+        let deltas: Vec<serde_json::Value> = (0..6)
+            .map(|i| serde_json::json!({ "delta": format!("part {i}; ") }))
+            .chain([serde_json::json!({ "done": true })])
+            .collect();
+        let streaming = fake_upstream::FakeUpstream::start(
+            "bench-secret-0123456789abcdef",
+            fake_upstream::Behavior::ndjson(&deltas, std::time::Duration::from_millis(150)),
+        );
+        let aibot = Config::parse(&format!(
+            "[[apps]]\nname = \"helper\"\nplatform = \"aibot\"\ntoken = \"QDG6eK\"\n\
+             encoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"\n[apps.reply]\n\
+             keywords = [{{ equals = \"ping\", reply = \"pong\" }}]\n\
+             forward = \"{}\"\nforward_secret = \"bench-secret-0123456789abcdef\"\n",
+            streaming.url()
+        ))
+        .unwrap();
+        let aibot_sim = PlatformSim::new(aibot.app("helper").unwrap()).unwrap();
+        let bots = Arc::new(
+            Gateway::builder(&aibot)
+                .store(Arc::clone(&store))
+                .late_replies(LateReplies::AsJobs)
+                .build()
+                .unwrap(),
+        );
+        let post = |json: String, nonce: String| aibot_sim.post(&json, unix_now(), &nonce).unwrap();
+        let before = count.snapshot();
+        for id in 0..N {
+            let json = wxgate::simulate::aibot_text_json(&format!("rule-{id}"), "lisi", None, "ping");
+            handle(&bots, &post(json, format!("r{id}"))).await;
+        }
+        row("AI bot message a rule answers (a finished stream)", before);
+        let before = count.snapshot();
+        for id in 0..N {
+            let json = wxgate::simulate::aibot_text_json(&format!("ask-{id}"), "lisi", None, "hi");
+            handle(&bots, &post(json, format!("a{id}"))).await;
+        }
+        row("AI bot message opening a stream (the claim carries its job)", before);
+        const STREAMS: u64 = 10;
+        let before: u64 = count.snapshot().values().sum();
+        for id in 0..STREAMS {
+            let key = wxgate::store::aibot_key("helper", &format!("ask-{id}"));
+            assert_eq!(bots.run_job(&key, None).await, JobOutcome::Answered);
+        }
+        let after: u64 = count.snapshot().values().sum();
+        println!(
+            "| AI bot stream job, 6 deltas over 0.9 s ({STREAMS} streams: take, snapshots at most every 500 ms, finish, end) | **{:.2}** per stream |",
+            (after - before) as f64 / STREAMS as f64
+        );
+        let before = count.snapshot();
+        let stream_id = |id: u64| wxgate::aibot::stream_id_of(&format!("ask-{}", id % STREAMS));
+        for id in 0..N {
+            let json = wxgate::simulate::aibot_refresh_json(&format!("f{id}"), "lisi", &stream_id(id));
+            handle(&bots, &post(json, format!("f{id}"))).await;
+        }
+        row("AI bot refresh callback (read only)", before);
     });
 }

@@ -2,6 +2,9 @@
 //! inside its budget (dedup fails open), and what the store recorded never contradicts what
 //! the user was answered. The store is dynalite behind a TCP proxy that can stall, slow or
 //! refuse connections, or the server is killed outright.
+// Needs Node, Python, Chromium or a local AWS-compatible server: built only with
+// `--features external-tests` (scripts/test.sh), so plain `cargo test` stays offline.
+#![cfg(feature = "external-tests")]
 
 mod support;
 
@@ -9,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use support::calls::{reply_of, timed_answer};
+use support::calls::{handle, reply_of, timed_answer};
 use support::dynamo::{
     DynamoServer, client, config as client_config, create_table, unique_table_name,
 };
@@ -22,7 +25,7 @@ use wxgate::gateway::Gateway;
 use wxgate::reply::Reply;
 use wxgate::simulate::{Header, PlatformSim, SignedRequest, text_xml};
 use wxgate::store::dynamodb::{DynamoTimeouts, with_timeouts};
-use wxgate::store::{Backend, DedupRecord, DedupStore, DynamoStore};
+use wxgate::store::{Backend, DedupRecord, DedupStore, DedupTimes, DynamoStore};
 
 const BUDGET: Duration = Duration::from_millis(1000);
 
@@ -214,4 +217,76 @@ async fn a_killed_store_server_is_bypassed_inside_the_budget() {
         assert_in_budget(took, "a delivery with the store server gone");
         assert!(answer.is_some());
     }
+}
+
+/// Fails every `GetItem` the client sends except one right after a `PutItem` (dynalite
+/// does not return the item a claim's condition failed on, so the claim reads it); other
+/// operations pass.
+#[derive(Debug, Default)]
+struct FailingReads {
+    after_put: std::sync::atomic::AtomicBool,
+}
+
+impl aws_sdk_dynamodb::config::Intercept for FailingReads {
+    fn name(&self) -> &'static str {
+        "wxgate-test-failing-reads"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context.request().headers().get("x-amz-target");
+        let operation = target.and_then(|t| t.rsplit('.').next()).unwrap_or("");
+        let after_put = self
+            .after_put
+            .swap(operation == "PutItem", Ordering::SeqCst);
+        if operation == "GetItem" && !after_put {
+            return Err("reads are failing".into());
+        }
+        Ok(())
+    }
+}
+
+/// A copy finds the message claimed by a live holder, and every read of the claim then
+/// fails. It keeps waiting and is answered 503 at the end of its budget: an empty 200
+/// would end the message for the platform, losing the reply if the holder had died. (It
+/// used to answer empty on the first failed read; a read cut off by the copy's own
+/// deadline on a slow store did the same, and failed the load test's kill scenario.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_whose_reads_fail_while_it_waits_is_asked_to_try_again() {
+    let server = DynamoServer::start();
+    let table = unique_table_name("waitreads");
+    create_table(&client(&server.endpoint()).await, &table).await;
+    let conf = client_config(&server.endpoint())
+        .interceptor(FailingReads::default())
+        .build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), &table);
+    let config = sample_config(&format!("budget_ms = {}", BUDGET.as_millis()));
+    let sim = sim_of(&config, "demo");
+    let gateway = Gateway::builder(&config)
+        .bot(CountingBot(AtomicUsize::new(0)))
+        .store(Arc::new(Backend::Dynamo(store)))
+        .build()
+        .unwrap();
+    let live = DedupTimes {
+        now_ms: now_ms(),
+        lease_ms: 60_000,
+        retention_secs: 86_400,
+    };
+    let claim = gateway
+        .store()
+        .claim(&store_key(&sim, 7), "live-holder", live)
+        .await
+        .unwrap();
+    assert!(matches!(claim, wxgate::store::Claim::Won), "{claim:?}");
+
+    let started = std::time::Instant::now();
+    let (status, body) = handle(&gateway, &delivery(&sim, 7, 1)).await;
+    let took = started.elapsed();
+    assert_eq!(status, 503, "answered {status} {body:?} after {took:?}");
+    assert!(took >= BUDGET, "gave up after {took:?}, inside its budget");
+    assert_eq!(gateway.bot().0.load(Ordering::SeqCst), 0, "the bot ran");
 }

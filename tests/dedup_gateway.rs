@@ -1,6 +1,9 @@
 //! Exactly-once callbacks through the whole gateway, against both stores: the platform's
 //! retries and concurrent copies of one message run the bot once and all get its reply.
 //! Against the embedded store, tokio's clock is paused.
+// Some tests here need a local AWS-compatible server or Python: they are built only with
+// `--features external-tests` (scripts/test.sh); the rest run with plain `cargo test`.
+#![cfg_attr(not(feature = "external-tests"), allow(dead_code, unused_imports))]
 
 mod support;
 
@@ -59,7 +62,25 @@ async fn setup(store: StoreKind, budget_ms: u64, bot_delay: Duration) -> Setup {
         delay: bot_delay,
         runs: AtomicUsize::new(0),
     };
-    let (backend, requests, server) = match store {
+    let (backend, requests, server) = backend(store).await;
+    let sim = sim_of(&config, "demo");
+    let gateway = Gateway::builder(&config)
+        .bot(bot)
+        .store(Arc::new(backend))
+        .build()
+        .unwrap();
+    Setup {
+        gateway: Arc::new(gateway),
+        sim,
+        requests,
+        _server: server,
+    }
+}
+
+/// The store of a test: the embedded one, or DynamoDB on a new dynalite table with its
+/// requests counted (and the server, kept running while the test holds it).
+async fn backend(store: StoreKind) -> (Backend, Option<RequestCount>, Option<DynamoServer>) {
+    match store {
         StoreKind::Memory => (Backend::Memory(MemoryStore::new()), None, None),
         StoreKind::Dynamo => {
             let server = DynamoServer::start();
@@ -72,18 +93,6 @@ async fn setup(store: StoreKind, budget_ms: u64, bot_delay: Duration) -> Setup {
             let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), table);
             (Backend::Dynamo(store), Some(requests), Some(server))
         }
-    };
-    let sim = sim_of(&config, "demo");
-    let gateway = Gateway::builder(&config)
-        .bot(bot)
-        .store(Arc::new(backend))
-        .build()
-        .unwrap();
-    Setup {
-        gateway: Arc::new(gateway),
-        sim,
-        requests,
-        _server: server,
     }
 }
 
@@ -111,6 +120,11 @@ fn delivery(sim: &PlatformSim, msg_id: u64, attempt: usize) -> SignedRequest {
     .unwrap()
 }
 
+/// The dedup key of message `msg_id` (as [`delivery`] sends it).
+fn key_for(sim: &PlatformSim, msg_id: u64) -> String {
+    key_of("demo", &text_xml(&header(sim), "hello", msg_id))
+}
+
 /// Delivers and decrypts: the reply XML, or `None` for the empty answer.
 async fn answer(setup: &Setup, request: &SignedRequest) -> Option<String> {
     reply_of(timed_answer(&setup.gateway, &setup.sim, request).await.0)
@@ -134,6 +148,7 @@ macro_rules! both_stores {
                 }
             )*
         }
+        #[cfg(feature = "external-tests")]
         mod dynamodb {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,7 +168,132 @@ both_stores!(
     a_dead_holders_claim_is_taken_over,
     events_are_deduplicated_and_report_only_events_skip_the_store,
     fields_of_any_length_are_deduplicated,
+    a_rule_answered_message_costs_one_write,
+    concurrent_copies_of_a_rule_answered_message_record_one_reply,
+    a_rule_answered_copy_answers_the_reply_recorded_first,
 );
+
+/// The sample app answered by its `[apps.reply]` rules (echo), not by a counting bot.
+struct RulesSetup {
+    gateway: Arc<Gateway>,
+    store: Arc<Backend>,
+    sim: PlatformSim,
+    requests: Option<RequestCount>,
+    _server: Option<DynamoServer>,
+}
+
+async fn rules_setup(store: StoreKind) -> RulesSetup {
+    let config = sample_config("budget_ms = 4000");
+    let (backend, requests, server) = backend(store).await;
+    let store = Arc::new(backend);
+    let gateway = Gateway::builder(&config)
+        .store(Arc::clone(&store))
+        .build()
+        .unwrap();
+    RulesSetup {
+        gateway: Arc::new(gateway),
+        store,
+        sim: sim_of(&config, "demo"),
+        requests,
+        _server: server,
+    }
+}
+
+impl RulesSetup {
+    async fn answer(&self, request: &SignedRequest) -> Option<String> {
+        reply_of(timed_answer(&self.gateway, &self.sim, request).await.0)
+    }
+
+    fn counts(&self) -> Option<std::collections::BTreeMap<String, u64>> {
+        self.requests.as_ref().map(RequestCount::snapshot)
+    }
+}
+
+/// A message a local rule answers is decided before it is claimed: the claim carries the
+/// reply, one request for a new message; a retry costs one failed claim (plus a read on a
+/// server that does not return the item with the failure, as dynalite does not).
+async fn a_rule_answered_message_costs_one_write(store: StoreKind) {
+    let setup = rules_setup(store).await;
+    let first = delivery(&setup.sim, 11, 0);
+    let first_xml = setup.answer(&first).await.expect("the echo");
+    assert_eq!(content(&first_xml), "hello");
+    if let Some(counts) = setup.counts() {
+        assert_eq!(counts.get("PutItem"), Some(&1), "{counts:?}");
+        assert_eq!(counts.values().sum::<u64>(), 1, "{counts:?}");
+    }
+    let retry_xml = setup.answer(&delivery(&setup.sim, 11, 1)).await;
+    assert_eq!(retry_xml.as_deref(), Some(first_xml.as_str()));
+    if let Some(counts) = setup.counts() {
+        assert_eq!(counts.get("PutItem"), Some(&2), "{counts:?}");
+        assert_eq!(counts.get("UpdateItem"), None, "{counts:?}");
+    }
+    let record = setup
+        .store
+        .dedup_record(&key_for(&setup.sim, 11), now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        record,
+        Some(wxgate::store::DedupRecord::Done {
+            reply: Some(first_xml)
+        })
+    );
+}
+
+/// Fifty copies at once: each decides the echo, one write wins, and every copy answers the
+/// one recorded reply.
+async fn concurrent_copies_of_a_rule_answered_message_record_one_reply(store: StoreKind) {
+    let setup = Arc::new(rules_setup(store).await);
+    let requests: Vec<SignedRequest> = (0..50).map(|i| delivery(&setup.sim, 12, i)).collect();
+    let key = key_for(&setup.sim, 12);
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let setup = Arc::clone(&setup);
+            tokio::spawn(async move { setup.answer(&request).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap().expect("every copy gets the echo"));
+    }
+    let Some(wxgate::store::DedupRecord::Done {
+        reply: Some(recorded),
+    }) = setup.store.dedup_record(&key, now_ms()).await.unwrap()
+    else {
+        panic!("no reply recorded");
+    };
+    assert!(answers.iter().all(|a| *a == recorded), "{answers:?}");
+    if let Some(counts) = setup.counts() {
+        // One conditional write each, no completion.
+        assert_eq!(counts.get("PutItem"), Some(&50), "{counts:?}");
+        assert_eq!(counts.get("UpdateItem"), None, "{counts:?}");
+    }
+}
+
+/// A copy that loses the race answers what was recorded first, not its own decision (the
+/// rules may have changed between two instances' configs).
+async fn a_rule_answered_copy_answers_the_reply_recorded_first(store: StoreKind) {
+    let setup = rules_setup(store).await;
+    let request = delivery(&setup.sim, 13, 0);
+    let key = key_for(&setup.sim, 13);
+    let times = DedupTimes {
+        now_ms: now_ms(),
+        lease_ms: 6000,
+        retention_secs: 3600,
+    };
+    let recorded = "<xml><ToUserName><![CDATA[lisi]]></ToUserName><FromUserName><![CDATA[wx5823bf96d3bd56c7]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[recorded first]]></Content></xml>";
+    assert_eq!(
+        setup
+            .store
+            .claim_decided(&key, "another-instance", Some(recorded), times)
+            .await
+            .unwrap(),
+        wxgate::store::Claim::Won
+    );
+    let answer = setup.answer(&request).await.expect("the recorded reply");
+    assert_eq!(answer, recorded);
+}
 
 async fn a_hundred_concurrent_deliveries_run_the_bot_once(store: StoreKind) {
     let setup = Arc::new(setup(store, 4000, Duration::from_millis(200)).await);

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::dedup::Begin;
+use super::dedup::{Begin, Write};
 use super::{App, Gateway, Late, Rejection, late};
 use crate::bot::{Bot, Inbound, Notice, Triage};
 use crate::clock::{EpochMillis, now_ms, unix_now};
-use crate::message::Callback;
+use crate::message::{Callback, Message};
+use crate::metrics::{self, Kind, Metric, Outcome};
 use crate::reply::Reply;
 use crate::store::{MAX_JOB_MESSAGE_BYTES, NewJob};
 
@@ -40,6 +41,12 @@ impl<B: Bot> Gateway<B> {
                 {
                     tracing::warn!(app = %app.name, info_type = %info.info_type(), "the bot took the notice past the time budget; answering success");
                 }
+                metrics::callback(
+                    Some(&app.name),
+                    app.platform.as_str(),
+                    Kind::Notice,
+                    Outcome::Empty,
+                );
                 return Ok(None);
             }
             Callback::Message(message) => message,
@@ -50,11 +57,23 @@ impl<B: Bot> Gateway<B> {
                 .release_test(app, authorizer, &message, xml, deadline)
                 .await
         {
+            metrics::callback(
+                Some(&app.name),
+                app.platform.as_str(),
+                kind_of(&message),
+                outcome_of(&answer),
+            );
             return Ok(answer);
         }
         if message.event().is_some_and(|e| e.is_report_only()) {
             // LOCATION can arrive every few seconds per user: no bot, no info-level line.
             tracing::debug!(app = %app.name, event = %message.msg_type(), "report-only event");
+            metrics::callback(
+                Some(&app.name),
+                app.platform.as_str(),
+                kind_of(&message),
+                Outcome::ReportOnly,
+            );
             return Ok(None);
         }
         let key = crate::store::callback_key(&app.name, authorizer_app_id.is_some(), &message);
@@ -65,7 +84,7 @@ impl<B: Bot> Gateway<B> {
             message: &message,
             id: &key,
         };
-        Ok(self.answer(app, &inbound, xml, deadline).await)
+        self.answer(app, &inbound, xml, deadline).await
     }
 
     async fn answer(
@@ -74,32 +93,43 @@ impl<B: Bot> Gateway<B> {
         inbound: &Inbound<'_>,
         xml: &str,
         deadline: Instant,
-    ) -> Option<String> {
+    ) -> Result<Option<String>, Rejection> {
         let message = inbound.message;
         let key = inbound.id.to_owned();
-        let triage = self.triage(app, inbound);
+        let started = Instant::now();
+        // Known at once and without side effects (a local rule): decided before the claim,
+        // which then carries it, one store write. A delivery that loses the race answers
+        // the reply recorded first instead.
+        if let Triage::Known(reply) = self.bot.triage(inbound) {
+            let xml = self.render(app, message, reply.as_ref());
+            let write = Write::Decided(xml.as_deref());
+            return match self.dedup.begin(&app.name, key, deadline, write).await {
+                Begin::Replay { reply } => Ok(replayed(app, message, reply)),
+                Begin::Undecided => Err(Rejection::Undecided),
+                Begin::Decide(_) => {
+                    answered(app, message, xml.as_ref().and(reply.as_ref()), started);
+                    Ok(xml)
+                }
+            };
+        }
         // The job carries the message on its record; one too large for a store item is
         // asked in the callback instead (the upstream then has the budget).
-        let job = (matches!(triage, Some(Triage::Ask)) && xml.len() <= MAX_JOB_MESSAGE_BYTES).then(
-            || NewJob {
+        let job = (matches!(self.late, Late::AsJobs)
+            && app.can_send_actively()
+            && xml.len() <= MAX_JOB_MESSAGE_BYTES)
+            .then(|| NewJob {
                 app: &app.name,
                 authorizer_app_id: inbound.authorizer_app_id,
                 message: xml,
                 answer_by_ms: epoch_ms_at(deadline),
-            },
-        );
-        let ticket = match self.dedup.begin(&app.name, key, deadline, job).await {
+            });
+        let write = job.map_or(Write::Claim, Write::Job);
+        let ticket = match self.dedup.begin(&app.name, key, deadline, write).await {
             Begin::Decide(ticket) => ticket,
-            Begin::Replay { reply, recorded } => {
-                tracing::info!(
-                    app = %app.name,
-                    msg_type = %message.msg_type(),
-                    recorded,
-                    reply = if reply.is_some() { "recorded" } else { "none" },
-                    "duplicate callback answered from the first delivery"
-                );
-                return reply;
+            Begin::Replay { reply } => {
+                return Ok(replayed(app, message, reply));
             }
+            Begin::Undecided => return Err(Rejection::Undecided),
         };
         if job.is_some() && ticket.is_claimed() {
             let reply = self.dedup.await_worker(&app.name, ticket, deadline).await;
@@ -109,43 +139,36 @@ impl<B: Bot> Gateway<B> {
                 reply = if reply.is_some() { "worker" } else { "none" },
                 "callback answered"
             );
-            return reply;
+            metrics::callback(
+                Some(&app.name),
+                app.platform.as_str(),
+                kind_of(message),
+                outcome_of(&reply),
+            );
+            return Ok(reply);
         }
-        let started = Instant::now();
-        let reply = match triage {
-            // The bot already gave it while triaging: not asked twice.
-            Some(Triage::Known(reply)) => reply,
-            _ => self.ask_bot(app, inbound, ticket.key(), deadline).await,
-        };
-        let xml = reply.as_ref().and_then(|reply| {
+        let asked = Instant::now();
+        let reply = self.ask_bot(app, inbound, ticket.key(), deadline).await;
+        metrics::latency(Metric::BotLatency, &app.name, asked.elapsed());
+        let xml = self.render(app, message, reply.as_ref());
+        answered(app, message, xml.as_ref().and(reply.as_ref()), started);
+        self.dedup
+            .finish(&app.name, ticket, xml.as_deref(), deadline)
+            .await;
+        Ok(xml)
+    }
+
+    /// The plaintext XML of the bot's reply; `None` (the empty answer) when there is none or
+    /// it breaks the platform's rules.
+    fn render(&self, app: &App, message: &Message, reply: Option<&Reply>) -> Option<String> {
+        reply.and_then(|reply| {
             reply
                 .render(message, app.platform, unix_now())
                 .map_err(|e| {
                     tracing::error!(app = %app.name, code = e.code() as i32, cause = %e, "the bot's reply breaks the platform's rules; answering empty");
                 })
                 .ok()
-        });
-        tracing::info!(
-            app = %app.name,
-            msg_type = %message.msg_type(),
-            reply = xml.as_ref().and(reply.as_ref()).map_or("none", |r| r.msg_type()),
-            bot_us = started.elapsed().as_micros() as u64,
-            "callback answered"
-        );
-        self.dedup
-            .finish(&app.name, ticket, xml.as_deref(), deadline)
-            .await;
-        xml
-    }
-
-    /// What the bot knows of the reply before it is asked; only with reply jobs, for an app
-    /// that can send a late reply actively (`Ask` then makes a job for a worker). `None`: the
-    /// bot is asked in the callback.
-    fn triage(&self, app: &App, inbound: &Inbound<'_>) -> Option<Triage> {
-        match self.late {
-            Late::AsJobs if app.can_send_actively() => Some(self.bot.triage(inbound)),
-            _ => None,
-        }
+        })
     }
 
     /// Asks the bot within the budget; a late bot is abandoned, or goes on in the
@@ -169,6 +192,7 @@ impl<B: Bot> Gateway<B> {
             Ok(Ok(reply)) => reply,
             Ok(Err(e)) => {
                 e.warn(&app.name, false);
+                metrics::count_with(Metric::BotFailures, Some(&app.name), "error");
                 None
             }
             Err(_) => {
@@ -177,6 +201,7 @@ impl<B: Bot> Gateway<B> {
                     budget_ms = self.settings.budget_ms,
                     "the bot missed the time budget; answering empty"
                 );
+                metrics::count_with(Metric::BotFailures, Some(&app.name), "timeout");
                 None
             }
         }
@@ -206,10 +231,12 @@ impl<B: Bot> Gateway<B> {
             Ok(Ok(Ok(reply))) => reply,
             Ok(Ok(Err(e))) => {
                 e.warn(&app.name, false);
+                metrics::count_with(Metric::BotFailures, Some(&app.name), "error");
                 None
             }
             Ok(Err(e)) => {
                 tracing::error!(app = %app.name, cause = %e, "the bot failed; answering empty");
+                metrics::count_with(Metric::BotFailures, Some(&app.name), "panic");
                 None
             }
             Err(_) => {
@@ -238,6 +265,59 @@ impl<B: Bot> Gateway<B> {
                 None
             }
         }
+    }
+}
+
+/// Logs a delivery answered with another delivery's reply.
+fn replayed(app: &App, message: &Message, reply: Option<String>) -> Option<String> {
+    tracing::info!(
+        app = %app.name,
+        msg_type = %message.msg_type(),
+        reply = if reply.is_some() { "recorded" } else { "none" },
+        "duplicate callback answered from the first delivery"
+    );
+    metrics::count(Metric::DedupReplays, &app.name);
+    metrics::callback(
+        Some(&app.name),
+        app.platform.as_str(),
+        kind_of(message),
+        Outcome::Replayed,
+    );
+    reply
+}
+
+/// Logs a delivery answered with its own reply (`reply`: the one rendered, if any).
+fn answered(app: &App, message: &Message, reply: Option<&Reply>, started: Instant) {
+    tracing::info!(
+        app = %app.name,
+        msg_type = %message.msg_type(),
+        reply = reply.map_or("none", |r| r.msg_type()),
+        bot_us = started.elapsed().as_micros() as u64,
+        "callback answered"
+    );
+    metrics::callback(
+        Some(&app.name),
+        app.platform.as_str(),
+        kind_of(message),
+        outcome_of(&reply),
+    );
+}
+
+/// The `kind` label of a message.
+fn kind_of(message: &Message) -> Kind {
+    if message.event().is_some() {
+        Kind::Event
+    } else {
+        Kind::Message
+    }
+}
+
+/// The `outcome` label of an answer: a reply, or the empty one.
+fn outcome_of<T>(reply: &Option<T>) -> Outcome {
+    if reply.is_some() {
+        Outcome::Answered
+    } else {
+        Outcome::Empty
     }
 }
 

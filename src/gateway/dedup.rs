@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::clock::now_ms;
+use crate::metrics::{self, Metric};
 use crate::store::{
     Backend, Claim, DedupRecord, DedupStore, DedupTimes, JobStore, NewJob, StoreError, new_owner,
 };
@@ -22,18 +23,35 @@ const POLL_MAX: Duration = Duration::from_millis(100);
 /// How far past the budget recording a decided reply may go.
 const FINISH_GRACE: Duration = Duration::from_millis(300);
 
+/// What a delivery's claim writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Write<'a> {
+    /// The claim alone: the reply is decided after it.
+    Claim,
+    /// The claim with a reply job for a worker to decide.
+    Job(NewJob<'a>),
+    /// The claim with the reply (plaintext XML, `None` the empty answer), decided before it
+    /// without side effects: one write instead of a claim and a completion.
+    Decided(Option<&'a str>),
+}
+
 /// What the gateway does with one delivery.
 #[derive(Debug)]
 pub(crate) enum Begin {
-    /// Decide the reply, then [`Dedup::finish`] the ticket.
+    /// Decide the reply, then [`Dedup::finish`] the ticket. With [`Write::Decided`] the
+    /// reply is decided already: answer it, nothing to finish (the ticket says whether the
+    /// store holds it; when the store failed it is answered unrecorded, failing open).
     Decide(Ticket),
+    /// Another delivery holds the claim and recorded nothing within this delivery's budget:
+    /// its holder may have died (a killed process keeps its claim until the lease runs
+    /// out). An empty answer would end the message for the platform and lose its reply, so
+    /// the platform is asked to try again (503); a later try finds the reply, or takes the
+    /// dead holder's claim over.
+    Undecided,
     /// Answer this recorded reply (plaintext XML; `None` is the empty answer).
     Replay {
         /// The recorded reply.
         reply: Option<String>,
-        /// Whether the reply was recorded (`false`: the first delivery was still deciding
-        /// when this one's budget ran out).
-        recorded: bool,
     },
 }
 
@@ -87,30 +105,33 @@ impl Dedup {
         }
     }
 
-    /// Claims `key` (with the reply job a worker is to decide, if any), or waits (until
-    /// `deadline`) for the delivery that holds it.
+    /// Claims `key` with what `write` carries, or waits (until `deadline`) for the delivery
+    /// that holds it.
     pub async fn begin(
         &self,
         app: &str,
         key: String,
         deadline: Instant,
-        job: Option<NewJob<'_>>,
+        write: Write<'_>,
     ) -> Begin {
         let owner = new_owner();
         let mut pause = POLL_FIRST;
+        // Set once a holder's lease ran out: winning the claim then takes it over.
+        let mut expired = false;
         loop {
-            let claim = match self.claim(&key, &owner, deadline, job).await {
+            let claim = match self.claim(&key, &owner, deadline, write).await {
                 Ok(claim) => claim,
                 // The SDK tried twice. The claim may still have landed (its answer was what
                 // failed): one more claim by the same owner finds out, since a claim
                 // recognises its own earlier write, and makes it if it had not landed.
-                Err(first) => match self.claim(&key, &owner, deadline, job).await {
+                Err(first) => match self.claim(&key, &owner, deadline, write).await {
                     Ok(claim) => {
                         tracing::info!(app, store = self.store.kind(), cause = %first, "dedup claim made on the second try");
                         claim
                     }
                     Err(e) => {
                         tracing::warn!(app, store = self.store.kind(), cause = %e, "dedup unavailable; deciding this callback without it");
+                        metrics::count(Metric::DedupFailOpens, app);
                         return Begin::Decide(Ticket {
                             key,
                             owner,
@@ -121,6 +142,9 @@ impl Dedup {
             };
             match claim {
                 Claim::Won => {
+                    if expired {
+                        metrics::count_with(Metric::DedupTakeovers, Some(app), "taken_over");
+                    }
                     return Begin::Decide(Ticket {
                         key,
                         owner,
@@ -128,64 +152,64 @@ impl Dedup {
                     });
                 }
                 Claim::Done { reply } => {
-                    return Begin::Replay {
-                        reply,
-                        recorded: true,
-                    };
+                    return Begin::Replay { reply };
                 }
                 Claim::InProgress { .. } => {}
             }
             // Another delivery holds the claim: read its record until it is done, its lease
             // runs out (then claim again: the holder died), or this delivery's budget ends.
+            // A holder records its answer up to FINISH_GRACE past its own budget, so a copy
+            // that arrived with it (its budget ending at the same time) waits as long.
+            // A read that fails is no reason to answer: an empty 200 ends the message for
+            // the platform, and the holder may be dead. The copy keeps reading until then.
+            let wait_until = deadline + FINISH_GRACE;
+            let mut read_failed = false;
             loop {
-                if Instant::now() + pause >= deadline {
-                    tracing::info!(
-                        app,
-                        "duplicate callback still being decided by another delivery; answering empty"
-                    );
-                    return Begin::Replay {
-                        reply: None,
-                        recorded: false,
-                    };
+                if Instant::now() + pause >= wait_until {
+                    // Logged with the refusal it becomes (503).
+                    return Begin::Undecided;
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(POLL_MAX);
-                match bounded(deadline, self.store.dedup_record(&key, now_ms())).await {
+                match bounded(wait_until, self.store.dedup_record(&key, now_ms())).await {
                     Ok(Some(DedupRecord::Done { reply })) => {
-                        return Begin::Replay {
-                            reply,
-                            recorded: true,
-                        };
+                        return Begin::Replay { reply };
                     }
                     Ok(Some(DedupRecord::InProgress { lease_until_ms }))
                         if lease_until_ms >= now_ms() => {}
-                    Ok(_) => break, // gone, expired, or the lease ran out: claim again
-                    Err(e) => {
-                        tracing::warn!(app, store = self.store.kind(), cause = %e, "dedup unavailable while waiting for another delivery; answering empty");
-                        return Begin::Replay {
-                            reply: None,
-                            recorded: false,
-                        };
+                    Ok(_) => {
+                        expired = true; // gone, expired, or the lease ran out: claim again
+                        break;
                     }
+                    // Cut off by this copy's own deadline (a slow store): undecided.
+                    Err(_) if Instant::now() >= wait_until => return Begin::Undecided,
+                    Err(e) if !read_failed => {
+                        read_failed = true;
+                        tracing::warn!(app, store = self.store.kind(), cause = %e, "dedup unavailable while waiting for another delivery; still waiting");
+                    }
+                    Err(_) => {}
                 }
             }
         }
     }
 
-    /// One claim write, with the job when there is one, given up at `deadline`.
+    /// One claim write, given up at `deadline`.
     async fn claim(
         &self,
         key: &str,
         owner: &str,
         deadline: Instant,
-        job: Option<NewJob<'_>>,
+        write: Write<'_>,
     ) -> Result<Claim, StoreError> {
-        match job {
-            Some(job) => {
-                let write = self.store.claim_with_job(key, owner, self.times(), job);
-                bounded(deadline, write).await
+        let times = self.times();
+        match write {
+            Write::Claim => bounded(deadline, self.store.claim(key, owner, times)).await,
+            Write::Job(job) => {
+                bounded(deadline, self.store.claim_with_job(key, owner, times, job)).await
             }
-            None => bounded(deadline, self.store.claim(key, owner, self.times())).await,
+            Write::Decided(reply) => {
+                bounded(deadline, self.store.claim_decided(key, owner, reply, times)).await
+            }
         }
     }
 
@@ -279,6 +303,7 @@ impl Dedup {
                     app,
                     "dedup claim was taken over before the reply was recorded"
                 );
+                metrics::count_with(Metric::DedupTakeovers, Some(app), "lost");
             }
             (Ok(false), false) => {} // the claim had not landed: nothing to record it on
             (Err(e), _) => {

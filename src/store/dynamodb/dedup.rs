@@ -4,7 +4,18 @@ use super::*;
 
 impl DedupStore for DynamoStore {
     async fn claim(&self, key: &str, owner: &str, times: DedupTimes) -> Result<Claim, StoreError> {
-        self.claim_item(key, owner, times, None).await
+        self.claim_item(key, owner, times, ClaimWith::Nothing).await
+    }
+
+    async fn claim_decided(
+        &self,
+        key: &str,
+        owner: &str,
+        reply: Option<&str>,
+        times: DedupTimes,
+    ) -> Result<Claim, StoreError> {
+        self.claim_item(key, owner, times, ClaimWith::Reply(reply))
+            .await
     }
 
     async fn complete(
@@ -60,7 +71,8 @@ impl JobStore for DynamoStore {
         times: DedupTimes,
         job: NewJob<'_>,
     ) -> Result<Claim, StoreError> {
-        self.claim_item(key, owner, times, Some(job)).await
+        self.claim_item(key, owner, times, ClaimWith::Job(job))
+            .await
     }
 
     async fn take_job(
