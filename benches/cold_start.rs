@@ -12,6 +12,10 @@
 //! * `COLD_START_WRAPPER`: run wxgate under a command, e.g.
 //!   `COLD_START_WRAPPER="strace -ff -ttt -o /tmp/wx/t" COLD_START_RUNS=1`, to see where the
 //!   time goes (the figures then include the wrapper and no targets are judged).
+//! * `COLD_START_REFERENCES` (e.g. `2,12`): instead of the rows above, cold starts of the
+//!   function whose config is an SSM parameter (`WXGATE_CONFIG=ssm:…`) with that many `ssm:`
+//!   references in it, against moto on loopback, next to the same config inline (no AWS
+//!   request): what reading the config and secrets from AWS adds to a cold start.
 //!
 //! What is measured:
 //! 1. Cold start: a fresh process per run, with the first event (a signed, encrypted WeCom
@@ -27,9 +31,15 @@
 //!    `RUST_LOG=warn` to show the cost of the per-request log line.
 //! 3. The size of the measured binary.
 
+#[path = "../tests/support/aws_params.rs"]
+mod aws_params;
 #[path = "../tests/support/dynamo.rs"]
 #[allow(rustdoc::broken_intra_doc_links)]
 mod dynamo;
+#[path = "../tests/support/loopback.rs"]
+mod loopback;
+#[path = "../tests/support/moto.rs"]
+mod moto;
 #[path = "../tests/support/runtime_api.rs"]
 mod runtime_api;
 
@@ -191,6 +201,27 @@ impl Function {
         }
     }
 
+    /// wxgate with its config in the SSM parameter `config_parameter` of the moto at
+    /// `endpoint`, holding `references` `ssm:` references ([`referencing_config`]): the init
+    /// phase reads the config, then its references, before the first callback.
+    fn wxgate_references(endpoint: &str, config_parameter: &str, references: usize) -> Self {
+        let mut env: Vec<(String, String)> = aws_params::process_env(endpoint)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        env.push(("WXGATE_CONFIG".into(), format!("ssm:{config_parameter}")));
+        Function {
+            name: format!(
+                "wxgate, config in SSM with {references} ssm: references (moto on loopback)"
+            ),
+            program: BIN.into(),
+            args: Vec::new(),
+            env,
+            targets: false,
+            cold_target_ms: 25,
+        }
+    }
+
     fn spawn(&self, api: RuntimeApi, extra_env: &[(&str, &str)]) -> FunctionProcess {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         let mut env: Vec<(&str, &str)> = vec![("WXGATE_CONFIG", CONFIG.as_str())];
@@ -198,6 +229,56 @@ impl Function {
         env.extend_from_slice(extra_env);
         FunctionProcess::spawn_with(api, &self.program, &args, &env)
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.name))
+    }
+}
+
+/// [`CONFIG`] with `references` of its values in Parameter Store under `prefix`: the demo
+/// app's token and key, then the tokens of further Official Accounts (plaintext, echo) up to
+/// `references` (at least 2).
+fn referencing_config(prefix: &str, references: usize) -> (String, Vec<(String, String)>) {
+    let token = "QDG6eK";
+    let key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+    let mut values = vec![
+        (format!("{prefix}/demo/token"), token.to_owned()),
+        (format!("{prefix}/demo/key"), key.to_owned()),
+    ];
+    let mut text = CONFIG
+        .replacen(
+            &format!("\"{token}\""),
+            &format!("\"ssm:{prefix}/demo/token\""),
+            1,
+        )
+        .replacen(
+            &format!("\"{key}\""),
+            &format!("\"ssm:{prefix}/demo/key\""),
+            1,
+        );
+    for i in 0..references.saturating_sub(2) {
+        let name = format!("{prefix}/blog{i}/token");
+        text.push_str(&format!(
+            "\n[[apps]]\nname = \"blog{i}\"\nplatform = \"mp\"\ntoken = \"ssm:{name}\"\n"
+        ));
+        values.push((name, format!("blogtoken{i}")));
+    }
+    (text, values)
+}
+
+/// The cold starts of `COLD_START_REFERENCES`: the config inline, then in SSM with each
+/// number of references, all while moto runs.
+async fn reference_cold_starts(sim: &PlatformSim, counts: &[usize], runs: usize) {
+    let moto = moto::MotoServer::start();
+    let endpoint = moto.endpoint();
+    cold_starts(sim, &Function::wxgate(), runs).await;
+    for &references in counts {
+        let prefix = format!("/wxgate-bench/refs{references}");
+        let (text, values) = referencing_config(&prefix, references.max(2));
+        for (name, value) in &values {
+            aws_params::put_secure(&endpoint, name, value).await;
+        }
+        let config_parameter = format!("{prefix}/config");
+        aws_params::put_secure(&endpoint, &config_parameter, &text).await;
+        let func = Function::wxgate_references(&endpoint, &config_parameter, values.len());
+        cold_starts(sim, &func, runs).await;
     }
 }
 
@@ -669,6 +750,14 @@ fn main() {
         .expect("tokio runtime");
     let wxgate = Function::wxgate();
     let peer = Function::wechatpy();
+    if let Ok(counts) = std::env::var("COLD_START_REFERENCES") {
+        let counts: Vec<usize> = counts
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+        rt.block_on(reference_cold_starts(&sim, &counts, runs));
+        return;
+    }
     rt.block_on(async {
         cold_starts(&sim, &wxgate, runs).await;
         warm_invokes(&sim, &wxgate, invokes, true).await;

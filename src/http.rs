@@ -1,5 +1,6 @@
 //! The one way wxgate builds an outbound HTTP client (platform API, upstream bots, `wxgate
-//! send`), and how a failed request is told in one line.
+//! send`) and the HTTPS client of its AWS clients, and how a failed request is told in one
+//! line.
 
 use std::error::Error;
 use std::time::Duration;
@@ -14,6 +15,41 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .user_agent(concat!("wxgate/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(30))
+}
+
+/// The roots of Amazon Trust Services, which every AWS endpoint's certificate chains to.
+pub const AMAZON_TRUST_SERVICES_ROOTS: &str = include_str!("amazon-trust-services-roots.pem");
+
+/// The HTTPS client of an AWS SDK client (DynamoDB, SSM, Secrets Manager): it trusts only
+/// Amazon's roots when the endpoint is AWS's own.
+///
+/// The SDK's default client reads and parses every root certificate of the system when it
+/// is built, a large part of the function's cold start (docs/benchmarks.md). With an endpoint
+/// HTTPS override (one of `endpoint_variables`, e.g. `AWS_ENDPOINT_URL_DYNAMODB` or
+/// `AWS_ENDPOINT_URL`, set to `https://…`: a proxy, another region's gateway) the system roots
+/// are kept (`None`: the SDK's default client), since such an endpoint may have any
+/// certificate; a plain `http://` override (a local server) needs no roots at all.
+pub fn aws_https_client(
+    endpoint_variables: &[&str],
+) -> Option<aws_sdk_dynamodb::config::SharedHttpClient> {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let https_override = endpoint_variables
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .any(|url| url.trim().to_ascii_lowercase().starts_with("https://"));
+    if https_override {
+        return None;
+    }
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS.as_bytes());
+    let context = TlsContext::builder().with_trust_store(trust).build().ok()?;
+    Some(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(context)
+            .build_https(),
+    )
 }
 
 /// An error and its sources on one line (`a: b: c`), a text repeated by its source once.
