@@ -2,6 +2,9 @@
 //!
 //! The WeCom verification and text events are the official test vectors verbatim; the others
 //! are signed and encrypted for `events/wxgate.toml` at the official vectors' timestamp.
+//! Nothing depends on when or how often it runs: timestamps and nonces are fixed, the AES
+//! prefix is fixed per app ([`PlatformSim::fixed_prefix`]), and the API Gateway request
+//! times are the callbacks' timestamp, so regenerating unchanged samples leaves git clean.
 //! `events/expected.json` records what the gateway must answer to each, and the test
 //! `tests/lambda_events.rs` invokes every event through the Lambda runtime API and checks it.
 
@@ -14,8 +17,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use wxgate::config::Config;
 use wxgate::simulate::{
-    Header, PlatformSim, SignedRequest, authorized_xml, event_xml, location_xml, text_xml,
-    unauthorized_xml, verify_ticket_xml,
+    Header, PlatformSim, SignedRequest, aibot_event_json, aibot_refresh_json, aibot_text_json,
+    authorized_xml, event_xml, location_xml, text_xml, unauthorized_xml, verify_ticket_xml,
 };
 
 /// The official vectors' message timestamp; every generated event uses it.
@@ -26,11 +29,20 @@ const OFFICIAL_MESSAGE_QUERY: &str =
     "msg_signature=477715d11cdb4164915debcba66cb864d751f3e6&timestamp=1409659813&nonce=1372623149";
 const OFFICIAL_MESSAGE_BODY: &str = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Encrypt><![CDATA[RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>";
 
+/// The AES frame prefix of every generated event (random in real traffic).
+const SAMPLE_PREFIX: &[u8; 16] = b"wxgate-sample-iv";
+
+/// The API Gateway request time of every event: the callbacks' timestamp, in milliseconds.
+const REQUEST_EPOCH_MS: u64 = TIMESTAMP * 1000;
+/// The same instant as API Gateway writes it.
+const REQUEST_TIME: &str = "02/Sep/2014:12:10:13 +0000";
+
 struct Sample {
     file: &'static str,
     about: &'static str,
     event: Value,
-    /// `echo:<text>`, `empty`, or `text:<reply content>`.
+    /// `echo:<text>`, `empty`, `text:<reply content>`, or (AI bot) `stream:<content>` for
+    /// a finished stream.
     expect: String,
     /// The app whose keys check the answer.
     app: &'static str,
@@ -50,8 +62,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .map_or_else(|| PathBuf::from("events"), PathBuf::from);
     let config = Config::load(&out.join("wxgate.toml"))?;
-    let sim = |app: &str| PlatformSim::new(config.app(app).expect("app in events/wxgate.toml"));
+    let sim = |app: &str| {
+        PlatformSim::new(config.app(app).expect("app in events/wxgate.toml"))
+            .map(|sim| sim.fixed_prefix(*SAMPLE_PREFIX))
+    };
     let (demo, shop, blog, comp) = (sim("demo")?, sim("shop")?, sim("blog")?, sim("comp")?);
+    let helper = sim("helper")?;
+    // The AI bot's message ids are the platform's: opaque base64 strings.
+    let aibot_msgid = "CAIQ16HMjQYY/NGagIOAgAMgq4KM0AI=";
     // The component's AppID, and an account of the release test (全网发布) and one other.
     let component = "wx5823bf96d3bd56c7";
     let release = comp.clone().authorizer(Some("wx570bc396a51b8ff8".into()));
@@ -260,11 +278,55 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             expect: "text:LOCATIONfrom_callback".into(),
             app: "comp",
         },
+        Sample {
+            file: "aibot-verify.json",
+            about: "AI bot (智能机器人) URL verification: encrypted echostr, as WeCom's",
+            event: signed_v2(&helper.verify_url("7386512029468251017", TIMESTAMP, "1372623170")?),
+            expect: "echo:7386512029468251017".into(),
+            app: "helper",
+        },
+        Sample {
+            file: "aibot-text.json",
+            about: "AI bot text message (JSON envelope): a rule answers it as a finished stream",
+            event: signed_v2(&helper.post(
+                &aibot_text_json(aibot_msgid, "zhangsan", None, "你好，智能机器人"),
+                TIMESTAMP,
+                "1372623171",
+            )?),
+            expect: "stream:你好，智能机器人".into(),
+            app: "helper",
+        },
+        Sample {
+            file: "aibot-refresh.json",
+            about: "AI bot stream refresh (msgtype stream): a stream the store does not hold is answered finished and empty",
+            event: signed_v2(&helper.post(
+                &aibot_refresh_json(
+                    "CAIQ16HMjQYY/NGagIOAgAMgq4KM0AM=",
+                    "zhangsan",
+                    "wxgQ0FJUTE2SE1qUVlZL05HYWdJT0FnQU1ncTRLTTBBST0",
+                ),
+                TIMESTAMP,
+                "1372623172",
+            )?),
+            expect: "stream:".into(),
+            app: "helper",
+        },
+        Sample {
+            file: "aibot-enter-chat.json",
+            about: "AI bot enter_chat event: answered with the enter_chat welcome text",
+            event: signed_v2(&helper.post(
+                &aibot_event_json("CAIQ16HMjQYY/NGagIOAgAMgq4KM0AQ=", "zhangsan", "enter_chat"),
+                TIMESTAMP,
+                "1372623173",
+            )?),
+            expect: "text:你好，我是 wxgate 小助手".into(),
+            app: "helper",
+        },
     ];
 
     let mut manifest = Vec::new();
     for sample in &samples {
-        write_json(&out.join(sample.file), &sample.event)?;
+        write_json(&out.join(sample.file), &pinned_times(sample.event.clone()))?;
         manifest.push(json!({
             "file": sample.file,
             "about": sample.about,
@@ -281,6 +343,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     println!("wrote {} events to {}", samples.len(), out.display());
     Ok(())
+}
+
+/// `event` with the request times the harness takes from the clock replaced by
+/// [`REQUEST_EPOCH_MS`] (payload 2.0 `timeEpoch`, 1.0 `requestTimeEpoch` and the request id
+/// derived from it).
+fn pinned_times(mut event: Value) -> Value {
+    let context = &mut event["requestContext"];
+    if context.get("timeEpoch").is_some() {
+        context["timeEpoch"] = json!(REQUEST_EPOCH_MS);
+        context["time"] = json!(REQUEST_TIME);
+    }
+    if context.get("requestTimeEpoch").is_some() {
+        context["requestTimeEpoch"] = json!(REQUEST_EPOCH_MS);
+        context["requestTime"] = json!(REQUEST_TIME);
+        context["requestId"] = json!(format!("c6af9ac6-7b61-11e6-9a41-{REQUEST_EPOCH_MS:012x}"));
+    }
+    event
 }
 
 fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {

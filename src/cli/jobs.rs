@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::{EXIT_CONFIG, EXIT_REPLY_FAILED, Threads, config_failure, load, runtime};
 use crate::clock::now_ms;
-use crate::config::StorePlan;
+use crate::config::{ConfigError, StorePlan, StoreSettings};
 use crate::store::{DynamoStore, JobRecord, JobState, dynamodb::DynamoTimeouts};
 
 /// `wxgate jobs` options.
@@ -41,15 +41,24 @@ fn parse_state(name: &str) -> Result<JobState, String> {
 /// Lists the jobs. Exits 2 for config errors (and the embedded store, which only the
 /// process serving it can see), 1 when the table cannot be read.
 pub fn run(args: &JobsArgs) -> ExitCode {
-    let config = match load(args.config.clone()) {
-        Ok(c) => c,
+    // Only the store is read from a config, so none is needed when $WXGATE_TABLE names the
+    // table (the README's `WXGATE_TABLE=… wxgate jobs`, run where no config lives).
+    let (store, configured) = match load(args.config.clone()) {
+        Ok(c) => (c.store, true),
+        Err(ConfigError::Missing) => (StoreSettings::default(), false),
         Err(e) => return config_failure(&e),
     };
-    let table = match config.store.plan_from_env() {
+    let table = match store.plan_from_env() {
         Ok(StorePlan::Dynamodb { table }) => table,
-        Ok(StorePlan::Memory) => {
+        Ok(StorePlan::Memory) if configured => {
             eout!(
                 "wxgate: jobs are listed from a DynamoDB table; this config uses the embedded store, which only the process serving it can see (set [store] table or $WXGATE_TABLE)"
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Ok(StorePlan::Memory) => {
+            eout!(
+                "wxgate: jobs are listed from a DynamoDB table: name it with $WXGATE_TABLE (the stack's TableName output), or pass --config FILE whose [store] names it"
             );
             return ExitCode::from(EXIT_CONFIG);
         }
@@ -64,16 +73,18 @@ pub fn run(args: &JobsArgs) -> ExitCode {
     } else {
         args.state
     };
-    let listed = runtime.block_on(async {
+    let (listed, region) = runtime.block_on(async {
         // An operator's command may wait for a large table page by page.
         let timeouts = DynamoTimeouts::per_attempt(Duration::from_secs(10));
         let store = DynamoStore::from_env(table.clone(), timeouts).await;
-        store.list_jobs(state, now_ms()).await
+        let region = store.client().config().region().map(ToString::to_string);
+        (store.list_jobs(state, now_ms()).await, region)
     });
     let mut jobs = match listed {
         Ok(jobs) => jobs,
         Err(e) => {
             eout!("wxgate: cannot read the jobs of DynamoDB table {table}: {e}");
+            eout!("{}", unreadable_hint(&table, region.as_deref()));
             return ExitCode::from(EXIT_REPLY_FAILED);
         }
     };
@@ -93,6 +104,18 @@ pub fn run(args: &JobsArgs) -> ExitCode {
         eout!("{} job(s) in DynamoDB table {table}", jobs.len());
     }
     ExitCode::SUCCESS
+}
+
+/// What to check when the table cannot be read: the settings the AWS SDK took it from.
+/// Names of variables and the region only, never a credential.
+fn unreadable_hint(table: &str, region: Option<&str>) -> String {
+    let region = match region {
+        Some(region) => format!("the region is {region}: the table's region? (AWS_REGION)"),
+        None => "no region is set: AWS_REGION=<the stack's region>".to_owned(),
+    };
+    format!(
+        "  check: {region}; the credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) may Scan the table; the table name {table} ($WXGATE_TABLE or [store] table) is the stack's TableName output; AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL, when set, point at a DynamoDB-compatible server that is running"
+    )
 }
 
 /// When the callback was answered (its deadline), as an HTTP date.

@@ -51,6 +51,9 @@ fn outgoing(
         }
     };
     match platform {
+        Platform::Aibot => Err(format!(
+            "app \"{app}\" is an AI bot: it has no API to send an active message with (its replies go back through the stream and each message's response_url)"
+        )),
         Platform::Wecom => {
             let agent_id = agent_id.ok_or_else(|| {
                 format!(
@@ -174,7 +177,21 @@ pub(super) fn notify(args: &NotifyArgs) -> ExitCode {
                 sent(&receipt, &outgoing, &app.name, app.platform);
                 ExitCode::SUCCESS
             }
-            Err(e) => send_failure(&e),
+            Err(e) => {
+                let code = send_failure(&e);
+                if matches!(e.api_error(), Some(ApiError::Connect(_))) {
+                    let (key, base) = match app.platform {
+                        Platform::Wecom | Platform::Aibot => {
+                            ("wecom_base_url", &config.api.wecom_base_url)
+                        }
+                        Platform::Mp | Platform::Open => ("mp_base_url", &config.api.mp_base_url),
+                    };
+                    eout!(
+                        "  nothing answered at {base} (retried): check the network, [api] {key}, and [api] proxy or HTTPS_PROXY when the API is reached through a proxy"
+                    );
+                }
+                code
+            }
         }
     })
 }

@@ -1,25 +1,27 @@
 //! `wxgate send`: signs a message as the platform would and posts it to a gateway, then
-//! verifies and prints the answer.
+//! verifies and prints the answer. An AI bot app's callbacks and its stream refreshes are
+//! played by [`super::send_aibot`].
 
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
 
+use super::send_post::{Poster, nonce, report_plain};
 use super::{EXIT_CONFIG, EXIT_REPLY_FAILED, SendArgs, SendWhat, app_named, config_failure, load};
 use crate::clock::unix_now;
+use crate::config::AppConfig;
 use crate::crypto::fresh_nonce;
 use crate::platform::Platform;
 use crate::simulate::{self, Answer, Header, PlatformSim, SignedRequest};
 
-fn nonce() -> String {
-    String::from_utf8_lossy(&fresh_nonce()[..10]).into_owned()
-}
+/// The `ToUserName` of an Official Account or Open Platform message without `--to`.
+const DEFAULT_ACCOUNT: &str = "gh_wxgate";
+
 
 fn build_request(args: &SendArgs, sim: &PlatformSim) -> Result<SignedRequest, String> {
     let now = args.timestamp.unwrap_or_else(unix_now);
     let to = match sim.platform() {
-        Platform::Wecom => sim.receive_id(),
-        Platform::Mp | Platform::Open => args.to.as_str(),
+        Platform::Wecom | Platform::Aibot => sim.receive_id(),
+        Platform::Mp | Platform::Open => args.to.as_deref().unwrap_or(DEFAULT_ACCOUNT),
     };
     let header = Header {
         to,
@@ -100,12 +102,28 @@ pub(super) fn send(args: &SendArgs) -> ExitCode {
         Ok(app) => app,
         Err(code) => return code,
     };
+    // An option that does not apply is refused: dropped silently, the callback would be
+    // sent as something other than what was asked for.
+    if let Err(why) = refuse_options(args, app) {
+        eout!("wxgate: {why}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let sim = match PlatformSim::new(app) {
         Ok(sim) => sim
             .plaintext(args.plaintext)
             .authorizer(args.authorizer.clone()),
         Err(e) => return config_failure(&e),
     };
+    let poster = match Poster::new() {
+        Ok(p) => p,
+        Err(e) => {
+            eout!("wxgate: {e}");
+            return ExitCode::from(EXIT_REPLY_FAILED);
+        }
+    };
+    if app.platform == Platform::Aibot {
+        return super::send_aibot::send(args, &sim, &poster);
+    }
     let request = match build_request(args, &sim) {
         Ok(r) => r,
         Err(e) => {
@@ -113,29 +131,11 @@ pub(super) fn send(args: &SendArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let url = format!(
-        "{}{}",
-        args.url.trim_end_matches('/'),
-        request.path_and_query()
-    );
-    eout!("→ {} {}", request.method, url);
-    let (status, body) = match post(&request, &url) {
+    let (status, body) = match poster.deliver(&args.url, &request, true) {
         Ok(answer) => answer,
-        Err(e) => {
-            eout!("wxgate: request failed: {e}");
-            return ExitCode::from(EXIT_REPLY_FAILED);
-        }
+        Err(code) => return code,
     };
     match sim.check(&request, status, &body) {
-        Ok(Answer::Verified(echo)) => {
-            eout!("← {status}: URL verification passed");
-            out!("{echo}");
-            ExitCode::SUCCESS
-        }
-        Ok(Answer::Empty) => {
-            eout!("← {status}: empty answer (no reply)");
-            ExitCode::SUCCESS
-        }
         Ok(Answer::Reply(xml)) => {
             let how = if request.query.contains("msg_signature=") {
                 "encrypted reply, signature and receive id verified"
@@ -146,34 +146,36 @@ pub(super) fn send(args: &SendArgs) -> ExitCode {
             out!("{xml}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eout!("← {e}");
-            ExitCode::from(EXIT_REPLY_FAILED)
-        }
+        other => report_plain(status, other),
     }
 }
 
-/// Sends the request; the status and body.
-fn post(request: &SignedRequest, url: &str) -> Result<(u16, String), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let result: Result<_, reqwest::Error> = runtime.block_on(async {
-        let client = crate::http::client_builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
-        let builder = if request.method == http::Method::GET {
-            client.get(url)
+/// The options the app's platform has no use for, refused before anything is sent.
+fn refuse_options(args: &SendArgs, app: &AppConfig) -> Result<(), String> {
+    let (name, platform) = (&app.name, app.platform);
+    // Only an Open Platform app has accounts to speak for.
+    if args.authorizer.is_some() && platform != Platform::Open {
+        return Err(format!(
+            "--authorizer is only for Open Platform apps (platform = \"open\"); app \"{name}\" has platform = \"{platform}\": leave --authorizer out"
+        ));
+    }
+    if platform == Platform::Aibot {
+        let refused = if args.to.is_some() {
+            Some("--to: an AI bot's callbacks carry no account id")
+        } else if args.plaintext {
+            Some("--plaintext: an AI bot's callbacks are always encrypted")
         } else {
-            client
-                .post(url)
-                .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
-                .body(request.body.clone())
+            None
         };
-        let response = builder.send().await?;
-        let status = response.status().as_u16();
-        Ok((status, response.text().await?))
-    });
-    result.map_err(|e| crate::http::error_chain(&e.without_url()))
+        if let Some(refused) = refused {
+            return Err(format!(
+                "{refused}; app \"{name}\" is an AI bot (platform = \"aibot\"): leave it out"
+            ));
+        }
+    } else if args.chat.is_some() {
+        return Err(format!(
+            "--chat is only for AI bot apps (platform = \"aibot\"); app \"{name}\" has platform = \"{platform}\": leave --chat out"
+        ));
+    }
+    Ok(())
 }

@@ -1,9 +1,17 @@
-//! When a failed send is tried again, and when it must not be: only what cannot have been
-//! delivered, unless the platform drops repeats itself.
+//! When a failed send or token fetch is tried again, and when it must not be: only what
+//! cannot have taken effect, unless the platform drops repeats itself. Its own module, as
+//! both the sends ([`Messenger`](super::Messenger)) and the token fetches
+//! ([`TokenProvider`](super::TokenProvider)) follow it.
 
-use super::*;
+use std::time::Duration;
 
-/// When a failed send is tried again: after `first_delay`, then twice as long each time
+use super::error::ApiError;
+
+/// errcode -1: system busy, try again later.
+pub const ERRCODE_SYSTEM_BUSY: i64 = -1;
+
+/// When a failed send, or a failed access token fetch ([`TokenProvider::with_fetch_retry`](super::TokenProvider::with_fetch_retry)),
+/// is tried again: after `first_delay`, then twice as long each time
 /// (200 ms, 400 ms, 800 ms by default), each delay jittered to between half and one and a
 /// half times itself; at most `max_attempts` requests, and no retry that would start later
 /// than `total` after the first request. A request already under way is bounded by the
@@ -99,6 +107,6 @@ pub fn is_retryable_deduplicated(error: &ApiError) -> bool {
 }
 
 /// Uniform in `[0, 1)`.
-pub(super) fn jitter() -> f64 {
+pub(in crate::wechat) fn jitter() -> f64 {
     f64::from(rand::random::<u32>()) / (f64::from(u32::MAX) + 1.0)
 }
