@@ -92,6 +92,16 @@ pub enum ProtocolError {
         max: usize,
     },
 
+    /// A JSON body (the AI bot's and the Mini Program's JSON envelopes, the AI bot's
+    /// decrypted callbacks) is not well-formed or breaks its shape (-40002, the code the
+    /// official JSON samples give a JSON parse error too).
+    #[error("malformed JSON (-40002): {0}")]
+    Json(String),
+
+    /// A required JSON field is absent or empty (-40002).
+    #[error("JSON lacks the required field `{0}` (-40002)")]
+    JsonMissingField(&'static str),
+
     /// A required element is absent (-40002).
     #[error("XML lacks the required element <{0}> (-40002)")]
     XmlMissingField(&'static str),
@@ -159,7 +169,9 @@ impl ProtocolError {
             | Self::XmlDoctype
             | Self::XmlTooLarge { .. }
             | Self::XmlMissingField(_)
-            | Self::XmlInvalidField { .. } => ErrorCode::ParseXml,
+            | Self::XmlInvalidField { .. }
+            | Self::Json(_)
+            | Self::JsonMissingField(_) => ErrorCode::ParseXml,
             Self::IllegalAesKey(_) => ErrorCode::IllegalAesKey,
             Self::ReceiveIdMismatch { .. } => ErrorCode::ValidateReceiveId,
             Self::EncryptTooLarge { .. } => ErrorCode::EncryptAes,

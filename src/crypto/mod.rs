@@ -7,6 +7,7 @@ pub mod at_rest;
 mod envelope;
 mod frame;
 mod key;
+mod media;
 mod signature;
 
 pub use envelope::EncryptedEnvelope;
@@ -121,6 +122,11 @@ impl MsgCrypt {
             .chain(&self.previous)
             .map(|key| key.at_rest_key(label))
             .collect()
+    }
+
+    /// Whether a previous key is accepted (a rotation).
+    pub fn has_previous_key(&self) -> bool {
+        self.previous.is_some()
     }
 
     /// The key in a slot; the current key when there is no previous one.
@@ -246,20 +252,31 @@ impl MsgCrypt {
         timestamp: u64,
         nonce: &str,
     ) -> Result<String, ProtocolError> {
+        let (encrypt, signature) = self.encrypt_and_sign(reply_xml, slot, timestamp, nonce)?;
+        let mut out = String::new();
+        render_reply_envelope(&mut out, &encrypt, &signature, timestamp, nonce);
+        Ok(out)
+    }
+
+    /// Encrypts `plaintext` with the key in `slot` and signs the ciphertext: the base64
+    /// ciphertext and the hex signature, for a caller rendering its own envelope (the JSON
+    /// ones of the AI bot and the Mini Program).
+    ///
+    /// # Errors
+    /// -40006 for a plaintext over [`MAX_MESSAGE_LEN`], -40003 for an unsignable nonce.
+    pub fn encrypt_and_sign(
+        &self,
+        plaintext: &str,
+        slot: KeySlot,
+        timestamp: u64,
+        nonce: &str,
+    ) -> Result<(String, String), ProtocolError> {
         let encrypt = self
             .key(slot)
-            .encrypt(reply_xml.as_bytes(), &self.receive_id)?;
+            .encrypt(plaintext.as_bytes(), &self.receive_id)?;
         let signature =
             self.token
                 .sign_encrypted(itoa::Buffer::new().format(timestamp), nonce, &encrypt)?;
-        let mut out = String::new();
-        render_reply_envelope(
-            &mut out,
-            &encrypt,
-            signature.to_hex().as_str(),
-            timestamp,
-            nonce,
-        );
-        Ok(out)
+        Ok((encrypt, signature.to_hex().as_str().to_owned()))
     }
 }

@@ -14,8 +14,11 @@ use crate::config::{AppConfig, ConfigError};
 use crate::crypto::{KeySlot, MsgCrypt, Token};
 use crate::error::ProtocolError;
 use crate::message::Callback;
-use crate::platform::Platform;
+use crate::platform::{DataFormat, Platform};
 use crate::xml::{Fields, XmlWriter};
+
+mod mini_program;
+pub use mini_program::{enter_tempsession_json, mini_program_text_json};
 
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 /// The WeCom app of the official sample code's public test values (the WXBizMsgCrypt sample's corp id, token and key) as an
@@ -124,7 +127,11 @@ pub struct PlatformSim {
     receive_id: String,
     agent_id: Option<u64>,
     plaintext: bool,
+    /// MP: XML, or the Mini Program's JSON push.
+    data_format: DataFormat,
     authorizer_app_id: Option<String>,
+    /// The AES frame's 16-byte prefix, when it must not be random (reproducible samples).
+    fixed_prefix: Option<[u8; 16]>,
 }
 
 impl PlatformSim {
@@ -151,11 +158,31 @@ impl PlatformSim {
             platform: app.platform,
             token: Token::new(expose(&secrets.token)).map_err(invalid)?,
             plaintext: crypt.is_none(),
+            data_format: app.data_format,
             crypt,
             receive_id,
             agent_id: app.agent_id,
             authorizer_app_id: None,
+            fixed_prefix: None,
         })
+    }
+
+    /// Encrypts with this prefix instead of a fresh random one, so the same callback gives
+    /// the same ciphertext: for sample files kept in git (`examples/gen_events.rs`), never
+    /// for anything sent to a real gateway (the platform's prefixes are random).
+    #[must_use]
+    pub fn fixed_prefix(mut self, prefix: [u8; 16]) -> Self {
+        self.fixed_prefix = Some(prefix);
+        self
+    }
+
+    /// `plain` framed and encrypted with the current key, for this app's receive id.
+    fn encrypt(&self, plain: &[u8]) -> Result<String, ProtocolError> {
+        let key = self.crypt()?.key(KeySlot::Current);
+        match self.fixed_prefix {
+            Some(prefix) => key.encrypt_with_random(prefix, plain, &self.receive_id),
+            None => key.encrypt(plain, &self.receive_id),
+        }
     }
 
     /// MP: send in plaintext mode even though a key is configured (the gateway should refuse).
@@ -212,11 +239,8 @@ impl PlatformSim {
     ) -> Result<SignedRequest, ProtocolError> {
         let ts = timestamp.to_string();
         let mut query = String::new();
-        if self.platform == Platform::Wecom {
-            let echostr = self
-                .crypt()?
-                .key(KeySlot::Current)
-                .encrypt(echo.as_bytes(), &self.receive_id)?;
+        if matches!(self.platform, Platform::Wecom | Platform::Aibot) {
+            let echostr = self.encrypt(echo.as_bytes())?;
             let signature = self.token.sign_encrypted(&ts, nonce, &echostr)?;
             push_param(&mut query, "msg_signature", signature.to_hex().as_str());
             push_param(&mut query, "timestamp", &ts);
@@ -240,7 +264,9 @@ impl PlatformSim {
 
     /// A POSTed callback carrying `message_xml` (build it with [`text_xml`], [`event_xml`],
     /// [`verify_ticket_xml`]). Authorization events (`InfoType`) of an Open Platform app go
-    /// to `/open/{app}`, everything else to the app's message URL.
+    /// to `/open/{app}`, everything else to the app's message URL. For an app with
+    /// `data_format = "json"` the message is JSON ([`mini_program_text_json`],
+    /// [`enter_tempsession_json`]), and so is the envelope.
     ///
     /// # Errors
     /// Signing or encryption failed.
@@ -253,16 +279,25 @@ impl PlatformSim {
         let ts = timestamp.to_string();
         let plain_signature = self.token.sign(&ts, nonce)?;
         let mut query = String::new();
-        let body = if self.plaintext && self.platform == Platform::Mp {
+        let body = if self.data_format == DataFormat::Json {
+            let (json_query, body) = self.json_push(message_xml, &ts, nonce)?;
+            query = json_query;
+            body
+        } else if self.platform == Platform::Aibot {
+            // The AI bot: the message is JSON, and so is the envelope.
+            let encrypt = self.encrypt(message_xml.as_bytes())?;
+            let signature = self.token.sign_encrypted(&ts, nonce, &encrypt)?;
+            push_param(&mut query, "msg_signature", signature.to_hex().as_str());
+            push_param(&mut query, "timestamp", &ts);
+            push_param(&mut query, "nonce", nonce);
+            serde_json::json!({ "encrypt": encrypt }).to_string()
+        } else if self.plaintext && self.platform == Platform::Mp {
             push_param(&mut query, "signature", plain_signature.to_hex().as_str());
             push_param(&mut query, "timestamp", &ts);
             push_param(&mut query, "nonce", nonce);
             message_xml.to_owned()
         } else {
-            let encrypt = self
-                .crypt()?
-                .key(KeySlot::Current)
-                .encrypt(message_xml.as_bytes(), &self.receive_id)?;
+            let encrypt = self.encrypt(message_xml.as_bytes())?;
             let signature = self.token.sign_encrypted(&ts, nonce, &encrypt)?;
             if self.platform != Platform::Wecom {
                 push_param(&mut query, "signature", plain_signature.to_hex().as_str());
@@ -300,6 +335,7 @@ impl PlatformSim {
             Platform::Open if message_xml.contains("<InfoType>") => {
                 w.text("AppId", &self.receive_id);
             }
+            Platform::Aibot => {}
             Platform::Mp | Platform::Open => {
                 let to = Fields::parse(message_xml)
                     .ok()
@@ -343,7 +379,15 @@ impl PlatformSim {
         if body.is_empty() || body == "success" {
             return Ok(Answer::Empty);
         }
+        if self.platform == Platform::Aibot {
+            return self.open_json_reply(request, body).map(Answer::Reply);
+        }
         let encrypted = request.query.contains("msg_signature=");
+        if self.data_format == DataFormat::Json {
+            return self
+                .open_mini_program_reply(encrypted, body)
+                .map(Answer::Reply);
+        }
         let inner = if encrypted {
             self.open_reply(body)?
         } else {
@@ -366,6 +410,88 @@ impl PlatformSim {
         let opened = self.crypt()?.open(signature, timestamp, nonce, encrypt)?;
         Ok(opened.frame.message_str()?.to_owned())
     }
+}
+
+impl PlatformSim {
+    /// An AI bot's reply: `{"encrypt","msgsignature","timestamp","nonce"}` (the timestamp a
+    /// number or a string), the nonce the callback's own, signed, decrypting to a JSON
+    /// object with a `msgtype`. The plaintext JSON.
+    fn open_json_reply(&self, request: &SignedRequest, body: &str) -> Result<String, AnswerError> {
+        let bad = |reason: &str| AnswerError::from(ProtocolError::Json(reason.to_owned()));
+        let value: serde_json::Value =
+            serde_json::from_str(body).map_err(|_| bad("the reply envelope is not JSON"))?;
+        let field = |name: &'static str| match value.get(name) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
+            _ => Err(AnswerError::from(ProtocolError::JsonMissingField(name))),
+        };
+        let (encrypt, signature) = (field("encrypt")?, field("msgsignature")?);
+        let (timestamp, nonce) = (field("timestamp")?, field("nonce")?);
+        let sent_nonce = request
+            .query
+            .split('&')
+            .find_map(|p| p.strip_prefix("nonce="))
+            .unwrap_or_default();
+        if nonce != sent_nonce {
+            return Err(bad("the reply's nonce is not the callback's"));
+        }
+        let opened = self.crypt()?.open(&signature, &timestamp, &nonce, &encrypt)?;
+        let inner = opened.frame.message_str()?.to_owned();
+        let reply: serde_json::Value =
+            serde_json::from_str(&inner).map_err(|_| bad("the decrypted reply is not JSON"))?;
+        if reply.get("msgtype").and_then(serde_json::Value::as_str).is_none() {
+            return Err(AnswerError::from(ProtocolError::JsonMissingField("msgtype")));
+        }
+        Ok(inner)
+    }
+}
+
+/// An AI bot text message from `userid` (a single chat, or a group when `chatid` is given).
+pub fn aibot_text_json(msgid: &str, userid: &str, chatid: Option<&str>, content: &str) -> String {
+    aibot_json(msgid, userid, chatid, "text", serde_json::json!({ "content": content }))
+}
+
+/// An AI bot event (`enter_chat`, `feedback_event`, …) from `userid`.
+pub fn aibot_event_json(msgid: &str, userid: &str, eventtype: &str) -> String {
+    aibot_json(msgid, userid, None, "event", serde_json::json!({ "eventtype": eventtype }))
+}
+
+/// The platform's refresh callback for a stream we opened.
+pub fn aibot_refresh_json(msgid: &str, userid: &str, stream_id: &str) -> String {
+    aibot_json(msgid, userid, None, "stream", serde_json::json!({ "id": stream_id }))
+}
+
+/// `json` (an AI bot message) with its `response_url` pointing at `url`: a fake platform's
+/// `/cgi-bin/aibot/response?response_code=…`, where a test sees what was sent there.
+pub fn with_response_url(json: &str, url: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    value["response_url"] = url.into();
+    value.to_string()
+}
+
+fn aibot_json(
+    msgid: &str,
+    userid: &str,
+    chatid: Option<&str>,
+    msgtype: &str,
+    payload: serde_json::Value,
+) -> String {
+    let mut value = serde_json::json!({
+        "msgid": msgid,
+        "aibotid": "AIBOTID",
+        "chattype": if chatid.is_some() { "group" } else { "single" },
+        "from": { "userid": userid },
+        "msgtype": msgtype,
+        msgtype: payload,
+    });
+    if let Some(chatid) = chatid {
+        value["chatid"] = chatid.into();
+    }
+    if msgtype != "stream" {
+        value["response_url"] =
+            format!("https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code={msgid}").into();
+    }
+    value.to_string()
 }
 
 fn push_param(query: &mut String, name: &str, value: &str) {
@@ -488,4 +614,47 @@ pub fn unauthorized_xml(component_app_id: &str, create_time: u64, authorizer: &s
         .text("AuthorizerAppid", authorizer)
         .close("xml");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const CONFIG: &str = r#"
+[[apps]]
+name = "demo"
+platform = "wecom"
+corp_id = "wx5823bf96d3bd56c7"
+agent_id = 218
+token = "QDG6eK"
+encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+"#;
+
+    fn sim() -> PlatformSim {
+        let config = Config::parse(CONFIG).unwrap();
+        PlatformSim::new(config.app("demo").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_fixed_prefix_makes_the_ciphertext_reproducible_and_still_valid() {
+        let xml = "<xml><Content><![CDATA[hi]]></Content></xml>";
+        let fixed = || sim().fixed_prefix(*b"0123456789abcdef");
+        let first = fixed().post(xml, 1_409_659_813, "n1").unwrap();
+        let again = fixed().post(xml, 1_409_659_813, "n1").unwrap();
+        assert_eq!((&first.query, &first.body), (&again.query, &again.body));
+        let verify = fixed().verify_url("echo", 1_409_659_813, "n2").unwrap();
+        assert_eq!(
+            verify.query,
+            fixed().verify_url("echo", 1_409_659_813, "n2").unwrap().query
+        );
+        // Random prefixes differ from run to run.
+        let random = sim().post(xml, 1_409_659_813, "n1").unwrap();
+        assert_ne!(random.body, sim().post(xml, 1_409_659_813, "n1").unwrap().body);
+        // The fixed ciphertext is an ordinary one: the app's key opens it.
+        let crypt = sim().crypt.unwrap();
+        let envelope = crate::crypto::EncryptedEnvelope::parse(&first.body).unwrap();
+        let opened = crypt.decrypt(&envelope.encrypt).unwrap();
+        assert_eq!(opened.frame.message(), xml.as_bytes());
+    }
 }
