@@ -5,7 +5,10 @@
 //! reply, never a platform retry storm; platform notices reach it through [`Bot::notice`].
 
 pub mod forward;
+pub mod llm;
+mod observed;
 pub mod rules;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,6 +18,7 @@ use crate::message::{InfoEvent, Message};
 use crate::platform::Platform;
 use crate::reply::Reply;
 pub use forward::{ForwardError, Upstream, UpstreamClient, verify_signature, verify_signature_at};
+pub use llm::{Llm, LlmError};
 pub use rules::Rules;
 
 /// A message on its way to a bot, with where it came from.
@@ -32,6 +36,28 @@ pub struct Inbound<'a> {
     /// The same for every delivery of this callback (the platform retries), different for
     /// every other callback: the gateway's dedup key, for a bot to de-duplicate by.
     pub id: &'a str,
+}
+
+impl<'a> Inbound<'a> {
+    /// `message` for `app` of `platform`, under the callback's dedup key `id`, with no
+    /// authorizer (an Open Platform message has one: [`for_authorizer`](Self::for_authorizer)):
+    /// for bots in code and their tests, which ask a [`Bot`] directly.
+    pub fn new(app: &'a str, platform: Platform, message: &'a Message, id: &'a str) -> Self {
+        Self {
+            app,
+            platform,
+            authorizer_app_id: None,
+            message,
+            id,
+        }
+    }
+
+    /// The same message, for this authorized account.
+    #[must_use]
+    pub fn for_authorizer(mut self, authorizer_app_id: &'a str) -> Self {
+        self.authorizer_app_id = Some(authorizer_app_id);
+        self
+    }
 }
 
 /// A platform notice (`InfoType`) on its way to a bot: the Open Platform's
@@ -111,12 +137,41 @@ pub trait Bot: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Reply>, BotError>> + Send;
 
     /// What the bot knows of the reply before it is asked: [`Triage::Known`] when it has it
-    /// at once (a local rule), so it is never handed to a worker; [`Triage::Ask`] (the
-    /// default) when [`reply`](Self::reply) may have to wait (an upstream call). Only
-    /// consulted when late replies run as jobs.
+    /// at once and deciding it had no side effects (a local rule). The gateway then records
+    /// it with the callback's claim in one store write, never asks [`reply`](Self::reply)
+    /// nor hands the message to a worker, and a concurrent copy of the callback may decide
+    /// it too and answer the copy recorded first. [`Triage::Ask`] (the default) when `reply`
+    /// may have to wait or has effects (an upstream call): the callback is claimed first,
+    /// so `reply` runs once.
     fn triage(&self, inbound: &Inbound<'_>) -> Triage {
         let _ = inbound;
         Triage::Ask
+    }
+
+    /// Streams the reply to a message of a platform that shows text as it grows (the WeCom
+    /// AI bot, `platform = "aibot"`): `text` is given the whole text so far each time it
+    /// grows, and the final text is returned (`Ok(None)`: no reply). The gateway keeps the
+    /// latest text where every instance can read it and answers the platform's refresh
+    /// callbacks with it. It runs in the background (a reply job on Lambda), up to the
+    /// platform's window, not under the callback's budget.
+    ///
+    /// The default asks [`reply`](Self::reply) and streams a text reply's content at once.
+    fn stream(
+        &self,
+        inbound: &Inbound<'_>,
+        text: &TextSink,
+    ) -> impl Future<Output = Result<Option<String>, BotError>> + Send {
+        async move {
+            let reply = self.reply(inbound).await?;
+            let content = match reply {
+                Some(Reply::Text { content }) => Some(content),
+                _ => None,
+            };
+            if let Some(content) = &content {
+                text.set(content);
+            }
+            Ok(content)
+        }
     }
 
     /// A platform notice. The default ignores it; the callback is answered `success`
@@ -127,36 +182,81 @@ pub trait Bot: Send + Sync + 'static {
     }
 }
 
+/// Where a streaming bot puts its text as it grows ([`Bot::stream`]): each call replaces
+/// the whole text so far. Whoever holds the [`TextWatch`] sees the latest text; nothing
+/// waits on a slow reader.
+#[derive(Debug)]
+pub struct TextSink(tokio::sync::watch::Sender<String>);
+
+/// The reading half of a [`TextSink`].
+pub type TextWatch = tokio::sync::watch::Receiver<String>;
+
+impl TextSink {
+    /// A sink and the watch that reads it.
+    pub fn new() -> (Self, TextWatch) {
+        let (sender, watch) = tokio::sync::watch::channel(String::new());
+        (Self(sender), watch)
+    }
+
+    /// Replaces the text so far with `full`.
+    pub fn set(&self, full: &str) {
+        self.0.send_if_modified(|text| {
+            if text == full {
+                return false;
+            }
+            full.clone_into(text);
+            true
+        });
+    }
+
+    /// Appends `delta` to the text so far.
+    pub fn push(&self, delta: &str) {
+        if delta.is_empty() {
+            return;
+        }
+        self.0.send_modify(|text| text.push_str(delta));
+    }
+
+    /// The text so far.
+    pub fn text(&self) -> String {
+        self.0.borrow().clone()
+    }
+}
+
 /// What a bot knows of a reply before it is asked; see [`Bot::triage`].
 #[derive(Debug)]
 pub enum Triage {
-    /// This reply, known at once (a local rule, or none).
+    /// This reply, known at once without side effects (a local rule, or none).
     Known(Option<Reply>),
     /// Ask [`Bot::reply`], which may take its time.
     Ask,
 }
 
 /// The bot made of each app's `[apps.reply]` rules, and of the upstream bots of the apps
-/// that `forward` what the rules do not answer.
+/// that `forward` what the rules do not answer, or ask an `llm`.
 #[derive(Debug, Default)]
 pub struct ConfigBot {
     rules: HashMap<String, Rules>,
     upstreams: HashMap<String, Upstream>,
+    llms: HashMap<String, Llm>,
     /// One client for every app's upstream, built on the first upstream call.
     client: UpstreamClient,
 }
 
 impl ConfigBot {
-    /// Compiles every app's rules and reads their `forward_secret`s.
+    /// Compiles every app's rules and reads their `forward_secret`s and `llm_api_key`s.
     ///
     /// # Errors
-    /// [`ConfigError::App`] naming the app and the variable, when a `forward_secret`
-    /// cannot be read (`env:NAME` unset or empty).
+    /// [`ConfigError::App`] naming the app and the variable, when a `forward_secret` or an
+    /// `llm_api_key` cannot be read (`env:NAME` unset or empty).
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let mut bot = Self::local(config);
         for app in &config.apps {
             if let Some(upstream) = Upstream::from_config(app, &config.gateway)? {
                 bot.upstreams.insert(app.name.clone(), upstream);
+            }
+            if let Some(llm) = Llm::from_config(app, &config.gateway)? {
+                bot.llms.insert(app.name.clone(), llm);
             }
         }
         Ok(bot)
@@ -183,26 +283,95 @@ impl ConfigBot {
     pub fn upstream(&self, app: &str) -> Option<&Upstream> {
         self.upstreams.get(app)
     }
+
+    /// The chat-completions endpoint of an app that has `llm`.
+    pub fn llm(&self, app: &str) -> Option<&Llm> {
+        self.llms.get(app)
+    }
+
+    fn asks_upstream(&self, app: &str) -> bool {
+        self.upstreams.contains_key(app) || self.llms.contains_key(app)
+    }
+}
+
+/// Cuts a model's answer to what a passive reply or an active text message may carry
+/// ([`WECOM_TEXT_MAX_BYTES`](crate::reply::WECOM_TEXT_MAX_BYTES), the limit of every
+/// platform), at a character boundary: a longer text would be refused whole.
+fn fit_text_reply(mut text: String) -> String {
+    let end = text.floor_char_boundary(crate::reply::WECOM_TEXT_MAX_BYTES);
+    text.truncate(end);
+    text
 }
 
 impl Bot for ConfigBot {
-    /// The local rules' answer; failing one, the upstream's (when the app has `forward`).
+    /// The local rules' answer; failing one, the upstream's (when the app has `forward`),
+    /// or the model's whole answer as a text reply (when it has `llm`), cut to the
+    /// platforms' 2048 bytes.
     async fn reply(&self, inbound: &Inbound<'_>) -> Result<Option<Reply>, BotError> {
         if let Some(reply) = self.answer(inbound) {
             return Ok(Some(reply));
         }
-        let Some(upstream) = self.upstreams.get(inbound.app) else {
-            return Ok(None);
-        };
-        forward::reply(upstream, &self.client, inbound).await
+        if let Some(upstream) = self.upstreams.get(inbound.app) {
+            return forward::reply(upstream, &self.client, inbound).await;
+        }
+        if let Some(llm) = self.llms.get(inbound.app) {
+            let text = llm::reply(llm, &self.client, inbound).await?;
+            return Ok(text.map(|text| Reply::text(fit_text_reply(text))));
+        }
+        Ok(None)
     }
 
     /// A local rule's answer, or none when there is no upstream to ask, at once.
     fn triage(&self, inbound: &Inbound<'_>) -> Triage {
         match self.answer(inbound) {
             Some(reply) => Triage::Known(Some(reply)),
-            None if self.upstreams.contains_key(inbound.app) => Triage::Ask,
+            None if self.asks_upstream(inbound.app) => Triage::Ask,
             None => Triage::Known(None),
         }
+    }
+
+    /// A local rule's text at once (a rule with another reply type: no reply, since a
+    /// stream shows text); failing one, the upstream's streamed answer (`forward`), or the
+    /// model's (`llm`).
+    async fn stream(
+        &self,
+        inbound: &Inbound<'_>,
+        text: &TextSink,
+    ) -> Result<Option<String>, BotError> {
+        if let Some(reply) = self.answer(inbound) {
+            let Reply::Text { content } = reply else {
+                return Ok(None);
+            };
+            text.set(&content);
+            return Ok(Some(content));
+        }
+        if let Some(upstream) = self.upstreams.get(inbound.app) {
+            return forward::stream(upstream, &self.client, inbound, text).await;
+        }
+        if let Some(llm) = self.llms.get(inbound.app) {
+            return llm::stream(llm, &self.client, inbound, text).await;
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    #[test]
+    fn a_sink_replaces_appends_and_tells_its_watch() {
+        let (sink, mut watch) = TextSink::new();
+        assert!(!watch.has_changed().unwrap());
+        sink.push("你好");
+        sink.push("");
+        sink.push(", world");
+        assert!(watch.has_changed().unwrap());
+        assert_eq!(*watch.borrow_and_update(), "你好, world");
+        sink.set("你好, world");
+        assert!(!watch.has_changed().unwrap(), "the same text is no change");
+        sink.set("replaced");
+        assert_eq!(sink.text(), "replaced");
+        assert_eq!(*watch.borrow_and_update(), "replaced");
     }
 }

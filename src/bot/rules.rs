@@ -16,6 +16,7 @@ pub struct Rules {
     keywords: Vec<(Vec<String>, Vec<String>, Reply)>,
     subscribe: Option<Reply>,
     enter_agent: Option<Reply>,
+    enter_chat: Option<Reply>,
     click: BTreeMap<String, Reply>,
     default: Option<Reply>,
 }
@@ -39,6 +40,7 @@ impl Rules {
                 .collect(),
             subscribe: rules.subscribe.as_ref().map(ReplySpec::to_reply),
             enter_agent: rules.enter_agent.as_ref().map(ReplySpec::to_reply),
+            enter_chat: rules.enter_chat.as_ref().map(ReplySpec::to_reply),
             click: rules
                 .click
                 .iter()
@@ -58,6 +60,8 @@ impl Rules {
             Content::Event(event) => match event {
                 Event::Subscribe { .. } => self.subscribe.clone(),
                 Event::EnterAgent { .. } => self.enter_agent.clone(),
+                // The AI bot's enter_chat arrives as a generic event.
+                Event::Unknown { name, .. } if name == "enter_chat" => self.enter_chat.clone(),
                 Event::Click { event_key } => self.click.get(event_key.as_str()).cloned(),
                 _ => None,
             },

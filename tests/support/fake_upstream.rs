@@ -36,6 +36,13 @@ pub enum Behavior {
     },
     /// Never answer; wait for the client to hang up.
     Hang,
+    /// A streamed answer: 200 with this `Content-Type`, then each piece with `pause`
+    /// before it, ended by closing the connection.
+    Stream {
+        content_type: &'static str,
+        pieces: Vec<Vec<u8>>,
+        pause: Duration,
+    },
 }
 
 impl Behavior {
@@ -110,6 +117,31 @@ impl Behavior {
         }
     }
 
+    /// NDJSON: one line per object, `pause` before each.
+    pub fn ndjson(objects: &[Value], pause: Duration) -> Self {
+        Self::Stream {
+            content_type: "application/x-ndjson",
+            pieces: objects
+                .iter()
+                .map(|o| format!("{o}\n").into_bytes())
+                .collect(),
+            pause,
+        }
+    }
+
+    /// SSE: one event per object (with a comment and an `event:` line to skip), `pause`
+    /// before each.
+    pub fn sse(objects: &[Value], pause: Duration) -> Self {
+        Self::Stream {
+            content_type: "text/event-stream",
+            pieces: objects
+                .iter()
+                .map(|o| format!(": keep-alive\nevent: message\ndata: {o}\n\n").into_bytes())
+                .collect(),
+            pause,
+        }
+    }
+
     /// The same answer, `delay` later.
     pub fn after(self, delay: Duration) -> Self {
         match self {
@@ -124,7 +156,7 @@ impl Behavior {
                 body,
                 declare_length,
             },
-            Self::Hang => Self::Hang,
+            other => other,
         }
     }
 }
@@ -137,6 +169,7 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub content_type: Option<String>,
+    pub accept: Option<String>,
     pub timestamp: Option<String>,
     pub signature: Option<String>,
     /// Whether the signature verified with the fake's secret.
@@ -291,6 +324,7 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             method,
             path,
             content_type: header("content-type"),
+            accept: header("accept"),
             timestamp,
             signature,
             signature_ok,
@@ -306,6 +340,30 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     };
     let (delay, status, body, declare_length) = match behavior {
         Behavior::Hang => (Duration::MAX, 0, Vec::new(), false),
+        Behavior::Stream {
+            content_type,
+            pieces,
+            pause,
+        } => {
+            let head = format!(
+                "HTTP/1.1 200 Fake\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            for piece in pieces {
+                tokio::select! {
+                    () = hang_up(&mut stream) => {
+                        lock(&state).requests[index].hung_up = Some(Instant::now());
+                        return;
+                    }
+                    () = tokio::time::sleep(pause) => {}
+                }
+                if stream.write_all(&piece).await.is_err() {
+                    return;
+                }
+            }
+            let _ = stream.shutdown().await;
+            return;
+        }
         Behavior::Answer {
             delay,
             status,

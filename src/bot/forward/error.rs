@@ -2,6 +2,7 @@
 
 use super::MAX_ANSWER_BYTES;
 use super::answer::AnswerError;
+use crate::bot::stream::StreamError;
 
 /// Why an upstream call gave no reply. No variant carries the message, the answer's text
 /// or the secret.
@@ -41,15 +42,47 @@ pub enum ForwardError {
         #[source]
         error: AnswerError,
     },
+    /// A streamed call answered a reply other than text (a stream shows text).
+    #[error("a streamed call needs a text answer, not another reply type")]
+    NotText {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// A streamed answer that broke off or is malformed; its text so far was kept.
+    #[error("streamed answer: {error}")]
+    Stream {
+        /// The HTTP status.
+        status: u16,
+        /// What went wrong.
+        #[source]
+        error: StreamError,
+    },
 }
 
 impl ForwardError {
+    /// The `reason` label of the upstream failures metric.
+    pub(crate) fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Client(_) => "client",
+            Self::Encode(_) => "encode",
+            Self::Timeout(_) => "timeout",
+            Self::Connect(_) => "connect",
+            Self::Transport(_) => "transport",
+            Self::Status(_) => "status",
+            Self::TooLarge { .. } => "too_large",
+            Self::Answer { .. } | Self::NotText { .. } => "answer",
+            Self::Stream { error, .. } => error.metric_label(),
+        }
+    }
+
     /// The HTTP status of the answer, when there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Status(status) | Self::TooLarge { status } | Self::Answer { status, .. } => {
-                Some(*status)
-            }
+            Self::Status(status)
+            | Self::TooLarge { status }
+            | Self::Answer { status, .. }
+            | Self::NotText { status }
+            | Self::Stream { status, .. } => Some(*status),
             _ => None,
         }
     }

@@ -32,6 +32,14 @@
 //! **Failures** (no answer within the time limit, connection refused, a status other than
 //! 2xx, a body over [`MAX_ANSWER_BYTES`], not JSON, an unknown type, a missing field) are a
 //! [`ForwardError`]; the bot logs it as one warning and answers empty.
+//!
+//! **Streamed** ([`Upstream::ask_streaming`], for a platform that shows text as it grows):
+//! the same signed request with `"stream": true` in the body (absent otherwise) and
+//! `Accept: `[`STREAM_ACCEPT`]. The answer is the JSON above (a text reply, or none), or
+//! `application/x-ndjson` (one object per line) or `text/event-stream` (one object per
+//! event's `data`) of `{"delta": "…"}` (appends), `{"content": "…"}` (replaces),
+//! `{"done": true}` (the end) and `{"error": "…"}` objects ([`streamed`]), within
+//! `stream_timeout_ms` (default 300 s); see docs/llm.md.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -45,6 +53,7 @@ mod answer;
 mod error;
 mod request;
 mod signature;
+pub mod streamed;
 
 pub use answer::{AnswerError, parse_answer};
 pub use error::ForwardError;
@@ -54,9 +63,10 @@ pub use signature::{
     verify_signature_at,
 };
 
-use super::{BotError, Inbound};
+use super::stream::{self, DEFAULT_IDLE_LIMIT, Framing, StreamedText};
+use super::{BotError, Inbound, TextSink};
 use crate::config::reply::forward_url;
-use crate::config::{AppConfig, ConfigError, GatewaySettings, secret};
+use crate::config::{AppConfig, ConfigError, GatewaySettings};
 use crate::reply::Reply;
 
 /// The largest answer body read; a larger one is a failure. Replies are a few KB at most.
@@ -85,12 +95,17 @@ impl UpstreamClient {
     }
 }
 
-/// One app's upstream: where, the signing key, the time limit.
+/// The `Accept` header of a streamed call: the answers it can read.
+pub const STREAM_ACCEPT: &str = "application/x-ndjson, text/event-stream, application/json";
+
+/// One app's upstream: where, the signing key, the time limits.
 #[derive(Clone)]
 pub struct Upstream {
     url: Url,
     secret: SecretString,
     timeout: Duration,
+    stream_timeout: Duration,
+    idle_limit: Duration,
 }
 
 impl fmt::Debug for Upstream {
@@ -99,6 +114,7 @@ impl fmt::Debug for Upstream {
         f.debug_struct("Upstream")
             .field("host", &self.url.host_str().unwrap_or_default())
             .field("timeout", &self.timeout)
+            .field("stream_timeout", &self.stream_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -116,7 +132,25 @@ impl Upstream {
             url: forward_url(url)?,
             secret,
             timeout,
+            stream_timeout: Duration::from_millis(crate::config::reply::DEFAULT_STREAM_TIMEOUT_MS),
+            idle_limit: DEFAULT_IDLE_LIMIT,
         })
+    }
+
+    /// With this time limit for a streamed call ([`ask_streaming`](Self::ask_streaming)),
+    /// instead of `[apps.reply] stream_timeout_ms`'s default.
+    #[must_use]
+    pub fn with_stream_timeout(mut self, limit: Duration) -> Self {
+        self.stream_timeout = limit;
+        self
+    }
+
+    /// With this longest wait for the next piece of a streamed answer, instead of
+    /// [`DEFAULT_IDLE_LIMIT`](super::stream::DEFAULT_IDLE_LIMIT).
+    #[must_use]
+    pub fn with_idle_limit(mut self, limit: Duration) -> Self {
+        self.idle_limit = limit;
+        self
     }
 
     /// The app's upstream, if its `[apps.reply]` has `forward`; the secret is read now.
@@ -140,20 +174,70 @@ impl Upstream {
             .forward_secret
             .as_deref()
             .ok_or_else(|| invalid("needs forward_secret".into()))?;
-        let secret = secret::resolve(&app.name, "reply.forward_secret", raw)?;
+        let secret = app.resolve("reply.forward_secret", raw)?;
         if secret.expose_secret().len() < MIN_SECRET_LEN {
             return Err(invalid(format!(
                 "forward_secret must be at least {MIN_SECRET_LEN} characters (an HMAC key; use 32 random ones)"
             )));
         }
         Self::new(url, secret, rules.forward_timeout(gateway.budget()))
-            .map(Some)
+            .map(|upstream| Some(upstream.with_stream_timeout(rules.stream_timeout())))
             .map_err(invalid)
     }
 
     /// The time limit of one call.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The time limit of one streamed call.
+    pub fn stream_timeout(&self) -> Duration {
+        self.stream_timeout
+    }
+
+    /// The signed request for `inbound`.
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        inbound: &Inbound<'_>,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, ForwardError> {
+        let mut body = UpstreamRequest::new(inbound);
+        body.stream = stream;
+        let body = serde_json::to_vec(&body).map_err(|e| ForwardError::Encode(e.to_string()))?;
+        let timestamp = crate::clock::unix_now().to_string();
+        let signature = sign(self.secret.expose_secret(), &timestamp, &body);
+        Ok(client
+            .post(self.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(TIMESTAMP_HEADER, timestamp)
+            .header(SIGNATURE_HEADER, signature)
+            .body(body))
+    }
+
+    /// Asks the upstream for the reply to `inbound` as a text that may grow while it is
+    /// written: the same signed request with `"stream": true` and
+    /// `Accept: `[`STREAM_ACCEPT`]. The text so far is put into `sink` as it grows (also
+    /// when the call then fails); the final text is returned, `None` for no reply. The whole
+    /// call is bounded by the stream time limit, each wait for the next piece by the idle
+    /// limit; dropping the future abandons the call.
+    ///
+    /// # Errors
+    /// [`ForwardError`]: the call failed, the stream broke off or was malformed, or a JSON
+    /// answer is a reply other than text.
+    pub async fn ask_streaming(
+        &self,
+        client: &UpstreamClient,
+        inbound: &Inbound<'_>,
+        sink: &TextSink,
+    ) -> Result<Option<String>, ForwardError> {
+        let request = self
+            .request(client.get()?, inbound, true)?
+            .header(reqwest::header::ACCEPT, STREAM_ACCEPT);
+        let idle = self.idle_limit.min(self.stream_timeout);
+        tokio::time::timeout(self.stream_timeout, stream_exchange(request, sink, idle))
+            .await
+            .unwrap_or_else(|_| Err(ForwardError::Timeout(millis(self.stream_timeout))))
     }
 
     /// Asks the upstream for the reply to `inbound`, within the time limit: the call is
@@ -167,25 +251,15 @@ impl Upstream {
         client: &UpstreamClient,
         inbound: &Inbound<'_>,
     ) -> Result<Option<Reply>, ForwardError> {
-        let client = client.get()?;
-        let body = serde_json::to_vec(&UpstreamRequest::new(inbound))
-            .map_err(|e| ForwardError::Encode(e.to_string()))?;
-        let timestamp = crate::clock::unix_now().to_string();
-        let signature = sign(self.secret.expose_secret(), &timestamp, &body);
-        let request = client
-            .post(self.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(TIMESTAMP_HEADER, timestamp)
-            .header(SIGNATURE_HEADER, signature)
-            .body(body);
+        let request = self.request(client.get()?, inbound, false)?;
         tokio::time::timeout(self.timeout, exchange(request))
             .await
-            .unwrap_or_else(|_| {
-                Err(ForwardError::Timeout(
-                    u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
-                ))
-            })
+            .unwrap_or_else(|_| Err(ForwardError::Timeout(millis(self.timeout))))
     }
+}
+
+fn millis(limit: Duration) -> u64 {
+    u64::try_from(limit.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Sends the request and reads the answer, at most [`MAX_ANSWER_BYTES`] of it.
@@ -199,6 +273,12 @@ async fn exchange(request: reqwest::RequestBuilder) -> Result<Option<Reply>, For
     if status == 204 {
         return Ok(None);
     }
+    let body = read_body(&mut response, status).await?;
+    parse_answer(&body).map_err(|error| ForwardError::Answer { status, error })
+}
+
+/// Reads a whole answer body, at most [`MAX_ANSWER_BYTES`] of it.
+async fn read_body(response: &mut reqwest::Response, status: u16) -> Result<Vec<u8>, ForwardError> {
     let too_large = ForwardError::TooLarge { status };
     if response
         .content_length()
@@ -213,7 +293,66 @@ async fn exchange(request: reqwest::RequestBuilder) -> Result<Option<Reply>, For
         }
         body.extend_from_slice(&chunk);
     }
-    parse_answer(&body).map_err(|error| ForwardError::Answer { status, error })
+    Ok(body)
+}
+
+/// Sends a streamed request and reads its answer, whichever of the three kinds it is
+/// (told by its `Content-Type`; anything but NDJSON and SSE is read as one JSON answer).
+async fn stream_exchange(
+    request: reqwest::RequestBuilder,
+    sink: &TextSink,
+    idle: Duration,
+) -> Result<Option<String>, ForwardError> {
+    let mut response = request.send().await.map_err(transport_error)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(ForwardError::Status(status.as_u16()));
+    }
+    let status = status.as_u16();
+    if status == 204 {
+        return Ok(None);
+    }
+    let framing = match media_type(&response).as_str() {
+        "application/x-ndjson" => Framing::Lines,
+        "text/event-stream" => Framing::Sse,
+        _ => {
+            let body = read_body(&mut response, status).await?;
+            return match parse_answer(&body) {
+                Ok(Some(Reply::Text { content })) => {
+                    sink.set(&content);
+                    Ok(Some(content).filter(|c| !c.is_empty()))
+                }
+                Ok(None) => Ok(None),
+                Ok(Some(_)) => Err(ForwardError::NotText { status }),
+                Err(error) => Err(ForwardError::Answer { status, error }),
+            };
+        }
+    };
+    let mut text = StreamedText::new(sink);
+    let ended = stream::read_frames(&mut response, framing, idle, |frame| {
+        streamed::apply_object(frame, &mut text)
+    })
+    .await;
+    match ended {
+        Ok(stream::Flow::Done) => Ok(text.finish()),
+        Ok(stream::Flow::More) => Err(ForwardError::Stream {
+            status,
+            error: stream::StreamError::Truncated,
+        }),
+        Err(error) => Err(ForwardError::Stream { status, error }),
+    }
+}
+
+/// The answer's media type, lowercase, without parameters.
+pub(crate) fn media_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
 fn transport_error(e: reqwest::Error) -> ForwardError {
@@ -234,14 +373,31 @@ pub(super) async fn reply(
     inbound: &Inbound<'_>,
 ) -> Result<Option<Reply>, BotError> {
     let started = Instant::now();
-    upstream.ask(client, inbound).await.map_err(|error| {
-        let elapsed_ms = started.elapsed().as_millis();
-        let failure = BotError::new(format!("upstream: {error} (after {elapsed_ms} ms)"));
-        match error.status() {
-            Some(status) => failure.with_status(status),
-            None => failure,
-        }
-    })
+    let answer = upstream.ask(client, inbound).await;
+    super::observed::observe(inbound.app, "upstream", started, answer)
+}
+
+/// As [`reply`], streamed: what [`ConfigBot`](super::ConfigBot) streams for a message no
+/// local rule answered.
+pub(super) async fn stream(
+    upstream: &Upstream,
+    client: &UpstreamClient,
+    inbound: &Inbound<'_>,
+    sink: &TextSink,
+) -> Result<Option<String>, BotError> {
+    let started = Instant::now();
+    let answer = upstream.ask_streaming(client, inbound, sink).await;
+    super::observed::observe(inbound.app, "upstream", started, answer)
+}
+
+impl super::observed::Failure for ForwardError {
+    fn metric_label(&self) -> &'static str {
+        ForwardError::metric_label(self)
+    }
+
+    fn status(&self) -> Option<u16> {
+        ForwardError::status(self)
+    }
 }
 
 #[cfg(test)]

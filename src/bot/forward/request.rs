@@ -20,6 +20,12 @@ pub struct UpstreamRequest<'a> {
     /// The same for every delivery of this callback (the platform retries), different for
     /// every other callback: the gateway's dedup key.
     pub id: String,
+    /// `true` when the answer may be streamed ([`Upstream::ask_streaming`]); absent
+    /// otherwise, so the body of a plain call is as it always was.
+    ///
+    /// [`Upstream::ask_streaming`]: super::Upstream::ask_streaming
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
 }
 
 impl<'a> UpstreamRequest<'a> {
@@ -31,6 +37,7 @@ impl<'a> UpstreamRequest<'a> {
             authorizer_app_id: inbound.authorizer_app_id,
             message: inbound.message,
             id: inbound.id.to_owned(),
+            stream: false,
         }
     }
 }
