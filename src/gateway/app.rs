@@ -4,7 +4,7 @@ use crate::config::secret::expose;
 use crate::config::{AppConfig, AppSecrets, ConfigError};
 use crate::crypto::at_rest::AtRestKey;
 use crate::crypto::{MsgCrypt, Token};
-use crate::platform::Platform;
+use crate::platform::{DataFormat, Platform};
 use crate::wechat::TokenSource;
 
 /// A served app.
@@ -24,6 +24,8 @@ pub(crate) struct App {
     pub plaintext_late_replies: bool,
     /// Open Platform: the base URL on the authorization page domain.
     pub public_url: Option<String>,
+    /// MP: XML, or a Mini Program's JSON push (`data_format`).
+    pub data_format: DataFormat,
 }
 
 impl App {
@@ -60,6 +62,7 @@ impl App {
                 .public_url
                 .as_deref()
                 .map(|u| u.trim_end_matches('/').to_owned()),
+            data_format: config.data_format,
         })
     }
 }
@@ -90,6 +93,11 @@ impl App {
             (Platform::Mp, false, _) => Err("sending it actively needs secret"),
             (Platform::Open, false, _) => {
                 Err("sending it actively needs secret (the component AppSecret)")
+            }
+            // A stream's text goes back through the refresh callbacks, and what does not fit
+            // through the message's response_url; there is no access token to send with.
+            (Platform::Aibot, _, _) => {
+                Err("an AI bot answers through its stream and the message's response_url")
             }
         }
     }

@@ -5,7 +5,8 @@
 //! open:    signature → replay window → decrypt (safe mode) | bind the body (plaintext)
 //! decide:  parse → report-only? → claim (store) → bot, under the late-reply strategy
 //!          → record (store)
-//! seal:    encrypt the reply with the key that opened the callback
+//! seal:    write the reply in the app's data format, encrypt it with the key that opened
+//!          the callback
 //! ```
 //!
 //! Everything before the claim is synchronous and costs microseconds; unsigned junk is
@@ -15,6 +16,7 @@
 //! the time budget; what becomes of a reply that misses it is the gateway's
 //! [`LateReplies`] strategy (`late`).
 
+pub(crate) mod aibot;
 mod app;
 mod authorize;
 mod builder;
@@ -28,7 +30,9 @@ mod release_test;
 mod request;
 mod response;
 mod route;
+mod seal;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -38,20 +42,21 @@ use tokio::time::Instant;
 
 use crate::bot::{Bot, ConfigBot};
 use crate::config::{ApiProxy, ApiSettings, GatewaySettings};
+use crate::metrics;
+use crate::platform::DataFormat;
 use crate::store::Backend;
 use crate::wechat::{AccessToken, ApiError, Messenger, TokenError, TokenProvider, TokenSource};
+pub use aibot::{MAX_MEDIA_BYTES, MediaError};
 use app::App;
 pub use authorize::{AuthType, LinkError, MAX_LINK_LIFETIME_SECS};
 pub use builder::GatewayBuilder;
 use dedup::Dedup;
 pub use late::{JobOutcome, LateReplies};
-use open::Plaintext;
 pub use rejection::Rejection;
 pub use release_test::{TEST_ACCOUNTS, is_test_account};
 use request::CallbackQuery;
 pub use request::CallbackRequest;
 pub use response::CallbackResponse;
-use response::TEXT_XML;
 pub use route::Route;
 
 /// The gateway: the configured apps, the settings, the bot that decides replies, and the
@@ -96,12 +101,18 @@ impl<B: Bot> Gateway<B> {
         }) else {
             let rejection = Rejection::NotFound;
             rejection.log(None);
+            crate::metrics::refusal(None, "unknown", rejection.metric_label());
             return rejection.response();
         };
         match self.process(route, app, request, deadline).await {
             Ok(response) => response,
             Err(rejection) => {
                 rejection.log(Some(&app.name));
+                crate::metrics::refusal(
+                    Some(&app.name),
+                    app.platform.as_str(),
+                    rejection.metric_label(),
+                );
                 rejection.response()
             }
         }
@@ -142,7 +153,14 @@ impl<B: Bot> Gateway<B> {
         }
         let query = CallbackQuery::parse(request.query)?;
         if is_get {
-            return self.verify_url(app, &query);
+            let verified = self.verify_url(app, &query)?;
+            crate::metrics::callback(
+                Some(&app.name),
+                app.platform.as_str(),
+                metrics::Kind::Verification,
+                metrics::Outcome::Verified,
+            );
+            return Ok(verified);
         }
         let authorizer_app_id = match route {
             Route::OpenMessage {
@@ -150,6 +168,11 @@ impl<B: Bot> Gateway<B> {
             } => Some(authorizer_app_id),
             _ => None,
         };
+        if app.platform == crate::platform::Platform::Aibot {
+            return self
+                .aibot_callback(app, &query, request.body, deadline)
+                .await;
+        }
         self.callback(app, authorizer_app_id, &query, request.body, deadline)
             .await
     }
@@ -164,22 +187,17 @@ impl<B: Bot> Gateway<B> {
         deadline: Instant,
     ) -> Result<CallbackResponse, Rejection> {
         let opened = self.open(app, query, body, deadline).await?;
-        let xml = opened.xml()?;
-        let Some(reply) = self.decide(app, authorizer_app_id, xml, deadline).await? else {
+        let document = opened.document()?;
+        // A Mini Program's JSON push is read as the XML twin it converts to: one inbound
+        // model for rules, dedup, reply jobs and upstream bots.
+        let xml = match app.data_format {
+            DataFormat::Xml => Cow::Borrowed(document),
+            DataFormat::Json => Cow::Owned(crate::json_push::to_xml(document)?),
+        };
+        let Some(reply) = self.decide(app, authorizer_app_id, &xml, deadline).await? else {
             return Ok(CallbackResponse::success());
         };
-        match &opened {
-            Plaintext::Body(_) => Ok(CallbackResponse::ok(TEXT_XML, reply)),
-            Plaintext::Decrypted { crypt, opened } => {
-                match crypt.seal(&reply, opened.key, crate::clock::unix_now()) {
-                    Ok(envelope) => Ok(CallbackResponse::ok(TEXT_XML, envelope)),
-                    Err(e) => {
-                        tracing::error!(app = %app.name, code = e.code() as i32, cause = %e, "cannot encrypt the reply; answering empty");
-                        Ok(CallbackResponse::success())
-                    }
-                }
-            }
-        }
+        Ok(seal::seal(app, &opened, reply))
     }
 
     /// The access-token provider, shared by every app over the gateway's store: one token

@@ -3,19 +3,23 @@
 //! reaches the parser, let alone the bot, before these pass; the cheap checks come first,
 //! so junk costs no decryption.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::request::{CallbackQuery, restore_base64_plus};
 use super::response::{CallbackResponse, TEXT_PLAIN};
 use super::{App, Gateway, Rejection};
+use crate::aibot::JsonEnvelope;
 use crate::bot::Bot;
 use crate::crypto::{EncryptedEnvelope, MsgCrypt, Opened};
 use crate::error::ProtocolError;
-use crate::platform::Platform;
+use crate::platform::{DataFormat, Platform};
 use crate::store::SignatureStore;
 
-/// A callback's plaintext, once every check passed.
+/// A callback's plaintext, once every check passed: XML, or JSON for an app with
+/// `data_format = "json"`.
 pub(super) enum Plaintext<'a> {
     /// Plaintext mode: the body itself; the answer goes back plain.
     Body(&'a str),
@@ -24,8 +28,8 @@ pub(super) enum Plaintext<'a> {
 }
 
 impl Plaintext<'_> {
-    /// The callback's XML.
-    pub fn xml(&self) -> Result<&str, ProtocolError> {
+    /// The callback's document, as the app's data format writes it.
+    pub fn document(&self) -> Result<&str, ProtocolError> {
         match self {
             Self::Body(body) => Ok(body),
             Self::Decrypted { opened, .. } => opened.frame.message_str(),
@@ -43,7 +47,7 @@ impl<B: Bot> Gateway<B> {
         app: &App,
         query: &CallbackQuery<'_>,
     ) -> Result<CallbackResponse, Rejection> {
-        let answer = if app.platform == Platform::Wecom {
+        let answer = if matches!(app.platform, Platform::Wecom | Platform::Aibot) {
             let crypt = encrypted_crypt(app)?;
             let signature = CallbackQuery::require(&query.msg_signature, "msg_signature")?;
             let (timestamp, nonce) = timestamp_and_nonce(query)?;
@@ -72,7 +76,8 @@ impl<B: Bot> Gateway<B> {
         deadline: Instant,
     ) -> Result<Plaintext<'a>, Rejection> {
         let encrypted = match (app.platform, query.encrypt_type.as_deref()) {
-            (Platform::Wecom | Platform::Open, _) | (Platform::Mp, Some("aes")) => true,
+            (Platform::Wecom | Platform::Open | Platform::Aibot, _)
+            | (Platform::Mp, Some("aes")) => true,
             (Platform::Mp, None | Some("raw")) => false,
             (Platform::Mp, Some(other)) => {
                 return Err(Rejection::bad_request(format!(
@@ -83,12 +88,19 @@ impl<B: Bot> Gateway<B> {
         };
         let body = std::str::from_utf8(body)
             .map_err(|_| ProtocolError::Xml("the body is not UTF-8".into()))?;
+        if app.platform == Platform::Mp {
+            check_data_format(app.data_format, body)?;
+        }
         if encrypted {
             let crypt = encrypted_crypt(app)?;
             let signature = CallbackQuery::require(&query.msg_signature, "msg_signature")?;
             let (timestamp, nonce) = timestamp_and_nonce(query)?;
-            let envelope = EncryptedEnvelope::parse(body)?;
-            let verified = crypt.verify(signature, timestamp, nonce, &envelope.encrypt)?;
+            // Only the ciphertext is signed; nothing else in either envelope is trusted.
+            let encrypt = match app.data_format {
+                DataFormat::Xml => EncryptedEnvelope::parse(body)?.encrypt,
+                DataFormat::Json => Cow::Owned(JsonEnvelope::parse(body)?.encrypt),
+            };
+            let verified = crypt.verify(signature, timestamp, nonce, &encrypt)?;
             self.check_replay(timestamp)?;
             let opened = verified.decrypt()?;
             return Ok(Plaintext::Decrypted { crypt, opened });
@@ -148,7 +160,7 @@ impl<B: Bot> Gateway<B> {
     }
 
     /// Refuses a correctly signed request whose timestamp is too far from the clock.
-    fn check_replay(&self, timestamp: &str) -> Result<(), Rejection> {
+    pub(super) fn check_replay(&self, timestamp: &str) -> Result<(), Rejection> {
         let window = self.settings.replay_window_secs;
         if window == 0 {
             return Ok(());
@@ -168,7 +180,29 @@ impl<B: Bot> Gateway<B> {
     }
 }
 
-fn encrypted_crypt(app: &App) -> Result<&MsgCrypt, Rejection> {
+/// Refuses a body written in the other data format than the app's, naming the setting: a
+/// Mini Program's push switched to JSON (or back) in its console while the config still
+/// says the other is the likeliest cause, and the parser's error would not say so. Only the
+/// first character is looked at; the parser checks the rest.
+fn check_data_format(format: DataFormat, body: &str) -> Result<(), Rejection> {
+    let sent = match body.trim_start().as_bytes().first() {
+        Some(b'<') => DataFormat::Xml,
+        Some(b'{') => DataFormat::Json,
+        _ => return Ok(()),
+    };
+    if sent == format {
+        return Ok(());
+    }
+    let sent = match sent {
+        DataFormat::Xml => "an XML",
+        DataFormat::Json => "a JSON",
+    };
+    Err(Rejection::bad_request(format!(
+        "{sent} body, but this app has data_format = \"{format}\"; set data_format to match the console's 数据格式 (message push data format)"
+    )))
+}
+
+pub(super) fn encrypted_crypt(app: &App) -> Result<&MsgCrypt, Rejection> {
     app.crypt.as_ref().ok_or_else(|| {
         Rejection::bad_request(
             "an encrypted request, but this app has no encoding_aes_key configured",
@@ -176,7 +210,9 @@ fn encrypted_crypt(app: &App) -> Result<&MsgCrypt, Rejection> {
     })
 }
 
-fn timestamp_and_nonce<'q>(query: &'q CallbackQuery<'q>) -> Result<(&'q str, &'q str), Rejection> {
+pub(super) fn timestamp_and_nonce<'q>(
+    query: &'q CallbackQuery<'q>,
+) -> Result<(&'q str, &'q str), Rejection> {
     Ok((
         CallbackQuery::require(&query.timestamp, "timestamp")?,
         CallbackQuery::require(&query.nonce, "nonce")?,

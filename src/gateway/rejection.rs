@@ -41,6 +41,17 @@ pub enum Rejection {
         "this signature was already used with another body: a replayed or forged request (plaintext mode signs no body; set the account to safe mode)"
     )]
     SignatureReused,
+    /// Another delivery of this message holds its claim and recorded no answer within this
+    /// delivery's budget (its holder may have died): the platform is to try again.
+    #[error(
+        "another delivery of this message is still being decided (or its instance died); try again"
+    )]
+    Undecided,
+    /// An AI bot refresh whose stream could not be read: the platform asks again.
+    #[error(
+        "the stream cannot be read from the store now; the platform's next refresh will try again"
+    )]
+    StoreUnavailable,
     /// Correctly signed, but the timestamp is outside the replay window.
     #[error(
         "timestamp {timestamp} is {skew} s from the clock, outside the {window} s replay window (a replayed request, or a wrong clock)"
@@ -74,6 +85,9 @@ impl Rejection {
             Self::Protocol(ProtocolError::SignatureMismatch) => StatusCode::UNAUTHORIZED,
             Self::Protocol(_) => StatusCode::BAD_REQUEST,
             Self::Stale { .. } | Self::SignatureReused => StatusCode::FORBIDDEN,
+            // Not the sender's fault, and worth repeating: the platforms retry a callback
+            // that got no answer or an error, but take any 200 (empty too) as handled.
+            Self::Undecided | Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -82,6 +96,21 @@ impl Rejection {
         match self {
             Self::Protocol(e) => Some(e.code() as i32),
             _ => None,
+        }
+    }
+
+    /// The `code` label of the refusals metric: the official code, else the reason.
+    pub(crate) fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Protocol(e) => crate::metrics::code_label(e.code().as_i32()),
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::PayloadTooLarge { .. } => "too_large",
+            Self::BadRequest(_) => "bad_request",
+            Self::SignatureReused => "signature_reused",
+            Self::Stale { .. } => "stale",
+            Self::Undecided => "undecided",
+            Self::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -129,6 +158,8 @@ mod tests {
             (Rejection::MethodNotAllowed { allow: "POST" }, 405),
             (Rejection::PayloadTooLarge { len: 2, max: 1 }, 413),
             (Rejection::bad_request("x"), 400),
+            (Rejection::Undecided, 503),
+            (Rejection::StoreUnavailable, 503),
             (ProtocolError::SignatureMismatch.into(), 401),
             (ProtocolError::SignatureMalformed("zz").into(), 400),
             (ProtocolError::IllegalBuffer("pad").into(), 400),

@@ -20,6 +20,7 @@ pub struct CallbackResponse {
 pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 pub(crate) const TEXT_XML: &str = "text/xml; charset=utf-8";
 pub(crate) const TEXT_HTML: &str = "text/html; charset=utf-8";
+pub(crate) const APPLICATION_JSON: &str = "application/json";
 
 impl CallbackResponse {
     /// 200 with a body.
@@ -46,6 +47,11 @@ impl CallbackResponse {
     /// Open Platform and WeCom suite events require, and every platform accepts it.
     pub(crate) fn success() -> Self {
         Self::ok(TEXT_PLAIN, Bytes::from_static(b"success"))
+    }
+
+    /// The empty body: the AI bot's empty answer.
+    pub(crate) fn empty() -> Self {
+        Self::ok(TEXT_PLAIN, Bytes::new())
     }
 
     /// Whether this is the empty answer.

@@ -5,7 +5,7 @@ use crate::platform::Platform;
 /// A parsed callback path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
-    /// `/wecom/{app}` or `/mp/{app}`: the app's own callbacks.
+    /// `/wecom/{app}`, `/mp/{app}` or `/aibot/{app}`: the app's own callbacks.
     App {
         /// The platform in the path.
         platform: Platform,
@@ -58,6 +58,10 @@ impl<'a> Route<'a> {
             }),
             ("mp", None) => Some(Self::App {
                 platform: Platform::Mp,
+                app,
+            }),
+            ("aibot", None) => Some(Self::App {
+                platform: Platform::Aibot,
                 app,
             }),
             ("open", None) => Some(Self::OpenAuthorization { app }),
@@ -132,6 +136,10 @@ mod tests {
             Some(Platform::Mp)
         );
         assert_eq!(
+            Route::parse("/aibot/helper").map(|r| r.platform()),
+            Some(Platform::Aibot)
+        );
+        assert_eq!(
             Route::parse("/open/comp"),
             Some(Route::OpenAuthorization { app: "comp" })
         );
@@ -161,6 +169,7 @@ mod tests {
             "/wecom/",
             "/wecom/demo/extra",
             "/mp/a/b",
+            "/aibot/a/b",
             "/open/a/b/c",
             "/open/a/$APPID$",
             "/xx/demo",

@@ -4,7 +4,8 @@
 use super::open::{AuthorizationRecord, Grant, OpenStore, Ticket};
 use super::{
     CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, DynamoStore, JobEnd, JobRecord,
-    JobStore, MemoryStore, NewJob, SignatureStore, StoreError, TokenRecord, TokenStore,
+    JobStore, MemoryStore, NewJob, SignatureStore, StoreError, StoredStream, StreamStore,
+    StreamWrite, TokenRecord, TokenStore,
 };
 use crate::clock::EpochMillis;
 
@@ -54,23 +55,56 @@ impl Default for Backend {
     }
 }
 
-/// Awaits the call on whichever backend this is. The DynamoDB futures (the SDK's request
+/// Awaits the call on whichever backend this is, timing it for the store metrics (the method
+/// name is the `op` label). The DynamoDB futures (the SDK's request
 /// orchestration, several KB each) are boxed: held inline, every future built on a store call
 /// would be as large as the largest of them whichever backend runs, and moving it into a
 /// timeout or an await copies all of it, also for the embedded store. One allocation next to
 /// a network round trip costs nothing.
 macro_rules! dispatch {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Backend::Memory($store) => $call.await,
-            Backend::Dynamo($store) => Box::pin($call).await,
-        }
-    };
+    ($self:ident, $store:ident => $store2:ident . $method:ident ( $($arg:expr),* $(,)? )) => {{
+        let started = std::time::Instant::now();
+        let result = match $self {
+            Backend::Memory($store) => $store2.$method($($arg),*).await,
+            Backend::Dynamo($store) => Box::pin($store2.$method($($arg),*)).await,
+        };
+        crate::metrics::store_request(stringify!($method), started.elapsed(), result.is_err());
+        result
+    }};
+}
+
+impl StreamStore for Backend {
+    async fn stream(
+        &self,
+        key: &str,
+        now_ms: EpochMillis,
+    ) -> Result<Option<StoredStream>, StoreError> {
+        dispatch!(self, s => s.stream(key, now_ms))
+    }
+
+    async fn put_stream(
+        &self,
+        key: &str,
+        write: StreamWrite<'_>,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.put_stream(key, write, times))
+    }
 }
 
 impl DedupStore for Backend {
     async fn claim(&self, key: &str, owner: &str, times: DedupTimes) -> Result<Claim, StoreError> {
         dispatch!(self, s => s.claim(key, owner, times))
+    }
+
+    async fn claim_decided(
+        &self,
+        key: &str,
+        owner: &str,
+        reply: Option<&str>,
+        times: DedupTimes,
+    ) -> Result<Claim, StoreError> {
+        dispatch!(self, s => s.claim_decided(key, owner, reply, times))
     }
 
     async fn complete(

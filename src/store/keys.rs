@@ -7,6 +7,18 @@ pub fn dedup_key(app: &str, message_key: &str) -> String {
     format!("dedup#{app}#{message_key}")
 }
 
+/// The dedup key of an AI bot message: by its `msgid`, the same on every delivery. An AI
+/// bot stream's snapshot lives on this record, so a stream id names it.
+pub fn aibot_key(app: &str, msgid: &str) -> String {
+    let key = dedup_key(app, &format!("aibot|{msgid}"));
+    if key.len() <= MAX_DEDUP_KEY_LEN {
+        return key;
+    }
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    dedup_key(app, &format!("sha256|{}", hex::encode(digest)))
+}
+
 /// The longest dedup key written as it is; a longer one (a sender, EventKey or account id
 /// of abnormal length) is written as its SHA-256, so no key comes near DynamoDB's 2048-byte
 /// limit and every callback is de-duplicated, whatever its fields hold.

@@ -16,6 +16,7 @@ mod keys;
 pub mod memory;
 pub mod open;
 pub mod sealing;
+mod stream;
 
 use std::future::Future;
 
@@ -24,11 +25,12 @@ use crate::clock::EpochMillis;
 pub use backend::Backend;
 pub use dynamodb::DynamoStore;
 pub use keys::{
-    MAX_DEDUP_KEY_LEN, authorization_key, authorization_prefix, callback_key, dedup_key,
+    MAX_DEDUP_KEY_LEN, aibot_key, authorization_key, authorization_prefix, callback_key, dedup_key,
     fingerprint, recovery_key, signature_key, ticket_key, ticket_push_key, token_key,
 };
 pub use memory::MemoryStore;
 pub use open::{AuthorizationRecord, AuthorizationState, Grant, OpenStore, Ticket};
+pub use stream::{StoredStream, StreamStore, StreamWrite};
 
 /// A random identity for one claim or one lease holder, so a holder can prove a record is
 /// still its own when it writes back.
@@ -284,9 +286,12 @@ impl DedupTimes {
 /// The whole store contract: dedup records (with their reply jobs) and cached tokens.
 /// Keys are complete item keys; [`dedup_key`] and [`token_key`] build them, so the two
 /// kinds of item never collide.
-pub trait Store: DedupStore + JobStore + SignatureStore + TokenStore + OpenStore {}
+pub trait Store:
+    DedupStore + JobStore + SignatureStore + TokenStore + OpenStore + StreamStore
+{
+}
 
-impl<S: DedupStore + JobStore + SignatureStore + TokenStore + OpenStore> Store for S {}
+impl<S: DedupStore + JobStore + SignatureStore + TokenStore + OpenStore + StreamStore> Store for S {}
 
 /// Callback dedup records and the reply jobs they may carry.
 pub trait DedupStore: Send + Sync {
@@ -298,6 +303,33 @@ pub trait DedupStore: Send + Sync {
         owner: &str,
         times: DedupTimes,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Claims `key` and records `reply` in the same conditional write, for a reply decided
+    /// before the claim: one a local rule gives, whose deciding had no side effects, so a
+    /// delivery that loses the race just answers the recorded reply instead of its own.
+    /// Succeeds ([`Claim::Won`], the record then done) where [`claim`](Self::claim) would;
+    /// otherwise says what holds the key, as `claim` does. A retried write that had landed
+    /// is recognised as this owner's.
+    ///
+    /// The default claims and then completes (two writes); the crate's stores make one.
+    fn claim_decided(
+        &self,
+        key: &str,
+        owner: &str,
+        reply: Option<&str>,
+        times: DedupTimes,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send {
+        async move {
+            let claim = self.claim(key, owner, times).await?;
+            if matches!(claim, Claim::Won) && !self.complete(key, owner, reply, times).await? {
+                // Taken over between the two writes: what the new holder does is the record.
+                return Ok(Claim::InProgress {
+                    lease_until_ms: times.lease_until_ms(),
+                });
+            }
+            Ok(claim)
+        }
+    }
 
     /// Records the decided reply of a claim, if `owner` still holds it in progress. Returns
     /// `false` when the claim was taken over meanwhile (the record is then left to the new

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use super::send::{Delivery, send_reply};
+use super::within_invocation;
 use crate::bot::{Bot, Inbound};
 use crate::clock::now_ms;
 use crate::gateway::Gateway;
@@ -19,8 +20,6 @@ use crate::store::{DedupTimes, JobEnd, JobRecord, JobState, JobStore, StoreError
 /// Time for the active send after the bot, within the job's time limit: a token fetch and
 /// a send with its retries.
 const SEND_ALLOWANCE: Duration = Duration::from_secs(30);
-/// Time kept before an invocation's deadline to record how the job ended.
-const END_MARGIN_MS: u64 = 1_500;
 
 /// What became of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,21 +77,42 @@ impl<B: Bot> Gateway<B> {
         end_by: Option<crate::clock::EpochMillis>,
     ) -> JobOutcome {
         let worker = new_owner();
-        let mut held = Duration::from_millis(self.settings.deferred_limit_ms) + SEND_ALLOWANCE;
-        if let Some(end_by) = end_by {
-            let left = end_by
-                .saturating_sub(now_ms())
-                .saturating_sub(END_MARGIN_MS);
-            held = held.min(Duration::from_millis(left));
-        }
+        let held = within_invocation(
+            Duration::from_millis(self.settings.deferred_limit_ms) + SEND_ALLOWANCE,
+            end_by,
+        );
         let limit = held.min(Duration::from_millis(self.settings.deferred_limit_ms));
-        let held_ms = u64::try_from(held.as_millis()).unwrap_or(u64::MAX);
-        let store = &self.store;
-        let job = match store.take_job(key, &worker, now_ms(), held_ms).await {
+        // An AI bot's stream may be this job: it runs for the platform's window, so with an
+        // AI bot configured every job is taken for that long (only a crashed worker's job
+        // waits out its hold); a job that is not a stream still runs under `held`.
+        let aibot_apps = self.aibot_apps();
+        let window = self.settings.stream_window();
+        let stream_limit = crate::gateway::aibot::job_limit(window, end_by);
+        let hold = if aibot_apps.is_empty() {
+            held
+        } else {
+            stream_limit
+        };
+        let held_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
+        let job = match self.store.take_job(key, &worker, now_ms(), held_ms).await {
             Ok(Some(job)) => job,
             Ok(None) => return self.not_taken(key).await,
             Err(e) => return unavailable(&e),
         };
+        if aibot_apps.contains(&job.app) {
+            return crate::gateway::aibot::stream_job(
+                &*self.bot,
+                &self.store,
+                &aibot_apps,
+                key,
+                &worker,
+                &job,
+                self.retention_secs,
+                window,
+                stream_limit,
+            )
+            .await;
+        }
         let outcome = match tokio::time::timeout(held, self.decide_job(key, &worker, &job, limit))
             .await
         {
@@ -157,10 +177,15 @@ impl<B: Bot> Gateway<B> {
             id: key,
         };
         let started = tokio::time::Instant::now();
-        let reply = tokio::time::timeout(limit, self.bot.reply(&inbound))
+        let asked = tokio::time::timeout(limit, self.bot.reply(&inbound))
             .await
-            .unwrap_or_else(|_| Err(super::missed_limit(limit)))
-            .map_err(|e| e.to_string())?;
+            .unwrap_or_else(|_| Err(super::missed_limit(limit)));
+        crate::metrics::latency(
+            crate::metrics::Metric::BotLatency,
+            &app.name,
+            started.elapsed(),
+        );
+        let reply = asked.map_err(|e| e.to_string())?;
         let bot_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let xml = match &reply {
             Some(reply) => Some(

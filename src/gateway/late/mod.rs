@@ -43,6 +43,25 @@ pub(super) fn missed_limit(limit: std::time::Duration) -> crate::bot::BotError {
     ))
 }
 
+/// Time kept before an invocation's deadline to record how a job ended.
+const END_MARGIN_MS: u64 = 1_500;
+
+/// `limit`, shortened to end [`END_MARGIN_MS`] before `end_by` (epoch ms; a Lambda
+/// invocation's deadline), so a job cut short is recorded rather than killed.
+pub(crate) fn within_invocation(
+    limit: std::time::Duration,
+    end_by: Option<crate::clock::EpochMillis>,
+) -> std::time::Duration {
+    match end_by {
+        Some(end_by) => limit.min(std::time::Duration::from_millis(
+            end_by
+                .saturating_sub(crate::clock::now_ms())
+                .saturating_sub(END_MARGIN_MS),
+        )),
+        None => limit,
+    }
+}
+
 /// Late replies running in the background, at most this many; beyond it a late bot is
 /// abandoned (its callback was answered empty) with a warning.
 pub(super) const MAX_IN_BACKGROUND: u32 = 256;

@@ -58,11 +58,22 @@ impl Delivery {
 /// Sends `reply` to the sender as an active message, at most once: a WeCom send whose answer
 /// was lost is retried under WeCom's duplicate check; an Official Account send only when it
 /// cannot have been delivered. Returns the platform's message id (WeCom), or why it was not
-/// sent (no message contents: the reason may be stored).
+/// sent (no message contents: the reason may be stored). Counted as a late reply sent or
+/// failed.
 pub(crate) async fn send_reply(
     delivery: &Delivery,
     reply: &Reply,
 ) -> Result<Option<String>, String> {
+    let sent = send(delivery, reply).await;
+    let metric = match sent {
+        Ok(_) => crate::metrics::Metric::LateRepliesSent,
+        Err(_) => crate::metrics::Metric::LateRepliesFailed,
+    };
+    crate::metrics::count(metric, &delivery.app);
+    sent
+}
+
+async fn send(delivery: &Delivery, reply: &Reply) -> Result<Option<String>, String> {
     let messenger =
         Messenger::new(&delivery.tokens).with_duplicate_check(LATE_REPLY_DUPLICATE_CHECK);
     let receipt = match (delivery.platform, delivery.agent_id) {

@@ -51,6 +51,7 @@ mod client;
 mod dedup;
 mod item;
 mod open;
+mod stream;
 mod tokens;
 
 pub use client::with_timeouts;
@@ -68,6 +69,17 @@ const JOB_WORKER: &str = "job_worker";
 const OWNER: &str = "owner";
 /// Who completed a dedup record with `complete`.
 const COMPLETED_BY: &str = "fin";
+
+/// What a claim write carries besides the claim.
+#[derive(Debug, Clone, Copy)]
+enum ClaimWith<'a> {
+    /// Nothing: the claim alone, in progress.
+    Nothing,
+    /// A reply job for a worker to decide, in progress.
+    Job(NewJob<'a>),
+    /// The reply, decided before the claim: the record is done at once.
+    Reply(Option<&'a str>),
+}
 const LEASE_OWNER: &str = "lease_owner";
 
 /// What a conditional write did.
@@ -286,18 +298,29 @@ impl DynamoStore {
         key: &str,
         owner: &str,
         times: DedupTimes,
-        job: Option<NewJob<'_>>,
+        with: ClaimWith<'_>,
     ) -> Result<Claim, StoreError> {
         let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
             .item(PK, s(key))
-            .item("st", s(STATE_IN_PROGRESS))
             .item(OWNER, s(owner))
-            .item("lease_until", n(times.lease_until_ms()))
             .item(EXPIRES_AT, n(times.expires_at_secs()));
-        if let Some(job) = job {
+        put = match with {
+            ClaimWith::Reply(reply) => {
+                // Claimed and completed at once: `fin` makes a retry of this write its own.
+                let put = put.item("st", s(STATE_DONE)).item(COMPLETED_BY, s(owner));
+                match reply {
+                    Some(reply) => put.item("reply", self.sealed(key, "reply", reply)),
+                    None => put,
+                }
+            }
+            _ => put
+                .item("st", s(STATE_IN_PROGRESS))
+                .item("lease_until", n(times.lease_until_ms())),
+        };
+        if let ClaimWith::Job(job) = with {
             put = put
                 .item(JOB, s(JobState::Pending.as_str()))
                 .item("app", s(job.app))
@@ -328,8 +351,12 @@ impl DynamoStore {
         };
         let existing = self.found_at_failure(key, returned).await?;
         // This claim's own earlier attempt, landed: the claim is made.
+        let own_state = match with {
+            ClaimWith::Reply(_) => STATE_DONE,
+            _ => STATE_IN_PROGRESS,
+        };
         if existing.as_ref().is_some_and(|item| {
-            get_s(item, OWNER) == Some(owner) && get_s(item, "st") == Some(STATE_IN_PROGRESS)
+            get_s(item, OWNER) == Some(owner) && get_s(item, "st") == Some(own_state)
         }) {
             return Ok(Claim::Won);
         }
@@ -415,7 +442,8 @@ mod tests {
     #[test]
     fn the_embedded_roots_are_five_parseable_certificates() {
         // The SDK parses them with `expect` when it first connects: they must be valid.
-        let certs = CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES_ROOTS.as_bytes())
+        let roots = crate::http::AMAZON_TRUST_SERVICES_ROOTS;
+        let certs = CertificateDer::pem_slice_iter(roots.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
         assert_eq!(certs.len(), 5);

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use super::{
     CachedToken, Claim, DedupRecord, DedupStore, DedupTimes, JobEnd, JobRecord, JobState, JobStore,
-    NewJob, SignatureStore, StoreError, TokenRecord, TokenStore,
+    NewJob, SignatureStore, StoreError, StoredStream, StreamStore, StreamWrite, TokenRecord,
+    TokenStore,
 };
 use crate::clock::EpochMillis;
 
@@ -38,6 +39,8 @@ struct DedupItem {
     job: Option<JobItem>,
     /// Who completed the record (`complete`), so a repeated completion is recognised.
     completed_by: Option<String>,
+    /// An AI bot stream's latest snapshot and its writer.
+    stream: Option<(StoredStream, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -100,11 +103,26 @@ impl MemoryStore {
         self.lock().dedup.len()
     }
 
-    fn claim_item(&self, key: &str, owner: &str, times: DedupTimes, job: Option<JobItem>) -> Claim {
+    /// One claim write: in progress (with a job, if given), or done with a reply decided
+    /// before the claim (`decided`, see [`DedupStore::claim_decided`]).
+    fn claim_item(
+        &self,
+        key: &str,
+        owner: &str,
+        times: DedupTimes,
+        job: Option<JobItem>,
+        decided: Option<Option<&str>>,
+    ) -> Claim {
         let mut inner = self.lock();
         if let Some(item) = inner.dedup.get(key).filter(|i| live(i, times.now_ms)) {
             // The same claim again (a retried write that had landed) is still the claim.
-            if item.owner == owner && matches!(item.record, DedupRecord::InProgress { .. }) {
+            let own = match decided {
+                None => {
+                    item.owner == owner && matches!(item.record, DedupRecord::InProgress { .. })
+                }
+                Some(_) => item.completed_by.as_deref() == Some(owner),
+            };
+            if own {
                 return Claim::Won;
             }
             match item.visible(times.now_ms) {
@@ -119,12 +137,18 @@ impl MemoryStore {
             key.to_owned(),
             DedupItem {
                 owner: owner.to_owned(),
-                record: DedupRecord::InProgress {
-                    lease_until_ms: times.lease_until_ms(),
+                record: match decided {
+                    None => DedupRecord::InProgress {
+                        lease_until_ms: times.lease_until_ms(),
+                    },
+                    Some(reply) => DedupRecord::Done {
+                        reply: reply.map(str::to_owned),
+                    },
                 },
                 expires_at_secs: times.expires_at_secs(),
                 job,
-                completed_by: None,
+                completed_by: decided.map(|_| owner.to_owned()),
+                stream: None,
             },
         );
         inner.after_write(times.now_ms);
@@ -164,9 +188,74 @@ fn live(item: &DedupItem, now_ms: EpochMillis) -> bool {
     item.expires_at_secs >= now_ms / 1000
 }
 
+impl StreamStore for MemoryStore {
+    async fn stream(
+        &self,
+        key: &str,
+        now_ms: EpochMillis,
+    ) -> Result<Option<StoredStream>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .dedup
+            .get(key)
+            .filter(|item| live(item, now_ms))
+            .map(|item| {
+                item.stream
+                    .as_ref()
+                    .map(|(s, _)| s.clone())
+                    .unwrap_or_default()
+            }))
+    }
+
+    async fn put_stream(
+        &self,
+        key: &str,
+        write: StreamWrite<'_>,
+        times: DedupTimes,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(item) = inner.dedup.get_mut(key).filter(|i| live(i, times.now_ms)) else {
+            return Ok(false);
+        };
+        let (stored, writer) = match &item.stream {
+            Some((stored, writer)) => (stored.seq, Some(writer.as_str())),
+            None => (0, None),
+        };
+        let allowed = write.seq > stored || (write.seq == stored && writer == Some(write.writer));
+        if !allowed {
+            return Ok(false);
+        }
+        let started_ms = item
+            .stream
+            .as_ref()
+            .and_then(|(s, _)| s.started_ms)
+            .or(Some(times.now_ms));
+        item.stream = Some((
+            StoredStream {
+                seq: write.seq,
+                content: write.content.to_owned(),
+                finish: write.finish,
+                started_ms,
+            },
+            write.writer.to_owned(),
+        ));
+        Ok(true)
+    }
+}
+
 impl DedupStore for MemoryStore {
     async fn claim(&self, key: &str, owner: &str, times: DedupTimes) -> Result<Claim, StoreError> {
-        Ok(self.claim_item(key, owner, times, None))
+        Ok(self.claim_item(key, owner, times, None, None))
+    }
+
+    async fn claim_decided(
+        &self,
+        key: &str,
+        owner: &str,
+        reply: Option<&str>,
+        times: DedupTimes,
+    ) -> Result<Claim, StoreError> {
+        Ok(self.claim_item(key, owner, times, None, Some(reply)))
     }
 
     async fn complete(
@@ -231,7 +320,7 @@ impl JobStore for MemoryStore {
             worker: None,
             until_ms: 0,
         };
-        Ok(self.claim_item(key, owner, times, Some(job)))
+        Ok(self.claim_item(key, owner, times, Some(job), None))
     }
 
     async fn take_job(

@@ -1,0 +1,194 @@
+//! The WeCom AI bot in Lambda, the way template.yaml deploys it: the built `wxgate` binary
+//! as two callback instances and one reply-job worker through the Lambda runtime API on
+//! loopback, over one dynalite table, with a streaming upstream (NDJSON, `forward`).
+//!
+//! The message's claim carries the stream's job; this test is the table's event source
+//! mapping (dynalite has no streams) and hands the worker the record. Refresh callbacks
+//! alternate between the two callback instances: each answers the snapshot the worker
+//! stored, so the text grows whichever instance the platform reaches, and finishes once.
+// Needs Node (dynalite): built only with `--features external-tests` (scripts/test.sh).
+#![cfg(feature = "external-tests")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use support::calls::v2_event;
+use support::dynamo::{
+    ACCESS_KEY_ID, DynamoServer, SECRET_ACCESS_KEY, client, create_table, unique_table_name,
+};
+use support::fake_upstream::{Behavior, FakeUpstream};
+use support::runtime_api::{FunctionProcess, Outcome};
+use support::sample::{KEY, TOKEN};
+use support::stream_record::stream_event;
+use wxgate::clock::unix_now;
+use wxgate::config::Config;
+use wxgate::simulate::{Answer, PlatformSim, aibot_refresh_json, aibot_text_json};
+
+const SECRET: &str = "lambda-aibot-test-secret-0123456789";
+
+fn config_text(upstream: &FakeUpstream) -> String {
+    format!(
+        "[[apps]]\nname = \"helper\"\nplatform = \"aibot\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\n\
+         [apps.reply]\nforward = \"{}\"\nforward_secret = \"{SECRET}\"\n",
+        upstream.url()
+    )
+}
+
+/// Sends `json` to `function` as the platform would; the decrypted answer.
+async fn post(function: &mut FunctionProcess, sim: &PlatformSim, json: &str, nonce: &str) -> Value {
+    let request = sim.post(json, unix_now(), nonce).unwrap();
+    let invocation = function.invoke(v2_event(&request)).await.unwrap();
+    let response = invocation.response().unwrap();
+    let body = String::from_utf8(response.body.clone()).unwrap();
+    match sim.check(&request, response.status, &body) {
+        Ok(Answer::Reply(inner)) => serde_json::from_str(&inner).unwrap(),
+        other => panic!(
+            "{} {body}: {other:?}\n{}",
+            response.status,
+            function.log_tail(3000)
+        ),
+    }
+}
+
+fn stream_of(answer: &Value) -> (String, bool, String) {
+    assert_eq!(answer["msgtype"], "stream", "{answer}");
+    let s = &answer["stream"];
+    (
+        s["id"].as_str().unwrap().to_owned(),
+        s["finish"].as_bool().unwrap(),
+        s["content"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_grows_across_refreshes_on_two_instances_and_finishes_once() {
+    let server = DynamoServer::start();
+    let table = unique_table_name("aibot");
+    let db = client(&server.endpoint()).await;
+    create_table(&db, &table).await;
+    let words: Vec<Value> = ["流式", "回答", "在两个", "实例上", "生长。"]
+        .iter()
+        .map(|w| json!({ "delta": w }))
+        .chain([json!({ "done": true })])
+        .collect();
+    let upstream =
+        FakeUpstream::start(SECRET, Behavior::ndjson(&words, Duration::from_millis(700)));
+    let config = config_text(&upstream);
+    let endpoint = server.endpoint();
+    let env = [
+        ("WXGATE_CONFIG", config.as_str()),
+        ("WXGATE_TABLE", table.as_str()),
+        ("WXGATE_REPLY_JOBS", "stream"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
+        ("RUST_LOG", "info"),
+    ];
+    let bin = env!("CARGO_BIN_EXE_wxgate");
+    let mut a = FunctionProcess::spawn(bin, &[], &env).await.unwrap();
+    let mut b = FunctionProcess::spawn(bin, &[], &env).await.unwrap();
+    let mut worker = FunctionProcess::spawn(bin, &[], &env).await.unwrap();
+    let sim = PlatformSim::new(Config::parse(&config).unwrap().app("helper").unwrap()).unwrap();
+
+    let message = aibot_text_json("msg-lambda-1", "lisi", None, "讲讲");
+    let (id, finish, _) = stream_of(&post(&mut a, &sim, &message, "n1").await);
+    assert!(!finish);
+    // A retried first callback reaching the other instance: the same stream.
+    let (again, _, _) = stream_of(&post(&mut b, &sim, &message, "n2").await);
+    assert_eq!(again, id);
+
+    let key = wxgate::store::aibot_key("helper", "msg-lambda-1");
+    let claim = db
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(key.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the first callback claimed the message");
+    assert_eq!(
+        claim
+            .get("job")
+            .and_then(|j| j.as_s().ok())
+            .map(String::as_str),
+        Some("pending")
+    );
+    let working = worker.api().submit(stream_event(&claim, "100", "1"));
+
+    let started = Instant::now();
+    let mut seen: Vec<String> = Vec::new();
+    let mut finished = 0;
+    let mut by_instance = [0, 0];
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        n += 1;
+        let function = if n % 2 == 0 { &mut a } else { &mut b };
+        let refresh = aibot_refresh_json(&format!("r{n}"), "lisi", &id);
+        let (got, finish, content) =
+            stream_of(&post(function, &sim, &refresh, &format!("p{n}")).await);
+        assert_eq!(got, id);
+        if seen.last() != Some(&content) {
+            seen.push(content);
+            by_instance[n % 2] += 1;
+        }
+        if finish {
+            finished += 1;
+            break;
+        }
+    }
+    assert_eq!(
+        finished,
+        1,
+        "never finished: {seen:?}\n{}",
+        worker.log_tail(3000)
+    );
+    assert_eq!(seen.last().unwrap(), "流式回答在两个实例上生长。");
+    assert!(seen.len() >= 3, "the text did not grow: {seen:?}");
+    assert!(
+        by_instance[0] > 0 && by_instance[1] > 0,
+        "growth seen on one instance only: {by_instance:?}"
+    );
+    for pair in seen.windows(2) {
+        assert!(pair[1].starts_with(&pair[0]), "{seen:?}");
+    }
+    let done = worker.wait(working).await.unwrap();
+    match &done.outcome {
+        Outcome::Response(v) => assert_eq!(v["batchItemFailures"], json!([]), "{v}"),
+        Outcome::Error { body, .. } => panic!("the worker failed: {body}"),
+    }
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "one upstream call for the message"
+    );
+    // The record delivered again (Lambda retries a batch): no second stream.
+    let redelivered = worker
+        .invoke(stream_event(&claim, "100", "1"))
+        .await
+        .unwrap();
+    assert!(matches!(redelivered.outcome, Outcome::Response(_)));
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "a redelivered record asked again"
+    );
+    let after = stream_of(
+        &post(
+            &mut a,
+            &sim,
+            &aibot_refresh_json("late", "lisi", &id),
+            "late",
+        )
+        .await,
+    );
+    assert_eq!(
+        (after.1, after.2.as_str()),
+        (true, "流式回答在两个实例上生长。")
+    );
+}
