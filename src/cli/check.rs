@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{config_failure, load};
-use crate::config::StorePlan;
+use crate::config::{Config, ConfigError, StorePlan};
 use crate::gateway::Gateway;
 use crate::platform::Platform;
 
@@ -15,16 +15,8 @@ pub(super) fn check(config: Option<PathBuf>) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
     };
-    let plan = match config.store.plan_from_env() {
-        Ok(plan) => plan,
-        Err(e) => return config_failure(&e),
-    };
-    // Over the embedded store: checking makes no request to a table.
-    let gateway = match Gateway::builder(&config)
-        .store(std::sync::Arc::default())
-        .build()
-    {
-        Ok(gateway) => gateway,
+    let (plan, gateway) = match offline_gateway(&config) {
+        Ok(built) => built,
         Err(e) => return config_failure(&e),
     };
     out!(
@@ -33,17 +25,19 @@ pub(super) fn check(config: Option<PathBuf>) -> ExitCode {
         describe(&plan)
     );
     for app in &config.apps {
-        // The upstream's host only: its path may carry a key.
-        let forward = app.reply.forward.as_deref().map_or(String::new(), |url| {
-            let host = url.split("://").nth(1).unwrap_or(url).split('/').next();
-            format!(
-                "  (forward → {}; {})",
-                host.unwrap_or_default(),
-                late_replies(&gateway, &app.name)
-            )
-        });
+        let answers = if app.platform == Platform::Aibot {
+            aibot_answers(&gateway, app)
+        } else {
+            app.reply.forward.as_deref().map_or(String::new(), |url| {
+                format!(
+                    "  (forward → {}; {})",
+                    host_of(url),
+                    late_replies(&gateway, &app.name)
+                )
+            })
+        };
         out!(
-            "  {:<6} {:<16} {}{forward}",
+            "  {:<6} {:<16} {}{answers}",
             app.platform.as_str(),
             app.name,
             app.route()
@@ -72,12 +66,55 @@ pub(super) fn check(config: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The store the config plans and the gateway it builds, over the embedded store: checking
+/// makes no request to a table. What `check` and `doctor` accept as a valid config.
+pub(super) fn offline_gateway(config: &Config) -> Result<(StorePlan, Gateway), ConfigError> {
+    let plan = config.store.plan_from_env()?;
+    let gateway = Gateway::builder(config)
+        .store(std::sync::Arc::default())
+        .build()?;
+    Ok((plan, gateway))
+}
+
 /// How the store is described to a person.
-fn describe(plan: &StorePlan) -> String {
+pub(super) fn describe(plan: &StorePlan) -> String {
     match plan {
         StorePlan::Memory => crate::store::describe_memory(),
         StorePlan::Dynamodb { table } => crate::store::describe_table(table),
     }
+}
+
+/// The host of an upstream's URL: its path or query may carry a key.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?', '#']).next().unwrap_or_default()
+}
+
+/// What an AI bot app answers: its rules (as finished streams), then the bot its messages
+/// stream from, and whether `enter_chat` is welcomed.
+fn aibot_answers(gateway: &Gateway, app: &crate::config::AppConfig) -> String {
+    let bot = gateway.bot();
+    let reply = &app.reply;
+    let streams = match (bot.upstream(&app.name), bot.llm(&app.name)) {
+        (Some(_), _) => format!(
+            "rules; forward → {}, streamed",
+            host_of(reply.forward.as_deref().unwrap_or_default())
+        ),
+        (None, Some(_)) => format!(
+            "rules; llm → {}, {}, streamed",
+            host_of(reply.llm.as_deref().unwrap_or_default()),
+            reply.llm_model.as_deref().unwrap_or_default()
+        ),
+        (None, None) => {
+            "rules only: a message no rule answers gets a finished empty stream".to_owned()
+        }
+    };
+    let welcome = if reply.enter_chat.is_some() {
+        "; enter_chat welcomed"
+    } else {
+        ""
+    };
+    format!("  ({streams}{welcome})")
 }
 
 /// What becomes of an upstream's reply that misses the budget, for `check`.

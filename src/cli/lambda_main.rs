@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::EXIT_CONFIG;
-use crate::config::{CONFIG_ENV, Config, ConfigError, StorePlan};
+use crate::config::{CONFIG_ENV, Config, ConfigError, ConfigSource, StorePlan};
 use crate::gateway::{Gateway, LateReplies};
 
 /// The environment variable that turns reply jobs on in the Lambda function. template.yaml
@@ -44,16 +44,6 @@ fn late_replies_from_env(config: &Config) -> LateReplies {
 /// (a callback, or a batch of reply jobs from the table's stream).
 pub fn lambda_main() -> ExitCode {
     crate::logging::init_json();
-    let config = match std::env::var(CONFIG_ENV)
-        .map_err(|_| ConfigError::Missing)
-        .and_then(|value| Config::from_env_value(&value))
-    {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!(cause = %e, "cannot start: bad configuration");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
     // Lambda sends one request at a time to an instance: one thread is enough and starts
     // fastest.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -66,9 +56,31 @@ pub fn lambda_main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // References to AWS (the whole config, secrets) are read here, once per instance.
+    let config = match std::env::var(CONFIG_ENV)
+        .map_err(|_| ConfigError::Missing)
+        .and_then(|value| ConfigSource::from_env_value(&value))
+        .map(|source| runtime.block_on(crate::aws_refs::load(source)))
+    {
+        Ok(Ok(config)) => config,
+        Ok(Err(e)) | Err(e) => {
+            tracing::error!(cause = %e, "cannot start: bad configuration");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     // The store client is built here, in the init phase, without a request: the first
     // callback opens the connection it needs.
     let late = late_replies_from_env(&config);
+    let has_aibot = config
+        .apps
+        .iter()
+        .any(|app| app.platform == crate::platform::Platform::Aibot);
+    if has_aibot && late != LateReplies::AsJobs {
+        // A stream is produced by a reply job; a task of a frozen instance makes no progress.
+        tracing::warn!(
+            "AI bot streams need reply jobs ({REPLY_JOBS_ENV}=stream and the DynamoDB store, as template.yaml sets them); without them an AI bot's upstream answers are not streamed"
+        );
+    }
     let gateway = match runtime.block_on(Gateway::builder(&config).late_replies(late).open()) {
         Ok(gateway) => gateway,
         Err(e) => {

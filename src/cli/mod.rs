@@ -1,5 +1,5 @@
-//! The command line: `serve`, `send`, `notify`, `check`, `jobs` and `open`, one file each, and the
-//! Lambda entry point (`lambda_main`).
+//! The command line: `serve`, `send`, `notify`, `check`, `jobs`, `open` and `doctor`, one
+//! module each, and the Lambda entry point (`lambda_main`).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ConfigSource};
 
 /// Exit code for a reply that does not verify (or an HTTP failure), and for a message the
 /// platform refused or could not be reached for.
@@ -33,11 +33,15 @@ macro_rules! eout {
 
 // After the macros, which they use.
 mod check;
+mod doctor;
 mod jobs;
 mod lambda_main;
 mod notify;
 mod open;
 mod send;
+mod send_aibot;
+mod send_post;
+mod send_url;
 mod serve;
 
 pub use lambda_main::lambda_main;
@@ -60,6 +64,10 @@ enum Command {
         /// Where to listen; port 0 picks a free one.
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: SocketAddr,
+        /// Serve Prometheus metrics at http://ADDR/metrics, on a listener of their own
+        /// [default: $WXGATE_METRICS_ADDR, else off]
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Play the platform: sign and encrypt a callback for an app, send it, check and print
     /// the answer. Exits 1 when the answer would not pass the platform's checks.
@@ -82,6 +90,11 @@ enum Command {
     /// when, app, message key, and why a failed one failed. No message contents. Exits 1
     /// when the table cannot be read, 2 for config errors.
     Jobs(jobs::JobsArgs),
+    /// Check a setup end to end and print a checklist, each failure with its cause and fix:
+    /// the config and keys, the URLs for the console, with --url the deployed URL
+    /// (reachability, TLS, URL verification, a message round trip), a token fetch with each
+    /// secret, with --to a test message. Exits 1 when a check fails, 2 for usage errors.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,7 +102,12 @@ struct SendArgs {
     /// The config file with the app's token and key [default: $WXGATE_CONFIG, else ./wxgate.toml]
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The gateway's base URL.
+    /// Where the gateway is: its base URL (`http://127.0.0.1:3000`, or an API Gateway stage
+    /// such as `https://abc.execute-api.ap-east-1.amazonaws.com/Prod`), to which the app's
+    /// route (`/wecom/demo`) is appended, or the app's callback URL itself (one ending with
+    /// `/wecom/demo`), used as it is. Without a scheme, a loopback address
+    /// (`127.0.0.1:3000`, `localhost:3000`) means http://; any other host needs http:// or
+    /// https:// written out.
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     url: String,
     /// The app to send to.
@@ -98,13 +116,29 @@ struct SendArgs {
     /// The sender (UserID / OpenID).
     #[arg(long, default_value = "wxgate-cli")]
     from: String,
-    /// MP: the account's original id (ToUserName).
-    #[arg(long, default_value = "gh_wxgate")]
-    to: String,
+    /// MP: the account's original id (ToUserName) [default: gh_wxgate]. Refused for AI bot
+    /// apps, which have no account id.
+    #[arg(long)]
+    to: Option<String>,
     /// MP: send in plaintext mode even if the app has a key.
     #[arg(long)]
     plaintext: bool,
-    /// Open Platform: the authorized account's AppID (the message URL's `$APPID$`).
+    /// AI bot apps only: send in this group chat (chattype `group`) instead of a one-to-one
+    /// chat.
+    #[arg(long, value_name = "CHATID")]
+    chat: Option<String>,
+    /// AI bot apps: the pause between the refresh callbacks that follow an unfinished
+    /// stream, in milliseconds (the platform asks about once a second).
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    refresh_ms: u64,
+    /// AI bot apps: how long the refreshes go on, in seconds: the platform's window is six
+    /// minutes after the message (shorter for tests).
+    #[arg(long, value_name = "SECS", default_value_t = 360, hide = true,
+          value_parser = clap::value_parser!(u64).range(1..=360))]
+    stream_window_secs: u64,
+    /// Open Platform apps only: the authorized account's AppID (the message URL's
+    /// `$APPID$`). Refused for WeCom and Official Account apps.
     #[arg(long)]
     authorizer: Option<String>,
     /// The request's timestamp [default: now].
@@ -159,12 +193,13 @@ struct NotifyArgs {
 enum SendWhat {
     /// URL verification (what the console does when the callback URL is saved).
     Verify,
-    /// A text message.
+    /// A text message. To an AI bot: the answer's stream is refreshed as the platform
+    /// does, its text printed as it grows, until it finishes.
     Text {
         /// The text.
         text: String,
     },
-    /// An event (subscribe, CLICK, enter_agent, …).
+    /// An event (subscribe, CLICK, enter_agent; for an AI bot enter_chat, feedback_event, …).
     Event {
         /// The event name.
         name: String,
@@ -198,12 +233,17 @@ enum SendWhat {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, addr } => serve::serve(config, addr),
+        Command::Serve {
+            config,
+            addr,
+            metrics_addr,
+        } => serve::serve(config, addr, metrics_addr),
         Command::Send(args) => send::send(&args),
         Command::Notify(args) => notify::notify(&args),
         Command::Check { config } => check::check(config),
         Command::Jobs(args) => jobs::run(&args),
         Command::Open(args) => open::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
     }
 }
 
@@ -227,8 +267,10 @@ enum Threads {
     All,
 }
 
+/// The config of a command: located as [`ConfigSource::locate`] says, with its references
+/// to AWS read (no request when it has none).
 fn load(config: Option<PathBuf>) -> Result<Config, ConfigError> {
-    Config::discover(config.as_deref())
+    crate::aws_refs::load_blocking(ConfigSource::locate(config.as_deref())?)
 }
 
 /// The app called `name`, or the config-error exit after saying which apps there are.
