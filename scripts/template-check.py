@@ -1,8 +1,10 @@
 """Checks what template.yaml must wire for the gateway, on the template as SAM transforms it
 (the same translator `sam deploy` uses; no AWS call): the two functions built from the one
 binary, the callback routes and their throttling, the reply-job stream mapping and its filter,
-each function's permissions, the settings the binary reads, and the fixed egress (a VPC or
-an API proxy), off unless its parameters are given.
+each function's permissions, the settings the binary reads; the fixed egress (a VPC or an
+API proxy), the custom domain and the config and secrets read from SSM / Secrets Manager, each
+off unless its parameters are given; and the alarms, dashboard and log retention of
+docs/metrics.md.
 
 Run by scripts/sam-check.sh with the SAM CLI's venv python:
     python scripts/template-check.py [template.yaml]
@@ -10,6 +12,7 @@ Run by scripts/sam-check.sh with the SAM CLI's venv python:
 import copy
 import json
 import os
+import re
 import sys
 
 from samtranslator.translator.transform import transform
@@ -27,6 +30,7 @@ STREAM_ACTIONS = STREAM_READ_ACTIONS | {"dynamodb:ListStreams"}
 ROUTES = {
     ("GET", "/wecom/{app}"), ("POST", "/wecom/{app}"),
     ("GET", "/mp/{app}"), ("POST", "/mp/{app}"),
+    ("GET", "/aibot/{app}"), ("POST", "/aibot/{app}"),
     ("POST", "/open/{app}"),
     ("GET", "/open/{app}/{authorizer_appid}"), ("POST", "/open/{app}/{authorizer_appid}"),
 }
@@ -120,6 +124,8 @@ check(fn_props(CALLBACK).get("Environment") == fn_props(WORKER).get("Environment
       "both functions get the same environment")
 check(fn_props(WORKER).get("Timeout", 3) >= 60 + 30 + 5,
       f"{WORKER} Timeout covers a job: deferred_limit_ms (60 s default) + 30 s to send")
+check(fn_props(WORKER).get("Timeout", 3) >= 360 + 240 + 5,
+      f"{WORKER} Timeout covers an AI bot stream: the 6-minute window + 4 minutes for response_url")
 check(fn_props(CALLBACK).get("Timeout", 3) <= 30,
       f"{CALLBACK} Timeout stays short (callbacks are answered within the 4 s budget)")
 
@@ -147,10 +153,30 @@ def value_of(node, given=None):
             return value_of(arg[1] if value_of(conditions[arg[0]], given) else arg[2], given)
         if fn == "Fn::Not":
             return not value_of(arg[0], given)
+        if fn == "Fn::And":
+            return all(value_of(a, given) for a in arg)
         if fn == "Fn::Equals":
             return str(value_of(arg[0], given)) == str(value_of(arg[1], given))
         if fn == "Fn::Join":
             return arg[0].join(value_of(arg[1], given))
+        if fn == "Fn::Split":
+            return value_of(arg[1], given).split(arg[0])
+        if fn == "Fn::Or":
+            return any(value_of(a, given) for a in arg)
+        if fn == "Fn::Sub":
+            text, names = (arg, {}) if isinstance(arg, str) else arg
+            names = {k: value_of(v, given) for k, v in names.items()}
+            if not any(n in names or n in params for n in re.findall(r"\$\{([^}]+)\}", text)):
+                return node  # pseudo parameters and attributes only: kept as written
+
+            def substitute(m):
+                name = m.group(1)
+                if name in names:
+                    return names[name]
+                if name in params:
+                    return value_of({"Ref": name}, given)
+                return m.group(0)  # a pseudo parameter (AWS::Region) or an attribute, as written
+            return re.sub(r"\$\{([^}]+)\}", substitute, text)
         if fn == "Condition":
             return value_of(conditions[arg], given)
     if isinstance(node, dict):
@@ -302,9 +328,183 @@ check(any({"EgressSubnetIds", "EgressSecurityGroupIds"} <= set(json.dumps(r.get(
           for r in rules.values()),
       "a rule refuses EgressSubnetIds without EgressSecurityGroupIds and the other way round")
 
+# --- custom domain (README "Custom domain") ------------------------------------------------
+# Off by default. With DomainName and DomainCertificateArn: a regional API Gateway domain
+# with that certificate, the whole API mapped at its root ($default stage), and every
+# callback URL output on it; with DomainHostedZoneId too, a Route 53 alias record.
+DOMAIN = {"DomainName": "wx.example.com",
+          "DomainCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc"}
+for key in ["DomainName", "DomainCertificateArn", "DomainHostedZoneId"]:
+    check(params.get(key, {}).get("Type") == "String" and params.get(key, {}).get("Default") == "",
+          f"parameter {key}, a String defaulting to empty (no custom domain)")
+domain_res = {k: out.get(k, {}) for k in ["ApiDomain", "ApiDomainMapping", "ApiDomainRecord"]}
+check(domain_res["ApiDomain"].get("Type") == "AWS::ApiGatewayV2::DomainName"
+      and domain_res["ApiDomain"].get("Condition") == "HasDomain", "ApiDomain exists only with DomainName")
+check(not value_of(conditions["HasDomain"]) and value_of(conditions["HasDomain"], DOMAIN),
+      "HasDomain is off by default and on with DomainName")
+dn = value_of(domain_res["ApiDomain"].get("Properties", {}), DOMAIN)
+check(dn.get("DomainName") == "wx.example.com"
+      and dn.get("DomainNameConfigurations") == [{"CertificateArn": DOMAIN["DomainCertificateArn"],
+                                                  "EndpointType": "REGIONAL", "SecurityPolicy": "TLS_1_2"}],
+      f"ApiDomain: DomainName with its certificate, regional, TLS 1.2 (got {dn})")
+mapping = domain_res["ApiDomainMapping"]
+stage = mapping.get("Properties", {}).get("Stage")
+check(mapping.get("Condition") == "HasDomain" and mapping["Properties"].get("ApiId") == {"Ref": "HttpApi"}
+      and isinstance(stage, dict) and out.get(stage.get("Ref"), {}).get("Type") == "AWS::ApiGatewayV2::Stage"
+      and out[stage["Ref"]]["Properties"].get("StageName") == "$default"
+      and "ApiMappingKey" not in mapping["Properties"],
+      f"ApiDomainMapping maps the HTTP API's $default stage at the domain's root (got {mapping})")
+record = domain_res["ApiDomainRecord"]
+check(record.get("Condition") == "HasDomainRecord"
+      and not value_of(conditions["HasDomainRecord"], DOMAIN)
+      and value_of(conditions["HasDomainRecord"], {**DOMAIN, "DomainHostedZoneId": "Z0123456789"})
+      and record["Properties"].get("AliasTarget", {}).get("DNSName") == {"Fn::GetAtt": ["ApiDomain", "RegionalDomainName"]},
+      "ApiDomainRecord: an alias to the regional endpoint, only with DomainHostedZoneId")
+urls = raw.get("Outputs", {}).get("Fn::ForEach::CallbackUrls", [None, None, {}])[2].get("CallbackUrl&{Path}", {})
+check(value_of(urls.get("Value"), DOMAIN) == "https://wx.example.com/${Path}"
+      and "execute-api" in json.dumps(default_of(urls.get("Value"))),
+      "every CallbackUrl output is on DomainName when it is given, else on execute-api")
+check(any({"DomainName", "DomainCertificateArn"} <= set(json.dumps(r.get("Assertions", [])).split('"'))
+          for r in rules.values()),
+      "a rule refuses DomainName without DomainCertificateArn")
+# --- metrics and alarms (docs/metrics.md) ---------------------------------------------------
+# Each alarm notifies AlarmTopic; an email subscription exists only when AlarmEmail is given;
+# the EMF alarms watch the wxgate namespace's Service totals; both functions log to the one
+# LogGroup, as plain lines (EMF needs the line itself as the log event), kept
+# LogRetentionDays.
+def alarms_on(namespace, metric):
+    return {k: r["Properties"] for k, r in out.items()
+            if r.get("Type") == "AWS::CloudWatch::Alarm"
+            and r["Properties"].get("Namespace") == namespace and r["Properties"].get("MetricName") == metric}
+
+
+def alarm_dimensions(props):
+    return {d["Name"]: d["Value"] for d in props.get("Dimensions", [])}
+
+
+topic = [k for k, r in out.items() if r.get("Type") == "AWS::SNS::Topic"]
+check(topic == ["AlarmTopic"], f"one SNS topic, AlarmTopic (got {topic})")
+every_alarm = [r["Properties"] for r in out.values() if r.get("Type") == "AWS::CloudWatch::Alarm"]
+check(len(every_alarm) >= 8 and all(a.get("AlarmActions") == [{"Ref": "AlarmTopic"}] for a in every_alarm),
+      "every alarm (at least eight) notifies AlarmTopic")
+check(all(a.get("TreatMissingData") == "notBreaching" for a in every_alarm),
+      "no alarm fires for want of data (a quiet gateway prints no metrics)")
+for name in [CALLBACK, WORKER]:
+    for metric in ["Errors", "Throttles"]:
+        found = [a for a in alarms_on("AWS/Lambda", metric).values()
+                 if alarm_dimensions(a) == {"FunctionName": {"Ref": name}}]
+        check(len(found) == 1 and found[0].get("Threshold") == 0
+              and found[0].get("ComparisonOperator") == "GreaterThanThreshold",
+              f"an alarm on {name}'s {metric} > 0")
+queue = [a for a in alarms_on("AWS/SQS", "ApproximateNumberOfMessagesVisible").values()
+         if alarm_dimensions(a) == {"QueueName": {"Fn::GetAtt": ["FailedJobs", "QueueName"]}}]
+check(len(queue) == 1 and queue[0].get("Threshold") == 0 and queue[0].get("ComparisonOperator") == "GreaterThanThreshold",
+      "an alarm when the FailedJobs queue is not empty")
+# The EMF metrics the binary prints (src/metrics/mod.rs): namespace wxgate, the totals under
+# the dimension Service=wxgate.
+for metric, threshold in [("Refusals", {"Ref": "RefusalAlarmThreshold"}), ("DedupFailOpens", 0),
+                          ("TokenRefreshFailures", 0)]:
+    found = list(alarms_on("wxgate", metric).values())
+    check(len(found) == 1 and alarm_dimensions(found[0]) == {"Service": "wxgate"}
+          and found[0].get("Statistic") == "Sum" and found[0].get("Threshold") == threshold
+          and found[0].get("ComparisonOperator") == "GreaterThanThreshold",
+          f"an alarm on the EMF total {metric} (Service=wxgate) over {threshold}")
+check(params.get("RefusalAlarmThreshold", {}).get("Type") == "Number", "parameter RefusalAlarmThreshold, a Number")
+check(params.get("AlarmEmail", {}).get("Default") == "", "parameter AlarmEmail, empty by default")
+subscriptions = {k: r for k, r in raw["Resources"].items() if r.get("Type") == "AWS::SNS::Subscription"}
+check(len(subscriptions) == 1 and all(
+    r.get("Condition") == "AlarmEmailGiven" and r["Properties"].get("Endpoint") == {"Ref": "AlarmEmail"}
+    and r["Properties"].get("Protocol") == "email" for r in subscriptions.values()),
+      "an email subscription to AlarmTopic only when AlarmEmail is given")
+check(value_of({"Condition": "AlarmEmailGiven"}) is False
+      and value_of({"Condition": "AlarmEmailGiven"}, {"AlarmEmail": "ops@example.com"}) is True,
+      "AlarmEmailGiven: false by default, true with an address")
+dashboards = [r["Properties"] for r in out.values() if r.get("Type") == "AWS::CloudWatch::Dashboard"]
+check(len(dashboards) == 1, "one CloudWatch dashboard")
+for d in dashboards:
+    body = d.get("DashboardBody", {}).get("Fn::Sub", "")
+    try:
+        widgets = json.loads(body.replace("${", "{")).get("widgets", [])
+    except ValueError as e:
+        widgets = []
+        check(False, f"the dashboard body is JSON ({e})")
+    text = json.dumps(widgets)
+    check(len(widgets) >= 4 and all(m in text for m in ["Callbacks", "Refusals", "BotLatency", "StoreLatency",
+                                                          "DedupFailOpens", "TokenRefreshFailures"]),
+          "the dashboard graphs callbacks, refusals, bot and store latency, dedup and tokens")
+for name in [CALLBACK, WORKER]:
+    check(fn_props(name).get("LoggingConfig", {}).get("LogFormat", "Text") == "Text",
+          f"{name} logs plain lines (EMF lines reach CloudWatch Logs as they are printed)")
+log_groups = [k for k, r in out.items() if r.get("Type") == "AWS::Logs::LogGroup"]
+check(log_groups == ["LogGroup"], f"one log group for both functions (got {log_groups})")
+check(out.get("LogGroup", {}).get("Properties", {}).get("RetentionInDays") == {"Ref": "LogRetentionDays"}
+      and params.get("LogRetentionDays", {}).get("Default") == 30,
+      "LogGroup keeps LogRetentionDays (default 30)")
+# --- config and secrets in AWS (docs/secrets.md) --------------------------------------------
+# Off by default: WXGATE_CONFIG is WxgateConfig and no role may read a parameter or secret.
+# Each parameter given adds exactly its grant to both roles, through the one ReferencesRead
+# policy (attached with ManagedPolicyArns, so a role has it before its function starts).
+for key, kind in [("ConfigParameterName", "String"), ("SecretParameterNames", "CommaDelimitedList"),
+                  ("SecretArns", "CommaDelimitedList"), ("SecretsKmsKeyArn", "String")]:
+    check(params.get(key, {}).get("Type") == kind and params.get(key, {}).get("Default") == "",
+          f"parameter {key}, a {kind} defaulting to empty (nothing read from AWS)")
+REFERENCES = {"Ref": "ReferencesRead"}
+policy = out.get("ReferencesRead", {})
+check(policy.get("Type") == "AWS::IAM::ManagedPolicy" and policy.get("Condition") == "ReadsReferences",
+      "ReferencesRead is a managed policy created only under ReadsReferences")
+PARTITION, REGION, ACCOUNT = "${AWS::Partition}", "${AWS::Region}", "${AWS::AccountId}"
+
+
+def reference_grants(given):
+    """(action, resource, condition) of ReferencesRead with `given`, or None when it is not
+    created."""
+    if not value_of(conditions.get("ReadsReferences"), given):
+        return None
+    document = value_of(policy.get("Properties", {}).get("PolicyDocument", {}), given)
+    return {(s["Action"], r, json.dumps(s.get("Condition"), sort_keys=True))
+            for s in document.get("Statement", []) for r in as_list(s["Resource"])}
+
+
+PINNED = json.dumps({"StringEquals": {"aws:ResourceAccount": {"Ref": "AWS::AccountId"},
+                                      "aws:RequestedRegion": {"Ref": "AWS::Region"}}}, sort_keys=True)
+VIA_SERVICES = json.dumps({"StringEquals": {"kms:ViaService": [{"Fn::Sub": f"ssm.{REGION}.amazonaws.com"},
+                                                               {"Fn::Sub": f"secretsmanager.{REGION}.amazonaws.com"}]}},
+                          sort_keys=True)
+SECRET_A = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:wxgate/a-AbCdEf"
+SECRET_B = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:wxgate/b-*"
+KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+cases = [
+    ({}, None, {"Ref": "WxgateConfig"}),
+    ({"ConfigParameterName": "/wxgate/prod/config"},
+     {("ssm:GetParameters", f"arn:{PARTITION}:ssm:{REGION}:{ACCOUNT}:parameter/wxgate/prod/config", "null")},
+     "ssm:/wxgate/prod/config"),
+    ({"SecretParameterNames": "/wxgate/token,/wxgate/aes"},
+     {("ssm:GetParameters", "arn:*:ssm:*:*:parameter/wxgate/token", PINNED),
+      ("ssm:GetParameters", "arn:*:ssm:*:*:parameter/wxgate/aes", PINNED)},
+     {"Ref": "WxgateConfig"}),
+    ({"SecretArns": f"{SECRET_A},{SECRET_B}", "SecretsKmsKeyArn": KEY_ARN},
+     {("secretsmanager:GetSecretValue", SECRET_A, "null"), ("secretsmanager:GetSecretValue", SECRET_B, "null"),
+      ("secretsmanager:BatchGetSecretValue", "*", "null"), ("kms:Decrypt", KEY_ARN, VIA_SERVICES)},
+     {"Ref": "WxgateConfig"}),
+    # A key alone reads nothing: no policy.
+    ({"SecretsKmsKeyArn": KEY_ARN}, None, {"Ref": "WxgateConfig"}),
+]
+for given, want, config in cases:
+    got = reference_grants(given)
+    check(got == want, f"ReferencesRead with {given or 'the defaults'}: exactly {want} (got {got})")
+    for name in [CALLBACK, WORKER]:
+        env = value_of(fn_props(name).get("Environment", {}).get("Variables", {}), given)
+        wanted = config if isinstance(config, str) else value_of(config, given)
+        check(env.get("WXGATE_CONFIG") == wanted, f"{name}: WXGATE_CONFIG is {wanted!r} with {given or 'the defaults'}")
+        pairs, managed = grants(roles[name], given)
+        check((json.dumps(REFERENCES) in managed) == (want is not None),
+              f"{name}: ReferencesRead attached exactly when something is read ({given or 'the defaults'})")
+        check(pairs == expected[name], f"{name}: references add no inline permission")
+
 if failures:
     for f in failures:
         print(f"template-check: FAILED: {f}", file=sys.stderr)
     sys.exit(1)
 print("template-check: two functions from one build; routes, throttling, reply-job stream, filter, "
-      "permissions, settings and the fixed egress (off by default) are wired")
+      "permissions, settings, the fixed egress, the custom domain and the config and secrets in AWS "
+      "(all off by default), alarms, dashboard and log retention are wired")

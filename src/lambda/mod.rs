@@ -26,16 +26,38 @@ use serde_json::value::RawValue;
 use crate::bot::Bot;
 use crate::gateway::{CallbackRequest, CallbackResponse, Gateway};
 
-/// Runs the Lambda runtime loop until the runtime stops it.
+/// Runs the Lambda runtime loop until the runtime stops it. After each event, what it
+/// changed in the metrics is printed as CloudWatch EMF lines (docs/metrics.md).
 ///
 /// # Errors
 /// The runtime API is unreachable or answered something unexpected.
 pub async fn run<B: Bot>(gateway: Arc<Gateway<B>>) -> Result<(), lambda_http::Error> {
+    crate::metrics::global().track_changes();
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let gateway = Arc::clone(&gateway);
-        async move { dispatch(gateway, event).await }
+        async move {
+            let answer = dispatch(gateway, event).await;
+            print_metrics();
+            answer
+        }
     }))
     .await
+}
+
+/// Prints the EMF lines of what changed since the last call to stdout, beside the JSON log
+/// lines: CloudWatch Logs extracts the metrics from them, with no API call. Nothing when
+/// nothing changed; a write error (stdout gone) loses the figures, never the answer.
+pub fn print_metrics() {
+    use std::io::Write as _;
+    let lines = crate::metrics::emf::take_lines();
+    if lines.is_empty() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
 }
 
 /// What the function answers: an API Gateway response (lambda_http's type, whatever it is
