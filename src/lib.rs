@@ -24,15 +24,19 @@
 //! ```
 
 // The public surface: what a program embedding wxgate needs.
+pub mod aibot;
+pub mod aws_refs;
 pub mod bot;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod gateway;
+pub mod json_push;
 pub mod lambda;
 pub mod logging;
 pub mod message;
+pub mod metrics;
 pub mod platform;
 pub mod reply;
 pub mod server;

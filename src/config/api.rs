@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::reference::{Fetched, RemoteRef, fetched_value};
 use super::secret::ENV_PREFIX;
 
 /// WeCom's API host.
@@ -41,10 +42,13 @@ pub struct ApiSettings {
     pub component_bind_page: String,
     /// The proxy the platform API calls go through, for a fixed egress IP (the platforms
     /// refuse calls from IPs outside an app's whitelist): `http://host:port` or
-    /// `https://user:password@host:port`, or `env:NAME`. Unset: `$WXGATE_API_PROXY` when it
-    /// is set and not empty, else none; `""`: none, whatever the variable says. Read with
-    /// [`proxy`](Self::proxy).
+    /// `https://user:password@host:port`, `env:NAME`, `ssm:NAME` or `secretsmanager:ID#key`.
+    /// Unset: `$WXGATE_API_PROXY` when it is set and not empty, else none; `""`: none,
+    /// whatever the variable says. Read with [`proxy`](Self::proxy).
     pub proxy: Option<String>,
+    /// The values of the references to AWS, once fetched.
+    #[serde(skip)]
+    pub fetched: Fetched,
 }
 
 impl Default for ApiSettings {
@@ -56,6 +60,7 @@ impl Default for ApiSettings {
             component_login_page: COMPONENT_LOGIN_PAGE.into(),
             component_bind_page: COMPONENT_BIND_PAGE.into(),
             proxy: None,
+            fetched: Fetched::default(),
         }
     }
 }
@@ -121,7 +126,13 @@ impl ApiSettings {
         }
         // A URL written here is checked with the file; an `env:NAME` reference and
         // $WXGATE_API_PROXY are read, and checked, when the gateway is built (`proxy`).
-        if let Some(raw) = self.proxy.as_deref().map(str::trim) {
+        // A reference to AWS is checked with the others (`Config::references`).
+        if let Some(raw) = self
+            .proxy
+            .as_deref()
+            .map(str::trim)
+            .filter(|raw| RemoteRef::parse(raw).is_none())
+        {
             match raw.strip_prefix(ENV_PREFIX) {
                 Some(name) if name.trim().is_empty() => {
                     return Err(ConfigError::Setting(
@@ -140,7 +151,8 @@ impl ApiSettings {
     }
 
     /// The proxy of the platform API calls: `proxy` when the key is written (`""`: none;
-    /// `env:NAME`: the variable, which must be set and not empty), else `$WXGATE_API_PROXY`
+    /// `env:NAME`: the variable, which must be set and not empty; a reference to AWS: its
+    /// fetched value), else `$WXGATE_API_PROXY`
     /// when set and not empty, else none.
     ///
     /// # Errors
@@ -163,8 +175,16 @@ impl ApiSettings {
         let (value, origin) = match self.proxy.as_deref().map(str::trim) {
             // Written empty: no proxy, even where the template sets the variable.
             Some("") => return Ok(None),
-            Some(raw) => match raw.strip_prefix(ENV_PREFIX).map(str::trim) {
-                Some(name) => {
+            Some(raw) => match (RemoteRef::parse(raw), raw.strip_prefix(ENV_PREFIX)) {
+                (Some(reference), _) => {
+                    let reference = reference
+                        .map_err(|why| ConfigError::Setting(format!("api.proxy: {why}")))?;
+                    let origin = format!("api.proxy ({reference})");
+                    let value = fetched_value("api.proxy".into(), reference, &self.fetched)?;
+                    (value, origin)
+                }
+                (None, Some(name)) => {
+                    let name = name.trim();
                     let value = set(lookup(name)).ok_or_else(|| {
                         ConfigError::Setting(format!(
                             "api.proxy = \"env:{name}\", but ${name} is not set or empty"
@@ -172,7 +192,7 @@ impl ApiSettings {
                     })?;
                     (value, format!("api.proxy (env:{name})"))
                 }
-                None => (raw.to_owned(), "api.proxy".to_owned()),
+                (None, None) => (raw.to_owned(), "api.proxy".to_owned()),
             },
             None => match set(lookup(PROXY_ENV)) {
                 Some(value) => (value, PROXY_ENV.to_owned()),

@@ -1,12 +1,15 @@
 //! The configuration file: which apps exist, their secrets, how the gateway behaves.
 //!
-//! TOML, read from a file (`wxgate serve --config`) or from `WXGATE_CONFIG` (inline TOML or
-//! a path) in Lambda. Unknown keys are errors, so a typo never silently disables a setting.
-//! Secrets may be written `env:NAME`; they are held in [`SecretString`]s and never printed.
+//! TOML, read from a file (`wxgate serve --config`) or from `WXGATE_CONFIG` (inline TOML, a
+//! path, or a reference to AWS) in Lambda. Unknown keys are errors, so a typo never silently
+//! disables a setting. Secrets may be written `env:NAME`, `ssm:NAME` or
+//! `secretsmanager:ID#key`; they are held in [`SecretString`]s and never printed.
 
 mod api;
+pub mod reference;
 pub mod reply;
 pub mod secret;
+mod source;
 mod store;
 mod toml_error;
 
@@ -16,11 +19,13 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::platform::Platform;
+use crate::platform::{DataFormat, Platform};
 pub use api::{
     ApiProxy, ApiSettings, COMPONENT_BIND_PAGE, COMPONENT_LOGIN_PAGE, MP_API, PROXY_ENV, WECOM_API,
 };
+use reference::{Fetched, ReferenceProblem};
 use reply::ReplyRules;
+pub use source::ConfigSource;
 pub use store::{StoreKind, StorePlan, StoreSettings, TABLE_ENV};
 
 /// The environment variable Lambda reads its configuration from.
@@ -50,6 +55,16 @@ pub enum ConfigError {
         app: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A value kept in AWS (`ssm:`, `secretsmanager:`) could not be used.
+    #[error("{key} = \"{reference}\": {problem}")]
+    Reference {
+        /// Where it is written: `apps[demo].token`, `api.proxy`, `WXGATE_CONFIG`.
+        key: String,
+        /// The reference as written.
+        reference: String,
+        /// Why.
+        problem: ReferenceProblem,
     },
     /// No configuration was given.
     #[error(
@@ -92,6 +107,11 @@ pub struct GatewaySettings {
     /// How long a bot that missed the budget may go on before its late reply is given up, in
     /// milliseconds: in the background (`wxgate serve`) or in a reply job (Lambda).
     pub deferred_limit_ms: u64,
+    /// How long after a message the WeCom AI bot keeps asking for its stream's content, in
+    /// milliseconds: the platform's six minutes. The stream is finished a little before it
+    /// and the rest of a slower answer goes through the message's `response_url`. Lower it
+    /// only to see that happen sooner (tests, demos).
+    pub stream_window_ms: u64,
 }
 
 impl Default for GatewaySettings {
@@ -101,6 +121,7 @@ impl Default for GatewaySettings {
             replay_window_secs: 300,
             max_body_bytes: 64 * 1024,
             deferred_limit_ms: 60_000,
+            stream_window_ms: 360_000,
         }
     }
 }
@@ -114,7 +135,18 @@ impl GatewaySettings {
         Duration::from_millis(self.budget_ms)
     }
 
+    /// The AI bot's stream window as a duration.
+    pub fn stream_window(&self) -> Duration {
+        Duration::from_millis(self.stream_window_ms)
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
+        if !(5_000..=360_000).contains(&self.stream_window_ms) {
+            return Err(ConfigError::Setting(format!(
+                "gateway.stream_window_ms must be 5000..=360000 (the platform asks for 6 minutes), not {}",
+                self.stream_window_ms
+            )));
+        }
         if self.budget_ms == 0 || self.budget_ms > Self::MAX_BUDGET_MS {
             return Err(ConfigError::Setting(format!(
                 "gateway.budget_ms must be 1..={} (the platform waits 5000 ms), not {}",
@@ -178,9 +210,16 @@ pub struct AppConfig {
     /// redirect back are served there (`/open/{name}/authorize`, `/open/{name}/authorized`).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// MP: how callbacks and passive replies are written, `xml` (default) or `json` (a Mini
+    /// Program's message push set to 数据格式: JSON).
+    #[serde(default)]
+    pub data_format: DataFormat,
     /// What to answer.
     #[serde(default)]
     pub reply: ReplyRules,
+    /// The values of the references to AWS, once fetched ([`Config::install_fetched`]).
+    #[serde(skip)]
+    pub fetched: Fetched,
 }
 
 /// An app's secrets, resolved (env references read) and redacted.
@@ -202,6 +241,8 @@ impl AppConfig {
         match self.platform {
             Platform::Wecom => self.corp_id.as_deref(),
             Platform::Mp | Platform::Open => self.app_id.as_deref(),
+            // Internal AI bots encrypt with an empty receive id.
+            Platform::Aibot => Some(""),
         }
     }
 
@@ -210,18 +251,18 @@ impl AppConfig {
         format!("/{}/{}", self.platform, self.name)
     }
 
-    /// Reads the secrets, following `env:NAME` references.
+    /// Reads the secrets, following `env:NAME` references and taking those to AWS from the
+    /// fetched values.
     ///
     /// # Errors
-    /// A referenced variable is unset or a value is empty.
+    /// A referenced variable is unset, a reference to AWS was not fetched, or a value is
+    /// empty.
     pub fn secrets(&self) -> Result<AppSecrets, ConfigError> {
         let optional = |field, raw: &Option<String>| {
-            raw.as_deref()
-                .map(|r| secret::resolve(&self.name, field, r))
-                .transpose()
+            raw.as_deref().map(|r| self.resolve(field, r)).transpose()
         };
         Ok(AppSecrets {
-            token: secret::resolve(&self.name, "token", &self.token)?,
+            token: self.resolve("token", &self.token)?,
             encoding_aes_key: optional("encoding_aes_key", &self.encoding_aes_key)?,
             previous_encoding_aes_key: optional(
                 "previous_encoding_aes_key",
@@ -229,6 +270,14 @@ impl AppConfig {
             )?,
             secret: optional("secret", &self.secret)?,
         })
+    }
+
+    /// Reads one of this app's secret values (`field` names it in errors).
+    ///
+    /// # Errors
+    /// As [`secret::resolve`].
+    pub fn resolve(&self, field: &'static str, raw: &str) -> Result<SecretString, ConfigError> {
+        secret::resolve(&self.name, field, raw, &self.fetched)
     }
 
     fn error(&self, reason: impl Into<String>) -> ConfigError {
@@ -262,6 +311,25 @@ impl AppConfig {
                 if self.encoding_aes_key.is_none() {
                     return Err(self.error(
                         "wecom apps need encoding_aes_key: WeCom callbacks are always encrypted",
+                    ));
+                }
+            }
+            Platform::Aibot => {
+                let other = [
+                    ("corp_id", self.corp_id.is_some()),
+                    ("app_id", self.app_id.is_some()),
+                    ("agent_id", self.agent_id.is_some()),
+                    ("secret", self.secret.is_some()),
+                    ("public_url", self.public_url.is_some()),
+                ];
+                if let Some((key, _)) = other.iter().find(|(_, set)| *set) {
+                    return Err(self.error(format!(
+                        "aibot apps take token and encoding_aes_key only, not {key} (the receive id is empty; replies go back in the callback or through its response_url)"
+                    )));
+                }
+                if self.encoding_aes_key.is_none() {
+                    return Err(self.error(
+                        "aibot apps need encoding_aes_key: AI bot callbacks are always encrypted",
                     ));
                 }
             }
@@ -303,6 +371,12 @@ impl AppConfig {
             return Err(self.error(
                 "plaintext_late_replies is for Official Accounts in plaintext mode (no encoding_aes_key); encrypted apps send late replies anyway",
             ));
+        }
+        if self.data_format == DataFormat::Json && self.platform != Platform::Mp {
+            return Err(self.error(format!(
+                "data_format = \"json\" is for mp apps (a Mini Program's message push), not {} apps",
+                self.platform
+            )));
         }
         if let Some(url) = &self.public_url {
             if self.platform != Platform::Open {
@@ -348,35 +422,22 @@ impl Config {
     }
 
     /// Reads the config from a `WXGATE_CONFIG` value: inline TOML when it looks like TOML
-    /// (it has a `=` or a `[`), otherwise a path.
+    /// (it has a `=` or a `[`), otherwise a path. A reference to AWS is an error here: it is
+    /// fetched by the adapters ([`ConfigSource`]).
     ///
     /// # Errors
     /// As [`load`](Self::load) or [`parse`](Self::parse).
     pub fn from_env_value(value: &str) -> Result<Self, ConfigError> {
-        if value.contains('=') || value.contains('[') || value.contains('\n') {
-            Self::parse(value)
-        } else {
-            Self::load(Path::new(value.trim()))
-        }
+        ConfigSource::from_env_value(value)?.read_local()
     }
 
     /// Finds the config the way the CLI does: an explicit path, else `WXGATE_CONFIG`, else
-    /// `./wxgate.toml`.
+    /// `./wxgate.toml`. A reference to AWS is an error here ([`ConfigSource::locate`]).
     ///
     /// # Errors
     /// [`ConfigError::Missing`] when none exists, or as [`load`](Self::load).
     pub fn discover(explicit: Option<&Path>) -> Result<Self, ConfigError> {
-        if let Some(path) = explicit {
-            return Self::load(path);
-        }
-        if let Ok(value) = std::env::var(CONFIG_ENV) {
-            return Self::from_env_value(&value);
-        }
-        let default = Path::new("wxgate.toml");
-        if default.exists() {
-            return Self::load(default);
-        }
-        Err(ConfigError::Missing)
+        ConfigSource::locate(explicit)?.read_local()
     }
 
     /// The app with this name.
@@ -388,6 +449,7 @@ impl Config {
         self.gateway.check()?;
         self.store.check()?;
         self.api.check()?;
+        self.references()?;
         if self.apps.is_empty() {
             return Err(ConfigError::Setting(
                 "no [[apps]]: configure at least one app".into(),
@@ -538,6 +600,129 @@ plaintext_late_replies = true
             "plaintext_late_replies = true\n[apps.reply]",
         ));
         assert!(e.contains("plaintext_late_replies is for"), "{e}");
+    }
+
+    #[test]
+    fn data_format_json_only_for_mp_apps() {
+        let mp = r#"[[apps]]
+name = "mini"
+platform = "mp"
+app_id = "wx0123456789abcdef"
+token = "t0ken"
+data_format = "json"
+"#;
+        let config = Config::parse(mp).unwrap();
+        assert_eq!(config.app("mini").unwrap().data_format, DataFormat::Json);
+        let default = Config::parse(&mp.replace("data_format = \"json\"\n", "")).unwrap();
+        assert_eq!(default.app("mini").unwrap().data_format, DataFormat::Xml);
+        let e = error_of(&DEMO.replace("[apps.reply]", "data_format = \"json\"\n[apps.reply]"));
+        assert!(
+            e.contains("data_format = \"json\" is for mp apps") && e.contains("not wecom apps"),
+            "{e}"
+        );
+        let e = error_of(&mp.replace("\"json\"", "\"yaml\""));
+        assert!(e.contains("data_format") || e.contains("yaml"), "{e}");
+    }
+
+    const LLM: &str = "echo = false\nllm = \"http://127.0.0.1:9/v1\"\nllm_model = \"m\"\n";
+
+    #[test]
+    fn llm_rules_are_checked_like_forward() {
+        let with = |extra: &str| DEMO.replace("echo = true", &format!("{LLM}{extra}"));
+        let c = Config::parse(&with("")).unwrap();
+        assert_eq!(
+            c.app("demo").unwrap().reply.stream_timeout(),
+            Duration::from_millis(300_000)
+        );
+        let c = Config::parse(&with(
+            "stream_timeout_ms = 60000\nllm_max_tokens = 500\nllm_system_prompt = \"be brief\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.app("demo").unwrap().reply.stream_timeout(),
+            Duration::from_secs(60)
+        );
+        for (extra, expected) in [
+            (
+                "stream_timeout_ms = 999",
+                "reply.stream_timeout_ms must be 1000..=360000, not 999",
+            ),
+            ("stream_timeout_ms = 360001", "must be 1000..=360000"),
+            (
+                "llm_max_tokens = 0",
+                "reply.llm_max_tokens must be positive",
+            ),
+            ("llm_api_key = \" \"", "reply.llm_api_key is empty"),
+            (
+                "default = \"x\"",
+                "reply.default cannot be set with reply.llm",
+            ),
+            (
+                "forward = \"https://e.x\"\nforward_secret = \"0123456789abcdef\"",
+                "reply.llm cannot be set with reply.forward",
+            ),
+        ] {
+            let e = error_of(&with(extra));
+            assert!(
+                e.contains("\"demo\"") && e.contains(expected),
+                "{extra}: {e}"
+            );
+        }
+        let e = error_of(&with("").replace("echo = false", "echo = true"));
+        assert!(e.contains("reply.echo cannot be set with reply.llm"), "{e}");
+        let e = error_of(&with("").replace("llm_model = \"m\"\n", ""));
+        assert!(e.contains("reply.llm needs llm_model"), "{e}");
+        let e = error_of(&with("").replace("http://127.0.0.1:9/v1", "http://llm.example.com/v1"));
+        assert!(
+            e.contains("reply.llm: http:// is only accepted for a loopback host"),
+            "{e}"
+        );
+        let e = error_of(&with("").replace("http://127.0.0.1:9/v1", "https://u:sk-pass@e.x/v1"));
+        assert!(e.contains("llm_api_key") && !e.contains("sk-pass"), "{e}");
+        let e = error_of(&with("").replace("/v1", "/v1?key=1"));
+        assert!(e.contains("no ?query"), "{e}");
+        // The keys of `llm` need it; `stream_timeout_ms` needs an upstream.
+        for lonely in [
+            "llm_model = \"m\"",
+            "llm_api_key = \"k\"",
+            "stream_timeout_ms = 5000",
+        ] {
+            let e = error_of(&DEMO.replace("echo = true", lonely));
+            assert!(e.contains("need"), "{lonely}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_llm_api_key_is_a_secret_reference() {
+        let text = DEMO.replace(
+            "echo = true",
+            &format!("{LLM}llm_api_key = \"ssm:/wxgate/openai\""),
+        );
+        let config = Config::parse(&text).unwrap();
+        let listed: Vec<String> = config
+            .references()
+            .unwrap()
+            .iter()
+            .map(|usage| usage.key.clone())
+            .collect();
+        assert!(
+            listed.contains(&"apps[demo].reply.llm_api_key".to_owned()),
+            "{listed:?}"
+        );
+        let unset = DEMO.replace(
+            "echo = true",
+            &format!("{LLM}llm_api_key = \"env:WXGATE_TEST_UNSET_LLM_KEY\""),
+        );
+        let e = crate::bot::ConfigBot::from_config(&Config::parse(&unset).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("reply.llm_api_key") && e.contains("$WXGATE_TEST_UNSET_LLM_KEY"),
+            "{e}"
+        );
+        let inline = DEMO.replace("echo = true", &format!("{LLM}llm_api_key = \"sk-inline\""));
+        let bot = crate::bot::ConfigBot::from_config(&Config::parse(&inline).unwrap()).unwrap();
+        assert!(bot.llm("demo").is_some());
     }
 
     #[test]

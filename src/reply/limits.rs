@@ -10,6 +10,8 @@ pub const WECOM_MARKDOWN_MAX_BYTES: usize = 2048;
 /// Official Account customer message `text.content`. Not in the official documentation;
 /// longer texts are refused with 45002 ("content size out of limit").
 pub const MP_TEXT_MAX_BYTES: usize = 2048;
+/// The WeCom AI bot's stream `content`, welcome text and `response_url` markdown.
+pub const AIBOT_CONTENT_MAX_BYTES: usize = 20_480;
 /// A WeCom news article's or text card's `title`.
 pub const TITLE_MAX_BYTES: usize = 128;
 /// A WeCom news article's or text card's `description`.

@@ -166,6 +166,13 @@ impl Reply {
     pub fn validate(&self, platform: Platform, to_event: bool) -> Result<(), ProtocolError> {
         let wecom = platform.is_wecom();
         match self {
+            Self::Text { content } if platform == Platform::Aibot => {
+                max_bytes("text content", content, limits::AIBOT_CONTENT_MAX_BYTES)
+            }
+            _ if platform == Platform::Aibot => Err(ProtocolError::Reply(format!(
+                "an AI bot shows text only, not {} replies",
+                self.msg_type()
+            ))),
             Self::Text { content } if wecom => {
                 max_bytes("text content", content, WECOM_TEXT_MAX_BYTES)
             }

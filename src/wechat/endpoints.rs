@@ -42,7 +42,8 @@ impl ApiEndpoints {
     /// are called on the Official Account host.
     pub fn base(&self, platform: Platform) -> &str {
         let base = match platform {
-            Platform::Wecom => &self.wecom,
+            // The AI bot's only API is the response_url each message carries: WeCom's host.
+            Platform::Wecom | Platform::Aibot => &self.wecom,
             Platform::Mp | Platform::Open => &self.mp,
         };
         base.trim_end_matches('/')

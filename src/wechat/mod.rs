@@ -28,6 +28,7 @@ mod error;
 mod hints;
 pub mod open;
 mod provider;
+mod retry;
 pub mod send;
 mod source;
 mod token;

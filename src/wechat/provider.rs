@@ -14,6 +14,9 @@
 //! 5. **Fail open.** A store that errors is logged and bypassed: the token is fetched
 //!    directly and cached in this instance.
 //!
+//! A fetch that made no connection, or that the platform answered with "system busy", is
+//! tried again under the sends' [`RetryPolicy`] (within the lease, which outlasts it).
+//!
 //! Times for expiry and leases come from the [`Clock`] (the store compares them with its
 //! items); how long a caller waits is measured with tokio's monotonic clock.
 
@@ -24,8 +27,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::time::Instant;
 
+use super::answer::FetchedToken;
 use super::client::PlatformClient;
 use super::error::{ApiError, TokenError};
+use super::retry::{RetryPolicy, jitter};
 use super::source::TokenSource;
 use super::token::{
     AccessToken, FIRST_BACKOFF, Step, TokenSettings, decide, expires_at, loser_recheck_at, millis,
@@ -48,6 +53,9 @@ pub struct TokenProvider<S: TokenStore = Backend> {
     /// How component and authorizer tokens are fetched: they need the store's Open
     /// Platform records, which only stores that have them can give.
     open: Option<OpenFetch<S>>,
+    /// When a failed token fetch is tried again: the sends' policy, since a fetch that
+    /// made no connection or was told "system busy" is as safely repeated as a send.
+    fetch_retry: RetryPolicy,
 }
 
 /// Fetches a component or authorizer token (`wechat::open::chain`).
@@ -178,7 +186,17 @@ impl<S: TokenStore> TokenProvider<S> {
             clock: crate::clock::system(),
             scopes: Mutex::new(HashMap::new()),
             open: None,
+            fetch_retry: RetryPolicy::default(),
         }
+    }
+
+    /// Retries failed token fetches under `retry` instead of [`RetryPolicy::default`]
+    /// ([`RetryPolicy::never`] turns it off). Only what [`is_retryable`](super::is_retryable) allows is retried:
+    /// no connection made, or errcode -1.
+    #[must_use]
+    pub fn with_fetch_retry(mut self, retry: RetryPolicy) -> Self {
+        self.fetch_retry = retry;
+        self
     }
 
     /// Replaces the clock (tests move time without sleeping).
@@ -519,16 +537,23 @@ impl<S: TokenStore> TokenProvider<S> {
     ) -> Result<(CachedToken, EpochMillis), ApiError> {
         let requested_at = self.now();
         let fetched = match (source, self.open) {
-            (TokenSource::Component { .. } | TokenSource::Authorizer { .. }, Some(open)) => {
-                open(self, source).await?
+            // Its component token is fetched, with retries, by that token's own round; the
+            // refresh call itself is left to the caller, as a rotated refresh token is at stake.
+            (TokenSource::Authorizer { .. }, Some(open)) => open(self, source).await?,
+            (TokenSource::Component { .. }, Some(open)) => {
+                self.retried(source, || open(self, source)).await?
             }
-            _ => self.client.fetch_token(source).await?,
+            _ => {
+                self.retried(source, || self.client.fetch_token(source))
+                    .await?
+            }
         };
         tracing::info!(
             platform = %source.platform(),
             expires_in = fetched.expires_in_secs,
             "access token fetched"
         );
+        crate::metrics::token_fetch(source.kind(), false);
         let expires_at_ms = expires_at(requested_at, fetched.expires_in_secs);
         let renewed = previous != Some(fetched.value.as_str());
         let refresh_at_ms = refresh_at(
@@ -545,6 +570,43 @@ impl<S: TokenStore> TokenProvider<S> {
         Ok((token, refresh_at_ms))
     }
 
+    /// Runs `fetch` until it succeeds or [`fetch_retry`](Self::with_fetch_retry) gives up:
+    /// a refused connection (the platform or the proxy restarting) or "system busy" is tried
+    /// again after a jittered backoff, as a send would be.
+    async fn retried<F, Fut>(
+        &self,
+        source: &TokenSource,
+        fetch: F,
+    ) -> Result<FetchedToken, ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<FetchedToken, ApiError>>,
+    {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match fetch().await {
+                Ok(fetched) => return Ok(fetched),
+                Err(err) => err,
+            };
+            let Some(delay) = self
+                .fetch_retry
+                .delay(&err, attempt, started.elapsed(), jitter())
+            else {
+                return Err(err);
+            };
+            tracing::warn!(
+                platform = %source.platform(),
+                attempt,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                error = %err,
+                "access token fetch failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
     /// A failed fetch: a token that is stale but still valid (the fetch was a refresh ahead
     /// of expiry) is better than an error, and is retried no sooner than one lease later.
     fn fetch_failed(
@@ -554,6 +616,7 @@ impl<S: TokenStore> TokenProvider<S> {
         err: ApiError,
     ) -> Result<AccessToken, TokenError> {
         tracing::warn!(platform = %source.platform(), error = %err, "access token fetch failed");
+        crate::metrics::token_fetch(source.kind(), true);
         let now = self.now();
         state
             .fall_back(now, now.saturating_add(millis(self.settings.lease)))

@@ -63,8 +63,6 @@ pub use crate::reply::limits::{
     WECOM_MARKDOWN_MAX_BYTES, WECOM_MAX_RECIPIENTS, WECOM_TEXT_MAX_BYTES,
 };
 
-/// errcode -1: system busy, try again later.
-pub const ERRCODE_SYSTEM_BUSY: i64 = -1;
 /// errcode 45009: the API's call frequency limit is reached. Retrying makes it worse.
 pub const ERRCODE_API_RATE_LIMIT: i64 = 45009;
 /// errcode 45015: the Official Account may not message this follower (no message from them
@@ -73,12 +71,12 @@ pub const ERRCODE_REPLY_WINDOW: i64 = 45015;
 
 mod message;
 mod messenger;
-mod retry;
 mod validate;
 
+pub(super) use super::retry::jitter;
+pub use super::retry::{ERRCODE_SYSTEM_BUSY, RetryPolicy, is_retryable, is_retryable_deduplicated};
 pub use message::*;
 pub use messenger::*;
-pub use retry::*;
 pub use validate::*;
 
 #[cfg(test)]
