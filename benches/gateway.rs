@@ -77,6 +77,85 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(call(black_box(&verify))))
     });
     g.finish();
+    aibot(c);
+}
+
+/// The AI bot: a refresh callback of a stream whose snapshot holds 2 KB of text (read it,
+/// render it, seal it), and a message a rule answers (a finished stream, no store).
+fn aibot(c: &mut Criterion) {
+    use wxgate::simulate::{aibot_refresh_json, aibot_text_json};
+    use wxgate::store::{
+        DedupTimes, JobStore, NewJob, StreamStore, StreamWrite, aibot_key, new_owner,
+    };
+    let config = Config::parse(
+        "[[apps]]\nname = \"helper\"\nplatform = \"aibot\"\ntoken = \"QDG6eK\"\n\
+         encoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"\n[apps.reply]\n\
+         keywords = [{ equals = \"ping\", reply = \"pong\" }]\n",
+    )
+    .unwrap();
+    let gateway = Gateway::builder(&config).build().unwrap();
+    let sim = PlatformSim::new(config.app("helper").unwrap()).unwrap();
+    let now = wxgate::clock::unix_now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A stream as a worker leaves it mid-answer: claimed, 2 KB of text so far.
+    let key = aibot_key("helper", "bench-msg");
+    let times = DedupTimes {
+        now_ms: wxgate::clock::now_ms(),
+        lease_ms: 4_000,
+        retention_secs: 86_400,
+    };
+    let text = "流式回答 streamed answer ".repeat(64);
+    runtime.block_on(async {
+        let store = gateway.store();
+        let job = NewJob {
+            app: "helper",
+            authorizer_app_id: None,
+            message: "{}",
+            answer_by_ms: times.now_ms,
+        };
+        store
+            .claim_with_job(&key, &new_owner(), times, job)
+            .await
+            .unwrap();
+        let write = StreamWrite {
+            writer: "bench",
+            seq: 1,
+            content: &text,
+            finish: false,
+        };
+        assert!(store.put_stream(&key, write, times).await.unwrap());
+    });
+    let stream_id = wxgate::aibot::stream_id_of("bench-msg");
+    let refresh = sim
+        .post(
+            &aibot_refresh_json("r1", "lisi", &stream_id),
+            now,
+            "1372623149",
+        )
+        .unwrap();
+    let rule = sim
+        .post(
+            &aibot_text_json("m1", "lisi", None, "ping"),
+            now,
+            "1372623149",
+        )
+        .unwrap();
+    let call = |request: &SignedRequest| {
+        let response = runtime.block_on(gateway.handle(request.to_callback()));
+        assert_eq!(response.status, 200);
+        response
+    };
+    let mut g = c.benchmark_group("aibot");
+    g.bench_function("refresh_2kb_snapshot", |b| {
+        b.iter(|| black_box(call(black_box(&refresh))))
+    });
+    g.bench_function("message_a_rule_answers", |b| {
+        b.iter(|| black_box(call(black_box(&rule))))
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -8,13 +8,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 echo "== cargo fmt --check"
 cargo fmt --check
-echo "== cargo clippy"
+echo "== cargo clippy (without and with the external tests)"
 cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --features external-tests -- -D warnings
 echo "== peers (@wecom/crypto, wechatpy) into .cache/peers"
 scripts/peers.sh all
 echo "== chromium (Debian's package) for the browser test"
 scripts/browser.sh
-echo "== cargo test"
-cargo test --locked
+echo "== cargo test (all, including the tests that need Node, Python, Chromium, dynalite, moto)"
+cargo test --locked --features external-tests
 echo "== SAM: validate --lint, build (x86_64)"
 scripts/sam-check.sh

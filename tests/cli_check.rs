@@ -154,3 +154,58 @@ fn check_refuses_weak_secrets_and_plain_http_api_hosts() {
         );
     }
 }
+
+#[test]
+fn check_says_what_an_ai_bot_answers() {
+    let aibot = |name: &str, reply: &str| {
+        format!(
+            "[[apps]]\nname = \"{name}\"\nplatform = \"aibot\"\ntoken = \"QDG6eK\"\n\
+             encoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"\n[apps.reply]\n{reply}\n"
+        )
+    };
+    let config = [
+        aibot("ruled", "enter_chat = \"hi\"\nkeywords = [{ contains = \"a\", reply = \"b\" }]"),
+        aibot(
+            "forwarded",
+            "forward = \"https://bot.example.com/hook?key=k1\"\n\
+             forward_secret = \"check-test-secret-0123456789abcdef\"",
+        ),
+        aibot(
+            "modelled",
+            "llm = \"https://llm.example.com/v1\"\nllm_model = \"qwen-plus\"\nllm_api_key = \"sk-check-test-key\"",
+        ),
+    ]
+    .concat();
+    let out = check_text(&config);
+    let stdout = &out.stdout;
+    assert_eq!(out.code, 0, "{stdout}{}", out.stderr);
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no line for {name}: {stdout}"))
+            .to_owned()
+    };
+    assert!(line("ruled").contains("aibot  ruled"), "{stdout}");
+    assert!(line("ruled").contains("/aibot/ruled"), "{stdout}");
+    assert!(
+        line("ruled").contains("(rules only: a message no rule answers gets a finished empty stream; enter_chat welcomed)"),
+        "{stdout}"
+    );
+    assert!(
+        line("forwarded")
+            .contains("/aibot/forwarded  (rules; forward → bot.example.com, streamed)"),
+        "{stdout}"
+    );
+    assert!(
+        line("modelled").contains("(rules; llm → llm.example.com, qwen-plus, streamed)"),
+        "{stdout}"
+    );
+    // Hosts only: a key in the URL's query, and the API key, are not printed.
+    assert!(
+        !stdout.contains("k1") && !stdout.contains("sk-check"),
+        "{stdout}"
+    );
+    // Nothing about late replies: an AI bot's answer is its stream.
+    assert!(!line("forwarded").contains("budget"), "{stdout}");
+}

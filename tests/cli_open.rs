@@ -2,6 +2,9 @@
 //! component, run as an operator runs them: over a DynamoDB table (dynalite on 127.0.0.1)
 //! that a gateway filled the way the deployed function does, against the fake Open
 //! Platform.
+// Needs Node, Python, Chromium or a local AWS-compatible server: built only with
+// `--features external-tests` (scripts/test.sh), so plain `cargo test` stays offline.
+#![cfg(feature = "external-tests")]
 
 mod support;
 

@@ -3,6 +3,9 @@
 //!
 //! The peers are installed into `.cache/peers` by `scripts/peers.sh` (run here, idempotent)
 //! and driven through small JSON Lines drivers in `tests/peers/`.
+// Needs Node, Python, Chromium or a local AWS-compatible server: built only with
+// `--features external-tests` (scripts/test.sh), so plain `cargo test` stays offline.
+#![cfg(feature = "external-tests")]
 
 mod support;
 

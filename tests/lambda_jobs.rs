@@ -6,6 +6,9 @@
 //! dynalite has no streams, so this test is the event source mapping: it reads the item the
 //! callback's claim wrote and hands the worker the stream record DynamoDB would (`INSERT`,
 //! `NEW_IMAGE`, the item in DynamoDB JSON), as Lambda would after the mapping's filter.
+// Needs Node, Python, Chromium or a local AWS-compatible server: built only with
+// `--features external-tests` (scripts/test.sh), so plain `cargo test` stays offline.
+#![cfg(feature = "external-tests")]
 
 mod support;
 
@@ -13,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use support::calls::v2_event;
 use support::dynamo::{
     ACCESS_KEY_ID, DynamoServer, SECRET_ACCESS_KEY, client, create_table, unique_table_name,
@@ -22,6 +25,7 @@ use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::runtime_api::{FunctionProcess, Outcome};
 use support::sample::{key_of, sim_of, text_request, wecom_header};
+use support::stream_record::stream_event;
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
 use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
@@ -29,6 +33,8 @@ use wxgate::simulate::{Answer, Header, PlatformSim, SignedRequest, text_xml};
 const UPSTREAM_SECRET: &str = "lambda-jobs-test-secret-0123456789";
 /// The budget a deployment has by default.
 const BUDGET_MS: u64 = 4_000;
+/// The `eventID` of the stream records handed to the worker.
+const JOB_EVENT_ID: &str = "c81e728d9d4c2f636f067f89cc14862c";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -152,40 +158,6 @@ async fn claimed_item(rig: &Rig, key: &str) -> Item {
     }
 }
 
-/// DynamoDB JSON of an attribute value, as streams carry it.
-fn dynamodb_json(value: &AttributeValue) -> Value {
-    match value {
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::Bool(b) => json!({ "BOOL": b }),
-        other => panic!("no stream JSON for {other:?} in this test"),
-    }
-}
-
-/// The event Lambda hands the function for one stream record of `item`.
-fn stream_event(item: &Item, sequence_number: &str) -> Value {
-    let image: Map<String, Value> = item
-        .iter()
-        .map(|(name, value)| (name.clone(), dynamodb_json(value)))
-        .collect();
-    json!({"Records": [{
-        "eventID": "c81e728d9d4c2f636f067f89cc14862c",
-        "eventName": "INSERT",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": {
-            "ApproximateCreationDateTime": unix_now(),
-            "Keys": {"pk": image["pk"].clone()},
-            "NewImage": image,
-            "SequenceNumber": sequence_number,
-            "SizeBytes": 512,
-            "StreamViewType": "NEW_IMAGE"
-        },
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/wxgate/stream/2026-11-25T00:00:00.000"
-    }]})
-}
-
 fn batch_failures(outcome: &Outcome) -> Vec<Value> {
     match outcome {
         Outcome::Response(v) => v["batchItemFailures"]
@@ -216,7 +188,7 @@ async fn an_upstream_answering_in_100_ms_is_a_passive_reply() {
     );
     let worked = rig
         .worker
-        .invoke(stream_event(&claim, "100"))
+        .invoke(stream_event(&claim, "100", JOB_EVENT_ID))
         .await
         .unwrap();
     assert_eq!(batch_failures(&worked.outcome), Vec::<Value>::new());
@@ -248,7 +220,7 @@ async fn an_upstream_answering_in_6_s_is_sent_once_as_an_active_message_despite_
     let request = delivery(&rig.sim, QUESTION, 0);
     let key = message_key(&rig.sim);
     let pending = rig.callbacks.api().submit(v2_event(&request));
-    let record = stream_event(&claimed_item(&rig, &key).await, "200");
+    let record = stream_event(&claimed_item(&rig, &key).await, "200", JOB_EVENT_ID);
     let working = rig.worker.api().submit(record.clone());
 
     let (answer, took) = answer_of(&mut rig, &request, pending).await;
@@ -330,7 +302,7 @@ async fn a_failing_upstream_is_an_empty_answer_and_a_failed_job_kept_with_its_re
         let request = delivery(&rig.sim, QUESTION, 0);
         let key = message_key(&rig.sim);
         let pending = rig.callbacks.api().submit(v2_event(&request));
-        let record = stream_event(&claimed_item(&rig, &key).await, "300");
+        let record = stream_event(&claimed_item(&rig, &key).await, "300", JOB_EVENT_ID);
         let worked = rig.worker.invoke(record).await.unwrap();
         assert_eq!(batch_failures(&worked.outcome), Vec::<Value>::new());
         let (answer, took) = answer_of(&mut rig, &request, pending).await;
@@ -376,7 +348,7 @@ async fn a_hanging_upstream_fails_the_job_before_the_invocation_deadline() {
     let request = delivery(&rig.sim, QUESTION, 0);
     let key = message_key(&rig.sim);
     let pending = rig.callbacks.api().submit(v2_event(&request));
-    let record = stream_event(&claimed_item(&rig, &key).await, "400");
+    let record = stream_event(&claimed_item(&rig, &key).await, "400", JOB_EVENT_ID);
     let working = rig.worker.api().submit(record);
     let (answer, _) = answer_of(&mut rig, &request, pending).await;
     assert_eq!(answer, Answer::Empty);

@@ -14,16 +14,22 @@ const LAYERS: &[&str] = &[
     "error",
     "escape",
     "clock",
+    // counters and latencies: recorded from every layer above, rendered, never sent
+    "metrics",
     "platform",
     "url_policy",
     "xml",
     "crypto",
     "message",
     "reply",
+    "aibot",
+    // the Mini Program's JSON push, converted to and from the XML the core reads
+    "json_push",
     // configuration: data, parsed and validated once
     "config",
-    // infrastructure: outbound HTTP, the store, the platforms' APIs
+    // infrastructure: outbound HTTP, config values kept in AWS, the store, the platforms' APIs
     "http",
+    "aws_refs",
     "store",
     "wechat",
     // the application: what to answer, and the pipeline of one callback

@@ -9,6 +9,9 @@
 //! Without it the tests say so and pass, unless `CI` is set, where they fail.
 //! Everything is on 127.0.0.1.
 #![cfg(unix)]
+// Needs Node, Python, Chromium or a local AWS-compatible server: built only with
+// `--features external-tests` (scripts/test.sh), so plain `cargo test` stays offline.
+#![cfg(feature = "external-tests")]
 
 mod support;
 

@@ -9,6 +9,9 @@
 //! (`support::late_answer`), over dynalite (which never returns the item with a failed
 //! condition, so the store reads it back) and moto (which does). The outcome is read
 //! through a second client of the same table, not through the proxy.
+// Needs Node, Python, Chromium or a local AWS-compatible server: built only with
+// `--features external-tests` (scripts/test.sh), so plain `cargo test` stays offline.
+#![cfg(feature = "external-tests")]
 
 mod support;
 

@@ -172,6 +172,8 @@ fn install() -> Result<(), String> {
 /// dynalite listens on all interfaces (its CLI takes no host); the endpoint is loopback.
 pub struct DynamoServer {
     port: u16,
+    /// Where the data lives on disk ([`DynamoServer::start_on_disk`]); `None`: in memory.
+    path: Option<PathBuf>,
     process: Option<Process>,
 }
 
@@ -186,15 +188,27 @@ impl DynamoServer {
     /// Installs dynalite if needed, starts it on a free port and waits until it answers.
     /// Panics (with the server's stderr) if it does not come up within [`START_TIMEOUT`].
     pub fn start() -> DynamoServer {
+        Self::start_with(None)
+    }
+
+    /// As [`start`](Self::start), keeping the data in a LevelDB store under `dir` (dynalite's
+    /// `--path`), so a [`restart`](Self::restart) after [`stop`](Self::stop) finds the tables
+    /// and items the killed server had written, as DynamoDB keeps them through an outage.
+    pub fn start_on_disk(dir: &Path) -> DynamoServer {
+        Self::start_with(Some(dir.to_owned()))
+    }
+
+    fn start_with(path: Option<PathBuf>) -> DynamoServer {
         ensure_installed();
         let mut last_error = String::new();
         // A port picked free can be taken before node binds it; try a few.
         for _ in 0..5 {
             let port = free_port();
-            match Process::spawn(port) {
+            match Process::spawn(port, path.as_deref()) {
                 Ok(process) => {
                     return DynamoServer {
                         port,
+                        path,
                         process: Some(process),
                     };
                 }
@@ -227,17 +241,19 @@ impl DynamoServer {
     }
 
     /// Kills the server now (SIGKILL to its process group) and reaps it: connections are
-    /// reset and new ones refused. All data is lost. Idempotent.
+    /// reset and new ones refused. All data is lost unless it is kept on disk
+    /// ([`start_on_disk`](Self::start_on_disk)). Idempotent.
     pub fn stop(&mut self) {
         if let Some(process) = self.process.take() {
             process.kill();
         }
     }
 
-    /// Stops the server if running and starts a fresh, empty one on the same port.
+    /// Stops the server if running and starts it again on the same port: empty, or with the
+    /// data on disk when started with [`start_on_disk`](Self::start_on_disk).
     pub fn restart(&mut self) {
         self.stop();
-        match Process::spawn(self.port) {
+        match Process::spawn(self.port, self.path.as_deref()) {
             Ok(process) => self.process = Some(process),
             Err(SpawnError::AddrInUse(stderr)) => panic!(
                 "dynalite cannot restart: port {} was taken meanwhile:\n{stderr}",
@@ -268,15 +284,20 @@ enum SpawnError {
 }
 
 impl Process {
-    fn spawn(port: u16) -> Result<Process, SpawnError> {
+    fn spawn(port: u16, path: Option<&Path>) -> Result<Process, SpawnError> {
         let port_arg = port.to_string();
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg("-e")
             .arg(STDIN_GUARD)
             .arg(cli_js())
             .args(["--port", &port_arg])
             .args(["--createTableMs", "0", "--deleteTableMs", "0"])
-            .args(["--updateTableMs", "0"])
+            .args(["--updateTableMs", "0"]);
+        if let Some(path) = path {
+            command.arg("--path").arg(path);
+        }
+        let mut child = command
             .current_dir(tool_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use http::Method;
 use serde_json::Value;
 use wxgate::config::Config;
+use wxgate::platform::Platform;
 use wxgate::simulate::{Answer, PlatformSim, SignedRequest};
 
 use super::calls::text_of;
@@ -38,7 +39,8 @@ pub struct Sample {
     pub file: String,
     /// The app it is for.
     pub app: String,
-    /// What it is answered: `echo:…`, `text:…` or `empty`.
+    /// What it is answered: `echo:…`, `text:…`, `empty`, or (AI bot) `stream:…`, a
+    /// finished stream with that content.
     pub expect: String,
     /// The event.
     pub event: Value,
@@ -63,6 +65,14 @@ pub fn samples() -> Vec<Sample> {
         .collect();
     assert!(samples.len() >= 8, "the manifest lists the samples");
     samples
+}
+
+/// An AI bot's decrypted answer, as JSON.
+fn aibot_reply(answer: Answer, file: &str) -> Value {
+    let Answer::Reply(json) = answer else {
+        panic!("{file}: expected a reply, got {answer:?}")
+    };
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{file}: {e}: {json}"))
 }
 
 /// What the platform would need to check an answer to `event`: its mode and, for URL
@@ -101,7 +111,18 @@ pub fn check(sim: &PlatformSim, sample: &Sample, status: u16, body: &str) {
         Some(("echo", text)) => {
             assert_eq!(answer, Answer::Verified(text.into()), "{}", sample.file)
         }
+        Some(("text", text)) if sim.platform() == Platform::Aibot => {
+            let reply = aibot_reply(answer, &sample.file);
+            assert_eq!(reply["msgtype"], "text", "{}: {reply}", sample.file);
+            assert_eq!(reply["text"]["content"], text, "{}", sample.file);
+        }
         Some(("text", text)) => assert_eq!(text_of(answer), text, "{}", sample.file),
+        Some(("stream", text)) => {
+            let reply = aibot_reply(answer, &sample.file);
+            assert_eq!(reply["msgtype"], "stream", "{}: {reply}", sample.file);
+            assert_eq!(reply["stream"]["finish"], true, "{}: {reply}", sample.file);
+            assert_eq!(reply["stream"]["content"], text, "{}", sample.file);
+        }
         _ if expect == "empty" => assert_eq!(answer, Answer::Empty, "{}", sample.file),
         _ => panic!("unknown expectation {expect}"),
     }

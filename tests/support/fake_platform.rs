@@ -29,6 +29,8 @@
 //!   `"enable_duplicate_check": 1` whose JSON equals one delivered within its
 //!   `duplicate_check_interval` (default 1800 s) is not delivered again, as WeCom documents;
 //!   it answers ok with the first one's msgid ([`FakePlatform::duplicates_dropped`]).
+//! * `GET /cgi-bin/agent/get?access_token=T&agentid=N` (WeCom) answers the app's visible
+//!   range, set with [`FakePlatform::set_visible_range`] (by default the root department).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -49,11 +51,11 @@ use super::loopback::{LoopbackServer, lock};
 use super::sample::{AGENT_ID, KEY, TOKEN};
 
 /// The WeCom corp id the fake accepts.
-pub const CORP_ID: &str = "wwfakecorp0000001";
+pub const CORP_ID: &str = "ww0fa4e000c0de0001";
 /// The WeCom app secret the fake accepts.
 pub const CORP_SECRET: &str = "fake-corp-secret-0123456789abcdef";
 /// The Official Account AppID the fake accepts.
-pub const APP_ID: &str = "wxfakeapp00000001";
+pub const APP_ID: &str = "wx0fa4e000a9900001";
 /// The Official Account AppSecret the fake accepts.
 pub const APP_SECRET: &str = "fake-app-secret-0123456789abcdef";
 
@@ -86,6 +88,9 @@ pub enum SendApi {
     Wecom,
     /// Official Account `POST /cgi-bin/message/custom/send`.
     Mp,
+    /// An AI bot message's `response_url`, `POST /cgi-bin/aibot/response?response_code=C`
+    /// (`touser` is the response code).
+    AibotResponse,
 }
 
 /// A message the fake delivered.
@@ -165,6 +170,8 @@ struct State {
     msgids: u64,
     sent: Vec<SentMessage>,
     duplicates_dropped: u64,
+    visible_users: Vec<String>,
+    visible_parties: Vec<u64>,
 }
 
 impl State {
@@ -188,6 +195,8 @@ impl State {
             msgids: 0,
             sent: Vec::new(),
             duplicates_dropped: 0,
+            visible_users: Vec::new(),
+            visible_parties: vec![1],
         }
     }
 
@@ -264,9 +273,14 @@ pub struct FakePlatform {
 impl FakePlatform {
     /// Starts the fake on a free loopback port.
     pub fn start() -> FakePlatform {
+        Self::start_on("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Starts the fake on `addr` (a platform that comes up after a client was refused).
+    pub fn start_on(addr: std::net::SocketAddr) -> FakePlatform {
         let state = Arc::new(Mutex::new(State::new()));
         let served = Arc::clone(&state);
-        let server = LoopbackServer::start("fake-platform", move |stream| {
+        let server = LoopbackServer::start_on(addr, "fake-platform", move |stream| {
             let state = Arc::clone(&served);
             async move {
                 let service = service_fn(move |request| handle(Arc::clone(&state), request));
@@ -390,6 +404,13 @@ impl FakePlatform {
         self.state().unknown_users = users.iter().map(|u| u.to_lowercase()).collect();
     }
 
+    /// The members and departments `agent/get` names as the app's visible range.
+    pub fn set_visible_range(&self, users: &[&str], parties: &[u64]) {
+        let mut state = self.state();
+        state.visible_users = users.iter().map(|u| (*u).to_owned()).collect();
+        state.visible_parties = parties.to_vec();
+    }
+
     /// Requests to both send endpoints (faults and refusals included).
     pub fn send_requests(&self) -> u64 {
         self.state().send_requests
@@ -447,6 +468,41 @@ fn platform_error(errcode: i64) -> &'static str {
 
 /// A send request with the token `token` and JSON `body`, after any injected fault and the
 /// send delay.
+/// An AI bot's response_url: one use per response code, a markdown or template card body.
+fn aibot_response(state: &Mutex<State>, code: &str, body: &[u8]) -> Answer {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return error(40_058, "invalid json");
+    };
+    let msgtype = value["msgtype"].as_str().unwrap_or_default().to_owned();
+    let content = value[msgtype.as_str()]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if code.is_empty() || content.is_empty() && msgtype != "template_card" {
+        return error(40_058, "missing response_code or content");
+    }
+    let mut state = lock(state);
+    if state
+        .sent
+        .iter()
+        .any(|m| m.api == SendApi::AibotResponse && m.touser == code)
+    {
+        return error(-1, "response_code already used");
+    }
+    state.sent.push(SentMessage {
+        at: Instant::now(),
+        api: SendApi::AibotResponse,
+        token: String::new(),
+        touser: code.to_owned(),
+        msgtype,
+        agentid: None,
+        content,
+        msgid: None,
+        body: value,
+    });
+    ok(json!({"errcode": 0, "errmsg": "ok"}))
+}
+
 async fn send(state: &Mutex<State>, api: SendApi, token: &str, body: &[u8]) -> Answer {
     let (fault, delay) = {
         let mut state = lock(state);
@@ -542,7 +598,7 @@ fn deliver(state: &Mutex<State>, api: SendApi, token: &str, body: &[u8]) -> Answ
         }
     }
     let (msgid, invalid) = match api {
-        SendApi::Mp => (None, String::new()),
+        SendApi::Mp | SendApi::AibotResponse => (None, String::new()),
         SendApi::Wecom => {
             let members: Vec<String> = touser
                 .split('|')
@@ -666,11 +722,32 @@ async fn handle(
                 )
             }
         }
+        (Method::GET, "/cgi-bin/agent/get") => {
+            let state = lock(&state);
+            if !state.token_valid(param("access_token")) {
+                error(40014, "invalid access_token")
+            } else {
+                let users: Vec<Value> = state
+                    .visible_users
+                    .iter()
+                    .map(|u| json!({"userid": u}))
+                    .collect();
+                ok(json!({
+                    "errcode": 0, "errmsg": "ok", "agentid": param("agentid").parse::<u64>().unwrap_or(0),
+                    "allow_userinfos": {"user": users},
+                    "allow_partys": {"partyid": state.visible_parties},
+                    "allow_tags": {"tagid": []}
+                }))
+            }
+        }
         (Method::POST, "/cgi-bin/message/send") => {
             send(&state, SendApi::Wecom, param("access_token"), &body).await
         }
         (Method::POST, "/cgi-bin/message/custom/send") => {
             send(&state, SendApi::Mp, param("access_token"), &body).await
+        }
+        (Method::POST, "/cgi-bin/aibot/response") => {
+            aibot_response(&state, param("response_code"), &body)
         }
         _ => answer(
             StatusCode::NOT_FOUND,

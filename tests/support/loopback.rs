@@ -24,7 +24,17 @@ impl LoopbackServer {
         F: Fn(TcpStream) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Self::start_on("127.0.0.1:0".parse().unwrap(), name, connection)
+    }
+
+    /// As [`start`](Self::start), on `addr`: a server that comes up late on an address a
+    /// client was already refused at.
+    pub fn start_on<F, Fut>(addr: SocketAddr, name: &str, connection: F) -> LoopbackServer
+    where
+        F: Fn(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = std::net::TcpListener::bind(addr).expect("bind the loopback address");
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");

@@ -105,18 +105,23 @@ fn rand_suffix() -> u64 {
 impl Server {
     /// Starts `wxgate serve` with this config text and waits for its address line.
     pub fn start(config_text: &str) -> Self {
-        Self::spawn(config_text, "warn", false, "127.0.0.1:0")
+        Self::spawn(config_text, "warn", false, "127.0.0.1:0", &[])
+    }
+
+    /// As [`start`](Self::start), with more arguments to `wxgate serve` (`--metrics-addr …`).
+    pub fn start_with_args(config_text: &str, args: &[&str]) -> Self {
+        Self::spawn(config_text, "warn", false, "127.0.0.1:0", args)
     }
 
     /// As [`start_logged`](Self::start_logged), listening on `addr` (a config that names
     /// its own URL, like an Open Platform app's `public_url`, needs it known beforehand).
     pub fn start_logged_on(config_text: &str, addr: &str) -> Self {
-        Self::spawn(config_text, "info", true, addr)
+        Self::spawn(config_text, "info", true, addr, &[])
     }
 
     /// As [`start`](Self::start), logging at info and keeping what it logs ([`logs`](Self::logs)).
     pub fn start_logged(config_text: &str) -> Self {
-        Self::spawn(config_text, "info", true, "127.0.0.1:0")
+        Self::spawn(config_text, "info", true, "127.0.0.1:0", &[])
     }
 
     /// Everything it logged so far (started with [`start_logged`](Self::start_logged)).
@@ -127,15 +132,36 @@ impl Server {
             .unwrap_or_default()
     }
 
-    fn spawn(config_text: &str, level: &str, keep_logs: bool, addr: &str) -> Self {
+    /// Starts `wxgate serve` without `--config`, with `env` added (`WXGATE_CONFIG`, AWS
+    /// settings), logging at `level` and keeping what it logs. `sim_config` is the config with
+    /// its values written inline, for playing the platform.
+    pub fn start_from_env(sim_config: &str, level: &str, env: &[(&str, String)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wxgate"));
+        command
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .env("RUST_LOG", level)
+            .env_remove("WXGATE_METRICS_ADDR")
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        Self::launch(command, sim_config, true, TempDir::new("serve"))
+    }
+
+    fn spawn(config_text: &str, level: &str, keep_logs: bool, addr: &str, args: &[&str]) -> Self {
         let dir = TempDir::new("serve");
         let path = dir.0.join("wxgate.toml");
         std::fs::write(&path, config_text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wxgate"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wxgate"));
+        command
             .args(["serve", "--addr", addr, "--config"])
             .arg(&path)
+            .args(args)
             .env("RUST_LOG", level)
             .env_remove("WXGATE_CONFIG")
+            .env_remove("WXGATE_METRICS_ADDR");
+        Self::launch(command, config_text, keep_logs, dir)
+    }
+
+    fn launch(mut command: Command, config_text: &str, keep_logs: bool, dir: TempDir) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(if keep_logs {
                 Stdio::piped()
@@ -168,7 +194,16 @@ impl Server {
         let base = first
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .unwrap_or_else(|| {
+                let _ = child.wait();
+                // The reader thread takes what the exited process wrote.
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let said = logs
+                    .as_ref()
+                    .map(|l| l.lock().unwrap().clone())
+                    .unwrap_or_default();
+                panic!("wxgate serve printed no address (first line {first:?}); it said:\n{said}")
+            })
             .to_owned();
         Self {
             child,
@@ -233,7 +268,28 @@ impl Drop for Server {
 
 /// A loopback address nothing listens on now (bound, then released), for a server that must
 /// know its URL before it starts.
+///
+/// The port is drawn below Linux's ephemeral range (32768–60999), which is where every
+/// `bind(…:0)` of the other tests running at the same time gets its port: a port from that
+/// range, released, could be handed to one of them before this server binds it.
 pub fn free_addr() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id().rotate_left(16);
+    let mut state = u64::from(seed) | 1;
+    for _ in 0..200 {
+        // xorshift: enough to spread concurrent callers over the range.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let port = 20_000 + (state % 12_000) as u16;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().unwrap().to_string();
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
 }
