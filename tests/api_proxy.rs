@@ -14,9 +14,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, PROXY_AUTHORIZATION};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use support::cli::{ConfigFile, Run, run, wxgate};
 use support::fake_platform::{CORP_ID, CORP_SECRET, FakePlatform};
 use support::loopback::{LoopbackServer, lock};
@@ -49,15 +47,8 @@ impl TestProxy {
     fn start() -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
-        let server = LoopbackServer::start("api-proxy", move |stream| {
-            let log = Arc::clone(&log);
-            async move {
-                let service = service_fn(move |request| proxy(Arc::clone(&log), request));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            }
-        });
+        let server =
+            LoopbackServer::start_http("127.0.0.1:0".parse().unwrap(), "api-proxy", log, proxy);
         Self { server, seen }
     }
 

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::support::loopback::{LoopbackServer, lock};
@@ -51,15 +49,8 @@ impl CountingBot {
     pub fn start() -> CountingBot {
         let state = Arc::new(Mutex::new(State::default()));
         let served = Arc::clone(&state);
-        let server = LoopbackServer::start("load-bot", move |stream| {
-            let state = Arc::clone(&served);
-            async move {
-                let service = service_fn(move |request| handle(Arc::clone(&state), request));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            }
-        });
+        let server =
+            LoopbackServer::start_http("127.0.0.1:0".parse().unwrap(), "load-bot", served, handle);
         CountingBot { server, state }
     }
 

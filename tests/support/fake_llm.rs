@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::fake_upstream::read_request;
 use super::loopback::{LoopbackServer, lock};
 
 /// What the fake answers.
@@ -124,47 +125,6 @@ pub fn chunk(content: &str) -> String {
         "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}],
     });
     format!("data: {chunk}\n\n")
-}
-
-async fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut piece = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > 16 * 1024 {
-            return None;
-        }
-        let n = stream.read(&mut piece).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&piece[..n]);
-    };
-    let head = String::from_utf8(buf[..head_end].to_vec()).ok()?;
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next()?.to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            Some((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        })
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(name, _)| name == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut piece).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        body.extend_from_slice(&piece[..n]);
-    }
-    Some((request_line, headers, body))
 }
 
 async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {

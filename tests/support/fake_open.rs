@@ -96,9 +96,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use super::loopback::{LoopbackServer, lock};
@@ -386,15 +384,8 @@ impl FakeOpen {
     pub fn start() -> FakeOpen {
         let state = Arc::new(Mutex::new(State::new()));
         let served = Arc::clone(&state);
-        let server = LoopbackServer::start("fake-open", move |stream| {
-            let state = Arc::clone(&served);
-            async move {
-                let service = service_fn(move |request| handle(Arc::clone(&state), request));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            }
-        });
+        let server =
+            LoopbackServer::start_http("127.0.0.1:0".parse().unwrap(), "fake-open", served, handle);
         FakeOpen { server, state }
     }
 

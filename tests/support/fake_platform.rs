@@ -41,9 +41,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use wxgate::wechat::{ApiEndpoints, TokenSource};
 
@@ -280,15 +278,7 @@ impl FakePlatform {
     pub fn start_on(addr: std::net::SocketAddr) -> FakePlatform {
         let state = Arc::new(Mutex::new(State::new()));
         let served = Arc::clone(&state);
-        let server = LoopbackServer::start_on(addr, "fake-platform", move |stream| {
-            let state = Arc::clone(&served);
-            async move {
-                let service = service_fn(move |request| handle(Arc::clone(&state), request));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            }
-        });
+        let server = LoopbackServer::start_http(addr, "fake-platform", served, handle);
         FakePlatform { server, state }
     }
 

@@ -246,8 +246,11 @@ impl FakeUpstream {
     }
 }
 
-/// Reads one request; `None` when the client sent no complete one.
-async fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+/// Reads one request (request line, lower-cased headers, body); `None` when the client sent
+/// no complete one. The fake LLM server reads its requests with it too.
+pub async fn read_request(
+    stream: &mut TcpStream,
+) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {

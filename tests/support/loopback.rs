@@ -3,11 +3,18 @@
 //! the `#[tokio::test]`s that use it, and it is stopped and joined on drop.
 #![allow(dead_code)]
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// The running server.
@@ -68,6 +75,30 @@ impl LoopbackServer {
             shutdown: Some(shutdown),
             thread: Some(thread),
         }
+    }
+
+    /// Listens on `addr` (port 0: a free one) and serves HTTP/1.1, every request answered
+    /// by `handle` with the server's `state`.
+    pub fn start_http<S, H, Fut>(
+        addr: SocketAddr,
+        name: &str,
+        state: Arc<S>,
+        handle: H,
+    ) -> LoopbackServer
+    where
+        S: Send + Sync + 'static,
+        H: Fn(Arc<S>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+    {
+        Self::start_on(addr, name, move |stream| {
+            let state = Arc::clone(&state);
+            async move {
+                let service = service_fn(move |request| handle(Arc::clone(&state), request));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            }
+        })
     }
 
     /// `127.0.0.1:port`.
