@@ -10,6 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::aibot::stream_of;
 use support::fake_llm::{FakeLlm, LlmBehavior};
 use support::fake_platform::{FakePlatform, SendApi};
 use support::sample::{KEY, TOKEN};
@@ -40,16 +41,6 @@ async fn post(server: &Server, sim: &PlatformSim, json: &str, nonce: &str) -> Va
         Ok(Answer::Reply(inner)) => serde_json::from_str(&inner).unwrap(),
         other => panic!("{status} {body}: {other:?}"),
     }
-}
-
-fn stream_of(answer: &Value) -> (String, bool, String) {
-    assert_eq!(answer["msgtype"], "stream", "{answer}");
-    let s = &answer["stream"];
-    (
-        s["id"].as_str().unwrap().to_owned(),
-        s["finish"].as_bool().unwrap(),
-        s["content"].as_str().unwrap().to_owned(),
-    )
 }
 
 /// Polls the stream like the platform (every `every`) until it finishes or `limit`

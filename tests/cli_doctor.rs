@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::cli::{ConfigFile, Run, run, wxgate};
+use support::cli::{Run, doctor_check as check, run, wxgate};
 use support::fake_platform::{APP_ID, APP_SECRET, CORP_ID, CORP_SECRET, FakePlatform, SendFault};
 use support::sample::{AGENT_ID, KEY, TOKEN};
 use support::serve::{Server, free_addr};
@@ -65,44 +65,21 @@ secret = "{secret}"
     )
 }
 
-/// `wxgate doctor --config (text) extra…`.
+/// `wxgate doctor --config (text) extra…`, checked to print no secret.
 fn doctor(text: &str, extra: &[&str]) -> Run {
-    let file = ConfigFile::new("doctor", text);
-    let mut args = vec!["doctor", "--config", file.arg()];
-    args.extend_from_slice(extra);
-    let out = run(&mut wxgate(&args));
-    for secret in [
-        CORP_SECRET,
-        APP_SECRET,
-        "fake-token-",
-        TOKEN,
-        KEY,
-        OTHER_KEY,
-    ] {
-        assert!(
-            !out.stdout.contains(secret) && !out.stderr.contains(secret),
-            "a secret is printed:\n{}{}",
-            out.stdout,
-            out.stderr
-        );
-    }
-    out
-}
-
-/// The line of check `what` and the two lines after it (cause and fix of a failure).
-fn check<'a>(out: &'a Run, what: &str) -> &'a str {
-    let needle = format!(" {what}: ");
-    let start = out
-        .stdout
-        .find(&needle)
-        .unwrap_or_else(|| panic!("no line for {what:?} in\n{}", out.stdout));
-    let start = out.stdout[..start].rfind('\n').map_or(0, |i| i + 1);
-    let rest = &out.stdout[start..];
-    let end = rest
-        .match_indices('\n')
-        .nth(2)
-        .map_or(rest.len(), |(i, _)| i);
-    &rest[..end]
+    support::cli::doctor(
+        "doctor",
+        text,
+        extra,
+        &[
+            CORP_SECRET,
+            APP_SECRET,
+            "fake-token-",
+            TOKEN,
+            KEY,
+            OTHER_KEY,
+        ],
+    )
 }
 
 /// Asserts that `what` failed and its text holds every one of `words`.

@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::cli::{ConfigFile, Run, run, wxgate};
+use support::cli::{Run, doctor_check as check};
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::sample::{KEY, TOKEN};
 use support::serve::Server;
@@ -30,35 +30,12 @@ const RULES: &str = "echo = true\nenter_chat = \"hi\"";
 
 /// `wxgate doctor --config (text) extra…`, checked to print no token or key.
 fn doctor(text: &str, extra: &[&str]) -> Run {
-    let file = ConfigFile::new("doctor-aibot", text);
-    let mut args = vec!["doctor", "--config", file.arg()];
-    args.extend_from_slice(extra);
-    let out = run(&mut wxgate(&args));
-    for secret in [TOKEN, KEY, OTHER_KEY, SECRET] {
-        assert!(
-            !out.stdout.contains(secret) && !out.stderr.contains(secret),
-            "a secret is printed:\n{}{}",
-            out.stdout,
-            out.stderr
-        );
-    }
-    out
-}
-
-/// The line of check `what` and the two lines after it.
-fn check<'a>(out: &'a Run, what: &str) -> &'a str {
-    let needle = format!(" {what}: ");
-    let start = out
-        .stdout
-        .find(&needle)
-        .unwrap_or_else(|| panic!("no line for {what:?} in\n{}", out.stdout));
-    let start = out.stdout[..start].rfind('\n').map_or(0, |i| i + 1);
-    let rest = &out.stdout[start..];
-    let end = rest
-        .match_indices('\n')
-        .nth(2)
-        .map_or(rest.len(), |(i, _)| i);
-    &rest[..end]
+    support::cli::doctor(
+        "doctor-aibot",
+        text,
+        extra,
+        &[TOKEN, KEY, OTHER_KEY, SECRET],
+    )
 }
 
 fn assert_line(out: &Run, what: &str, outcome: &str, words: &[&str]) {

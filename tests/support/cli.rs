@@ -85,3 +85,37 @@ impl Drop for ConfigFile {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// `wxgate doctor --config (text) extra…`, checked to print none of `secrets`.
+pub fn doctor(tag: &str, text: &str, extra: &[&str], secrets: &[&str]) -> Run {
+    let file = ConfigFile::new(tag, text);
+    let mut args = vec!["doctor", "--config", file.arg()];
+    args.extend_from_slice(extra);
+    let out = run(&mut wxgate(&args));
+    for secret in secrets {
+        assert!(
+            !out.stdout.contains(secret) && !out.stderr.contains(secret),
+            "a secret is printed:\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    out
+}
+
+/// The line of doctor's check `what` and the two lines after it (cause and fix of a
+/// failure).
+pub fn doctor_check<'a>(out: &'a Run, what: &str) -> &'a str {
+    let needle = format!(" {what}: ");
+    let start = out
+        .stdout
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no line for {what:?} in\n{}", out.stdout));
+    let start = out.stdout[..start].rfind('\n').map_or(0, |i| i + 1);
+    let rest = &out.stdout[start..];
+    let end = rest
+        .match_indices('\n')
+        .nth(2)
+        .map_or(rest.len(), |(i, _)| i);
+    &rest[..end]
+}

@@ -1,5 +1,6 @@
 //! Shared helpers for integration tests (`mod support;`). Benches include the files directly
 //! with `#[path = "../tests/support/runtime_api.rs"] mod runtime_api;`.
+pub mod aibot;
 pub mod aws_params;
 pub mod calls;
 pub mod cli;
