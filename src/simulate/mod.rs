@@ -567,17 +567,30 @@ pub fn location_xml(header: &Header<'_>, latitude: f64, longitude: f64) -> Strin
     out
 }
 
-/// An Open Platform `component_verify_ticket` push.
-pub fn verify_ticket_xml(component_app_id: &str, create_time: u64, ticket: &str) -> String {
+/// An Open Platform notice: the head every push shares (`AppId`, `CreateTime`, `InfoType`),
+/// then what `fields` writes.
+fn open_notice_xml(
+    component_app_id: &str,
+    create_time: u64,
+    info_type: &str,
+    fields: impl FnOnce(&mut XmlWriter<'_>),
+) -> String {
     let mut out = String::new();
-    XmlWriter::new(&mut out)
-        .open("xml")
+    let mut w = XmlWriter::new(&mut out);
+    w.open("xml")
         .text("AppId", component_app_id)
         .number("CreateTime", create_time)
-        .text("InfoType", "component_verify_ticket")
-        .text("ComponentVerifyTicket", ticket)
-        .close("xml");
+        .text("InfoType", info_type);
+    fields(&mut w);
+    w.close("xml");
     out
+}
+
+/// An Open Platform `component_verify_ticket` push.
+pub fn verify_ticket_xml(component_app_id: &str, create_time: u64, ticket: &str) -> String {
+    open_notice_xml(component_app_id, create_time, "component_verify_ticket", |w| {
+        w.text("ComponentVerifyTicket", ticket);
+    })
 }
 
 /// An Open Platform `authorized` or `updateauthorized` push (`info_type`): the account
@@ -589,31 +602,19 @@ pub fn authorized_xml(
     authorizer: &str,
     code: &str,
 ) -> String {
-    let mut out = String::new();
-    XmlWriter::new(&mut out)
-        .open("xml")
-        .text("AppId", component_app_id)
-        .number("CreateTime", create_time)
-        .text("InfoType", info_type)
-        .text("AuthorizerAppid", authorizer)
-        .text("AuthorizationCode", code)
-        .number("AuthorizationCodeExpiredTime", create_time + 600)
-        .text("PreAuthCode", "")
-        .close("xml");
-    out
+    open_notice_xml(component_app_id, create_time, info_type, |w| {
+        w.text("AuthorizerAppid", authorizer)
+            .text("AuthorizationCode", code)
+            .number("AuthorizationCodeExpiredTime", create_time + 600)
+            .text("PreAuthCode", "");
+    })
 }
 
 /// An Open Platform `unauthorized` push: `authorizer` withdrew.
 pub fn unauthorized_xml(component_app_id: &str, create_time: u64, authorizer: &str) -> String {
-    let mut out = String::new();
-    XmlWriter::new(&mut out)
-        .open("xml")
-        .text("AppId", component_app_id)
-        .number("CreateTime", create_time)
-        .text("InfoType", "unauthorized")
-        .text("AuthorizerAppid", authorizer)
-        .close("xml");
-    out
+    open_notice_xml(component_app_id, create_time, "unauthorized", |w| {
+        w.text("AuthorizerAppid", authorizer);
+    })
 }
 
 #[cfg(test)]
