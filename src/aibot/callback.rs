@@ -168,7 +168,7 @@ impl AibotCallback {
             },
             "file" => AibotBody::File { url: field("url") },
             "video" => AibotBody::Video { url: field("url") },
-            "mixed" => mixed(payload),
+            "mixed" => mixed(root.get("mixed")),
             "stream" => {
                 let stream_id = field("id");
                 if stream_id.is_empty() {
@@ -332,8 +332,20 @@ fn event(payload: Option<&Map<String, Value>>) -> Result<AibotEvent, ProtocolErr
     })
 }
 
-fn mixed(payload: Option<&Map<String, Value>>) -> AibotBody {
+/// A mixed message's text and image items. `mixed` is read as an object or as a string
+/// holding that object's JSON: adapters written against the platform report both, and
+/// reading either costs nothing (the string was bounded with the body; serde_json bounds
+/// its nesting).
+fn mixed(payload: Option<&Value>) -> AibotBody {
     let (mut texts, mut image_urls) = (Vec::new(), Vec::new());
+    let parsed;
+    let payload = match payload {
+        Some(Value::String(json)) => {
+            parsed = serde_json::from_str::<Value>(json).ok();
+            parsed.as_ref()
+        }
+        other => other,
+    };
     let items = payload
         .and_then(|p| p.get("msg_item"))
         .and_then(Value::as_array)
@@ -435,6 +447,22 @@ mod tests {
                 AibotBody::Mixed {
                     texts: vec!["a".into()],
                     image_urls: vec!["i".into()],
+                },
+            ),
+            (
+                // The same, `mixed` given as a string holding its JSON.
+                r#"{"msgid":"1","msgtype":"mixed","mixed":"{\"msg_item\":[{\"msgtype\":\"text\",\"text\":{\"content\":\"a\"}},{\"msgtype\":\"image\",\"image\":{\"url\":\"i\"}}]}"}"#,
+                AibotBody::Mixed {
+                    texts: vec!["a".into()],
+                    image_urls: vec!["i".into()],
+                },
+            ),
+            (
+                // A string that is not JSON: an empty mixed message, not an error.
+                r#"{"msgid":"1","msgtype":"mixed","mixed":"{not json"}"#,
+                AibotBody::Mixed {
+                    texts: vec![],
+                    image_urls: vec![],
                 },
             ),
             (
