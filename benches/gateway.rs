@@ -120,6 +120,12 @@ fn aibot(c: &mut Criterion) {
             .claim_with_job(&key, &new_owner(), times, job)
             .await
             .unwrap();
+        // The worker holding the job writes the stream.
+        store
+            .take_job(&key, "bench", times.now_ms, 600_000)
+            .await
+            .unwrap()
+            .expect("the job is pending");
         let write = StreamWrite {
             writer: "bench",
             seq: 1,

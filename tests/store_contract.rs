@@ -15,8 +15,8 @@ use support::dynamo::{DynamoServer, client, create_table, unique_table_name};
 use support::moto::MotoServer;
 use wxgate::store::{
     AuthorizationRecord, AuthorizationState, CachedToken, Claim, DedupRecord, DedupTimes,
-    DynamoStore, Grant, JobEnd, JobRecord, JobState, NewJob, Store, Ticket, TokenRecord, dedup_key,
-    signature_key, token_key,
+    DynamoStore, Grant, JobEnd, JobRecord, JobState, NewJob, Store, StreamWrite, Ticket,
+    TokenRecord, dedup_key, signature_key, token_key,
 };
 
 const T0: u64 = 1_800_000_000_000;
@@ -108,6 +108,7 @@ contract!(
     a_reply_after_the_answer_by_time_is_not_stored_for_the_callback,
     a_crashed_workers_job_is_taken_over_and_a_failure_is_kept,
     a_job_record_is_never_taken_over_by_a_claim,
+    a_stream_is_written_by_its_jobs_holder_in_order_and_after_a_takeover,
     a_write_repeated_by_its_author_is_recognised,
     a_signature_is_bound_to_its_first_body_until_it_expires,
     tickets_newest_wins_per_component,
@@ -1034,6 +1035,75 @@ async fn a_reply_after_the_answer_by_time_is_not_stored_for_the_callback(store: 
         store.claim(&key, "retry", at(ANSWER_BY + 3)).await.unwrap(),
         Claim::Done { reply: None }
     );
+}
+
+/// An AI bot stream on its job's record: only the worker holding the job writes it; its
+/// own retried write is recognised and its late earlier attempt refused; a worker that took
+/// the job over after a crash writes from its own first sequence, and the one that lost it
+/// no longer can.
+async fn a_stream_is_written_by_its_jobs_holder_in_order_and_after_a_takeover(store: &impl Store) {
+    let key = dedup_key("demo", "stream|1");
+    claimed_job(store, &key).await;
+    let write = |writer, seq, content| StreamWrite {
+        writer,
+        seq,
+        content,
+        finish: false,
+    };
+    let put = |w: StreamWrite<'static>, now| {
+        let key = key.clone();
+        async move { store.put_stream(&key, w, at(now)).await.unwrap() }
+    };
+    let shown = |now| {
+        let key = key.clone();
+        async move {
+            let stream = store.stream(&key, now).await.unwrap().unwrap();
+            (stream.content, stream.seq)
+        }
+    };
+    assert!(
+        !put(write("w1", 1, "before the take"), T0).await,
+        "no one holds the job yet"
+    );
+    assert!(
+        store
+            .take_job(&key, "w1", T0, 5_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(put(write("w1", 1, ""), T0 + 10).await);
+    assert!(put(write("w1", 2, "流式"), T0 + 20).await);
+    assert!(
+        put(write("w1", 2, "流式"), T0 + 21).await,
+        "the same write retried is its own"
+    );
+    assert!(put(write("w1", 3, "流式回答"), T0 + 30).await);
+    assert!(
+        !put(write("w1", 2, "流式"), T0 + 40).await,
+        "a late attempt of an earlier write"
+    );
+    assert!(
+        !put(write("w2", 9, "not the holder"), T0 + 40).await,
+        "another worker while w1 holds the job"
+    );
+    assert_eq!(shown(T0 + 50).await, ("流式回答".to_owned(), 3));
+
+    // w1 crashed; after its hold w2 takes the job over and starts its own sequence.
+    assert!(
+        store
+            .take_job(&key, "w2", T0 + 5_001, 5_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(put(write("w2", 1, ""), T0 + 5_010).await);
+    assert!(put(write("w2", 2, "重来"), T0 + 5_020).await);
+    assert!(
+        !put(write("w1", 4, "lost the job"), T0 + 5_030).await,
+        "the worker that lost the job"
+    );
+    assert_eq!(shown(T0 + 5_040).await, ("重来".to_owned(), 2));
 }
 
 async fn a_crashed_workers_job_is_taken_over_and_a_failure_is_kept(store: &impl Store) {

@@ -25,7 +25,7 @@ pub struct StoredStream {
 pub struct StreamWrite<'a> {
     /// Who writes: the worker producing the stream.
     pub writer: &'a str,
-    /// Greater than every sequence written before.
+    /// Greater than every sequence this writer wrote to the stream before.
     pub seq: u64,
     /// The whole text so far.
     pub content: &'a str,
@@ -44,9 +44,10 @@ pub trait StreamStore: Send + Sync {
         now_ms: EpochMillis,
     ) -> impl Future<Output = Result<Option<StoredStream>, StoreError>> + Send;
 
-    /// Writes a snapshot, only onto an existing record and only when `write.seq` is
-    /// greater than the stored sequence, or equal and written by the same writer (this
-    /// write, retried after its answer was lost). `true` when it is stored.
+    /// Writes a snapshot, only when `write.writer` holds the record's job (running) and,
+    /// when the stored snapshot is its own, `write.seq` is not below the stored sequence
+    /// (equal: this write, retried after its answer was lost). A worker that took the job
+    /// over writes whatever its predecessor's sequence. `true` when it is stored.
     fn put_stream(
         &self,
         key: &str,

@@ -4,9 +4,11 @@
 //! limit, or an answer that came after the platform's six-minute window).
 //!
 //! One worker holds the job (taken with a conditional write), and every snapshot is
-//! conditional on its sequence number, so a worker that lost the job (it was slow, and
-//! another took it over) cannot overwrite a later snapshot; the `response_url` send is
-//! recorded before it is made, so it happens at most once.
+//! conditional on holding it and on the worker's own sequence number, so a worker that
+//! lost the job (it was slow, and another took it over) cannot overwrite the stream, a
+//! worker that took it over can, and an attempt that arrives late cannot overwrite a later
+//! snapshot; the `response_url` send is recorded before it is made, so it happens at most
+//! once.
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! far, sealed), `sfin` (finished), `sw` (the writer), `sat` (when the worker started, ms).
 
 use super::*;
-use crate::store::{StoredStream, StreamStore, StreamWrite};
+use crate::store::{JobState, StoredStream, StreamStore, StreamWrite};
 
 impl StreamStore for DynamoStore {
     async fn stream(
@@ -35,13 +35,18 @@ impl StreamStore for DynamoStore {
         write: StreamWrite<'_>,
         times: DedupTimes,
     ) -> Result<bool, StoreError> {
-        // The same sequence by the same writer is this write retried: it sets the same
-        // values again, so the condition lets it through rather than refusing its own write.
+        // Only the worker holding the job writes, as for every other write of a job's worker:
+        // a worker that lost the job cannot, and one that took it over can, whatever its
+        // predecessor's sequence. Within one writer the sequence keeps order (an attempt
+        // that arrives late cannot overwrite a later snapshot); the same sequence by the same
+        // writer is this write retried, which sets the same values again, so the condition
+        // lets it through rather than refusing its own write.
         let request = self
             .update(key)
             .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(sseq) OR sseq < :seq OR (sseq = :seq AND sw = :w))",
+                "job = :running AND job_worker = :w AND (attribute_not_exists(sw) OR sw <> :w OR sseq <= :seq)",
             )
+            .expression_attribute_values(":running", s(JobState::Running.as_str()))
             .update_expression(
                 "SET sseq = :seq, stext = :t, sfin = :f, sw = :w, sat = if_not_exists(sat, :now)",
             )

@@ -217,12 +217,15 @@ impl StreamStore for MemoryStore {
         let Some(item) = inner.dedup.get_mut(key).filter(|i| live(i, times.now_ms)) else {
             return Ok(false);
         };
-        let (stored, writer) = match &item.stream {
-            Some((stored, writer)) => (stored.seq, Some(writer.as_str())),
-            None => (0, None),
+        // As in DynamoDB: the job's holder only, in its own order.
+        if item.held_job(write.writer, &[JobState::Running]).is_none() {
+            return Ok(false);
+        }
+        let in_order = match &item.stream {
+            Some((stored, writer)) => writer != write.writer || stored.seq <= write.seq,
+            None => true,
         };
-        let allowed = write.seq > stored || (write.seq == stored && writer == Some(write.writer));
-        if !allowed {
+        if !in_order {
             return Ok(false);
         }
         let started_ms = item
