@@ -19,9 +19,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use support::aibot::stream_of;
 use support::calls::v2_event;
-use support::dynamo::{
-    ACCESS_KEY_ID, DynamoServer, SECRET_ACCESS_KEY, client, create_table, unique_table_name,
-};
+use support::dynamo::{DynamoServer, client, create_table, reply_jobs_env, unique_table_name};
 use support::fake_platform::{FakePlatform, SendApi};
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::runtime_api::{FunctionProcess, Outcome, RuntimeApi};
@@ -44,6 +42,16 @@ fn config_text(head: &str, upstream: &FakeUpstream) -> String {
     )
 }
 
+/// An upstream answering `words` as NDJSON deltas, `pause` before each, then the final marker.
+fn streaming_upstream(words: &[&str], pause: Duration) -> FakeUpstream {
+    let pieces: Vec<Value> = words
+        .iter()
+        .map(|w| json!({ "delta": w }))
+        .chain([json!({ "done": true })])
+        .collect();
+    FakeUpstream::start(SECRET, Behavior::ndjson(&pieces, pause))
+}
+
 /// Two callback instances and a reply-job worker over one dynalite table, as deployed.
 struct Rig {
     _server: DynamoServer,
@@ -61,15 +69,7 @@ async fn rig(config: &str) -> Rig {
     let db = client(&server.endpoint()).await;
     create_table(&db, &table).await;
     let endpoint = server.endpoint();
-    let env = [
-        ("WXGATE_CONFIG", config),
-        ("WXGATE_TABLE", table.as_str()),
-        ("WXGATE_REPLY_JOBS", "stream"),
-        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
-        ("RUST_LOG", "info"),
-    ];
+    let env = reply_jobs_env(config, table.as_str(), endpoint.as_str());
     let bin = env!("CARGO_BIN_EXE_wxgate");
     let a = FunctionProcess::spawn(bin, &[], &env).await.unwrap();
     let b = FunctionProcess::spawn(bin, &[], &env).await.unwrap();
@@ -133,13 +133,10 @@ async fn post(function: &mut FunctionProcess, sim: &PlatformSim, json: &str, non
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_grows_across_refreshes_on_two_instances_and_finishes_once() {
-    let words: Vec<Value> = ["流式", "回答", "在两个", "实例上", "生长。"]
-        .iter()
-        .map(|w| json!({ "delta": w }))
-        .chain([json!({ "done": true })])
-        .collect();
-    let upstream =
-        FakeUpstream::start(SECRET, Behavior::ndjson(&words, Duration::from_millis(700)));
+    let upstream = streaming_upstream(
+        &["流式", "回答", "在两个", "实例上", "生长。"],
+        Duration::from_millis(700),
+    );
     let Rig {
         _server,
         db,
@@ -239,14 +236,9 @@ async fn a_stream_grows_across_refreshes_on_two_instances_and_finishes_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_past_the_window_is_finished_and_sent_once_through_response_url() {
     let platform = FakePlatform::start();
-    let pieces: Vec<Value> = ["first part, ", "second part, ", "the end."]
-        .iter()
-        .map(|w| json!({ "delta": w }))
-        .chain([json!({ "done": true })])
-        .collect();
-    let upstream = FakeUpstream::start(
-        SECRET,
-        Behavior::ndjson(&pieces, Duration::from_millis(2500)),
+    let upstream = streaming_upstream(
+        &["first part, ", "second part, ", "the end."],
+        Duration::from_millis(2500),
     );
     let head = format!(
         "[gateway]\nstream_window_ms = 5000\n[api]\nwecom_base_url = \"{}\"\n",

@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use support::calls::v2_event;
-use support::dynamo::{
-    ACCESS_KEY_ID, DynamoServer, SECRET_ACCESS_KEY, client, create_table, unique_table_name,
-};
+use support::dynamo::{DynamoServer, client, create_table, reply_jobs_env, unique_table_name};
 use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::runtime_api::{FunctionProcess, Outcome};
@@ -77,15 +75,7 @@ async fn rig_with(behavior: Behavior, forward_timeout_ms: u64) -> Rig {
     let upstream = FakeUpstream::start(UPSTREAM_SECRET, behavior);
     let config = config_text(&platform, &upstream, forward_timeout_ms);
     let endpoint = server.endpoint();
-    let env = [
-        ("WXGATE_CONFIG", config.as_str()),
-        ("WXGATE_TABLE", table.as_str()),
-        ("WXGATE_REPLY_JOBS", "stream"),
-        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
-        ("RUST_LOG", "info"),
-    ];
+    let env = reply_jobs_env(config.as_str(), table.as_str(), endpoint.as_str());
     let bin = env!("CARGO_BIN_EXE_wxgate");
     let callbacks = FunctionProcess::spawn(bin, &[], &env).await.unwrap();
     let worker = FunctionProcess::spawn(bin, &[], &env).await.unwrap();

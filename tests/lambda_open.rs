@@ -32,8 +32,7 @@ use serde_json::{Value, json};
 use support::calls::{lambda_response, v2_event};
 use support::cli::{ConfigFile, run, wxgate};
 use support::dynamo::{
-    ACCESS_KEY_ID, DynamoServer, SECRET_ACCESS_KEY, client, create_table, process_env,
-    unique_table_name,
+    DynamoServer, client, create_table, process_env, reply_jobs_env, unique_table_name,
 };
 use support::fake_open::{COMPONENT_APP_ID, FakeOpen};
 use support::fake_upstream::{Behavior, FakeUpstream};
@@ -143,16 +142,7 @@ async fn rig() -> Rig {
             upstream.url()
         ),
     );
-    let env = [
-        ("WXGATE_CONFIG", config_text.as_str()),
-        ("WXGATE_TABLE", table.as_str()),
-        ("WXGATE_REPLY_JOBS", "stream"),
-        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
-        ("AWS_SESSION_TOKEN", "test-session-token"),
-        ("RUST_LOG", "info"),
-    ];
+    let env = reply_jobs_env(config_text.as_str(), table.as_str(), endpoint.as_str());
     let bin = env!("CARGO_BIN_EXE_wxgate");
     let a = FunctionProcess::spawn(bin, &[], &env).await.unwrap();
     let b = FunctionProcess::spawn(bin, &[], &env).await.unwrap();

@@ -463,6 +463,26 @@ pub fn process_env(endpoint: &str) -> [(&'static str, String); 4] {
     ]
 }
 
+/// The environment of the `wxgate` Lambda function as template.yaml deploys it with reply
+/// jobs: `config`, the table `table` on the DynamoDB at `endpoint`, and the credentials as
+/// Lambda hands a role's over (static test keys with a session token).
+pub fn reply_jobs_env<'a>(
+    config: &'a str,
+    table: &'a str,
+    endpoint: &'a str,
+) -> [(&'static str, &'a str); 8] {
+    [
+        ("WXGATE_CONFIG", config),
+        ("WXGATE_TABLE", table),
+        ("WXGATE_REPLY_JOBS", "stream"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
+        ("AWS_SESSION_TOKEN", "test-session-token"),
+        ("RUST_LOG", "info"),
+    ]
+}
+
 /// A client config builder for `endpoint`: static test credentials, [`REGION`], no retries
 /// (a test sees the first failure as it is), 1 s connect and 10 s operation timeouts. Adjust
 /// with `.timeout_config(...)` / `.retry_config(...)` before `.build()`.
