@@ -16,7 +16,7 @@ use std::future::Future;
 use crate::config::{Config, ConfigError};
 use crate::message::{InfoEvent, Message};
 use crate::platform::Platform;
-use crate::reply::Reply;
+use crate::reply::{Reply, WECOM_TEXT_MAX_BYTES, truncate_utf8};
 pub use forward::{ForwardError, Upstream, UpstreamClient, verify_signature, verify_signature_at};
 pub use llm::{Llm, LlmError};
 pub use rules::Rules;
@@ -237,8 +237,7 @@ pub enum Triage {
 #[derive(Debug, Default)]
 pub struct ConfigBot {
     rules: HashMap<String, Rules>,
-    upstreams: HashMap<String, Upstream>,
-    llms: HashMap<String, Llm>,
+    askers: HashMap<String, Asker>,
     /// One client for every app's upstream, built on the first upstream call.
     client: UpstreamClient,
 }
@@ -252,11 +251,13 @@ impl ConfigBot {
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let mut bot = Self::local(config);
         for app in &config.apps {
-            if let Some(upstream) = Upstream::from_config(app, &config.gateway)? {
-                bot.upstreams.insert(app.name.clone(), upstream);
-            }
-            if let Some(llm) = Llm::from_config(app, &config.gateway)? {
-                bot.llms.insert(app.name.clone(), llm);
+            // The config allows `forward` or `llm`, not both.
+            let asker = match Upstream::from_config(app, &config.gateway)? {
+                Some(upstream) => Some(Asker::Forward(upstream)),
+                None => Llm::from_config(app, &config.gateway)?.map(Asker::Llm),
+            };
+            if let Some(asker) = asker {
+                bot.askers.insert(app.name.clone(), asker);
             }
         }
         Ok(bot)
@@ -281,26 +282,45 @@ impl ConfigBot {
 
     /// The upstream of an app that has `forward`.
     pub fn upstream(&self, app: &str) -> Option<&Upstream> {
-        self.upstreams.get(app)
+        match self.askers.get(app)? {
+            Asker::Forward(upstream) => Some(upstream),
+            Asker::Llm(_) => None,
+        }
     }
 
     /// The chat-completions endpoint of an app that has `llm`.
     pub fn llm(&self, app: &str) -> Option<&Llm> {
-        self.llms.get(app)
+        match self.askers.get(app)? {
+            Asker::Llm(llm) => Some(llm),
+            Asker::Forward(_) => None,
+        }
     }
 
-    fn asks_upstream(&self, app: &str) -> bool {
-        self.upstreams.contains_key(app) || self.llms.contains_key(app)
+    /// What asks about `inbound`, when its app has an asker that takes this message.
+    fn asker(&self, inbound: &Inbound<'_>) -> Option<&Asker> {
+        self.askers
+            .get(inbound.app)
+            .filter(|asker| asker.takes(inbound.message))
     }
 }
 
-/// Cuts a model's answer to what a passive reply or an active text message may carry
-/// ([`WECOM_TEXT_MAX_BYTES`](crate::reply::WECOM_TEXT_MAX_BYTES), the limit of every
-/// platform), at a character boundary: a longer text would be refused whole.
-fn fit_text_reply(mut text: String) -> String {
-    let end = text.floor_char_boundary(crate::reply::WECOM_TEXT_MAX_BYTES);
-    text.truncate(end);
-    text
+/// What answers an app's messages that its rules do not.
+#[derive(Debug)]
+enum Asker {
+    /// `forward`: the upstream gets every such message.
+    Forward(Upstream),
+    /// `llm`: the model gets the ones with a prompt (text, recognised voice).
+    Llm(Llm),
+}
+
+impl Asker {
+    /// Whether `message` is sent at all; one that is not has no reply, known at once.
+    fn takes(&self, message: &Message) -> bool {
+        match self {
+            Self::Forward(_) => true,
+            Self::Llm(_) => llm::prompt_of(message).is_some(),
+        }
+    }
 }
 
 impl Bot for ConfigBot {
@@ -311,21 +331,23 @@ impl Bot for ConfigBot {
         if let Some(reply) = self.answer(inbound) {
             return Ok(Some(reply));
         }
-        if let Some(upstream) = self.upstreams.get(inbound.app) {
-            return forward::reply(upstream, &self.client, inbound).await;
+        match self.asker(inbound) {
+            Some(Asker::Forward(upstream)) => forward::reply(upstream, &self.client, inbound).await,
+            Some(Asker::Llm(llm)) => {
+                let text = llm::reply(llm, &self.client, inbound).await?;
+                // A longer text would be refused whole: cut at a character boundary.
+                Ok(text.map(|text| Reply::text(truncate_utf8(&text, WECOM_TEXT_MAX_BYTES))))
+            }
+            None => Ok(None),
         }
-        if let Some(llm) = self.llms.get(inbound.app) {
-            let text = llm::reply(llm, &self.client, inbound).await?;
-            return Ok(text.map(|text| Reply::text(fit_text_reply(text))));
-        }
-        Ok(None)
     }
 
-    /// A local rule's answer, or none when there is no upstream to ask, at once.
+    /// A local rule's answer, or none when nothing would be asked (no upstream, or a
+    /// message an `llm` has no prompt in), at once.
     fn triage(&self, inbound: &Inbound<'_>) -> Triage {
         match self.answer(inbound) {
             Some(reply) => Triage::Known(Some(reply)),
-            None if self.asks_upstream(inbound.app) => Triage::Ask,
+            None if self.asker(inbound).is_some() => Triage::Ask,
             None => Triage::Known(None),
         }
     }
@@ -345,13 +367,13 @@ impl Bot for ConfigBot {
             text.set(&content);
             return Ok(Some(content));
         }
-        if let Some(upstream) = self.upstreams.get(inbound.app) {
-            return forward::stream(upstream, &self.client, inbound, text).await;
+        match self.asker(inbound) {
+            Some(Asker::Forward(upstream)) => {
+                forward::stream(upstream, &self.client, inbound, text).await
+            }
+            Some(Asker::Llm(llm)) => llm::stream(llm, &self.client, inbound, text).await,
+            None => Ok(None),
         }
-        if let Some(llm) = self.llms.get(inbound.app) {
-            return llm::stream(llm, &self.client, inbound, text).await;
-        }
-        Ok(None)
     }
 }
 
@@ -373,5 +395,67 @@ mod stream_tests {
         sink.set("replaced");
         assert_eq!(sink.text(), "replaced");
         assert_eq!(*watch.borrow_and_update(), "replaced");
+    }
+}
+
+#[cfg(test)]
+mod triage_tests {
+    use super::*;
+    use crate::message::Callback;
+
+    fn message(body: &str) -> Message {
+        let xml = format!(
+            "<xml><ToUserName>gh_1</ToUserName><FromUserName>u</FromUserName>\
+             <CreateTime>1</CreateTime>{body}</xml>"
+        );
+        match Callback::parse(&xml).unwrap() {
+            Callback::Message(m) => m,
+            Callback::Info(_) => unreachable!(),
+        }
+    }
+
+    fn triage(bot: &ConfigBot, message: &Message) -> Triage {
+        bot.triage(&Inbound {
+            app: "demo",
+            platform: Platform::Wecom,
+            authorizer_app_id: None,
+            message,
+            id: "dedup#demo#1",
+        })
+    }
+
+    fn bot(reply: &str) -> ConfigBot {
+        let config = Config::parse(&format!(
+            "[[apps]]\nname = \"demo\"\nplatform = \"wecom\"\ncorp_id = \"wx5823bf96d3bd56c7\"\n\
+             agent_id = 1\ntoken = \"QDG6eK\"\n\
+             encoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"\n\
+             [apps.reply]\n{reply}\n"
+        ))
+        .unwrap();
+        ConfigBot::from_config(&config).unwrap()
+    }
+
+    /// A model is asked only what has a prompt; anything else has no reply, known at once
+    /// (no claim with a job, no worker run). An upstream is asked everything.
+    #[test]
+    fn only_messages_an_asker_takes_are_asked() {
+        let text = message("<MsgType>text</MsgType><Content>hi</Content><MsgId>1</MsgId>");
+        let image = message(
+            "<MsgType>image</MsgType><PicUrl>https://x/i</PicUrl><MediaId>m</MediaId><MsgId>2</MsgId>",
+        );
+        let subscribe = message("<MsgType>event</MsgType><Event>subscribe</Event>");
+        let llm = bot("llm = \"http://127.0.0.1:9/v1\"\nllm_model = \"m\"");
+        assert!(matches!(triage(&llm, &text), Triage::Ask));
+        assert!(matches!(triage(&llm, &image), Triage::Known(None)));
+        assert!(matches!(triage(&llm, &subscribe), Triage::Known(None)));
+        let forward =
+            bot("forward = \"http://127.0.0.1:9/bot\"\nforward_secret = \"0123456789abcdef0123\"");
+        for message in [&text, &image, &subscribe] {
+            assert!(matches!(triage(&forward, message), Triage::Ask));
+        }
+        assert!(matches!(
+            triage(&bot("echo = false"), &text),
+            Triage::Known(None)
+        ));
     }
 }

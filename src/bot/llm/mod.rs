@@ -242,7 +242,11 @@ impl Llm {
         let Some(text) = prompt_of(inbound.message) else {
             return Ok(None);
         };
-        let client = client.get().map_err(|e| LlmError::Client(e.to_string()))?;
+        // The reason only: both errors say "cannot build the HTTP client".
+        let client = client.get().map_err(|e| match e {
+            super::ForwardError::Client(reason) => LlmError::Client(reason),
+            other => LlmError::Client(other.to_string()),
+        })?;
         let mut request = client
             .post(self.endpoint.clone())
             .header(
