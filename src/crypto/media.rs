@@ -60,6 +60,7 @@ impl EncodingAesKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::MsgCrypt;
 
     const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 
@@ -86,6 +87,24 @@ mod tests {
         for len in [0, 1, 31, 33] {
             assert!(key.decrypt_media(vec![0; len]).is_err(), "{len}");
         }
+    }
+
+    #[test]
+    fn during_a_rotation_a_file_under_the_previous_key_is_decrypted() {
+        const NEW: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+        let encrypted = EncodingAesKey::parse(KEY)
+            .unwrap()
+            .encrypt_media(b"%PDF-1.7 a file");
+        let rotated = MsgCrypt::new("QDG6eK", NEW, "").unwrap();
+        assert!(rotated.decrypt_media(encrypted.clone()).is_err());
+        let rotated = rotated.with_previous_key(KEY).unwrap();
+        assert_eq!(
+            rotated.decrypt_media(encrypted).unwrap(),
+            b"%PDF-1.7 a file"
+        );
+        // The current key's own files still open with it.
+        let own = EncodingAesKey::parse(NEW).unwrap().encrypt_media(b"image");
+        assert_eq!(rotated.decrypt_media(own).unwrap(), b"image");
     }
 
     proptest::proptest! {

@@ -124,9 +124,20 @@ impl MsgCrypt {
             .collect()
     }
 
-    /// Whether a previous key is accepted (a rotation).
-    pub fn has_previous_key(&self) -> bool {
-        self.previous.is_some()
+    /// Decrypts a downloaded media file (an AI bot's image, file, video) with the current
+    /// key, then, during a rotation, the previous one, as [`decrypt`](Self::decrypt) does
+    /// for messages.
+    ///
+    /// # Errors
+    /// As [`EncodingAesKey::decrypt_media`], what the current key said.
+    pub fn decrypt_media(&self, encrypted: Vec<u8>) -> Result<Vec<u8>, ProtocolError> {
+        let Some(previous) = &self.previous else {
+            return self.current.decrypt_media(encrypted);
+        };
+        // Decrypting works in place, so the previous key gets a copy.
+        self.current
+            .decrypt_media(encrypted.clone())
+            .or_else(|first| previous.decrypt_media(encrypted).map_err(|_| first))
     }
 
     /// The key in a slot; the current key when there is no previous one.

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use super::{Bot, Gateway};
-use crate::crypto::KeySlot;
 use crate::error::ProtocolError;
 use crate::platform::Platform;
 
@@ -83,22 +82,6 @@ impl<B: Bot> Gateway<B> {
             }
             body.extend_from_slice(&chunk);
         }
-        if !crypt.has_previous_key() {
-            return crypt
-                .key(KeySlot::Current)
-                .decrypt_media(body)
-                .map_err(MediaError::Decrypt);
-        }
-        // During a rotation the file may be under either key: decrypting works in place, so
-        // the previous key gets a copy.
-        crypt
-            .key(KeySlot::Current)
-            .decrypt_media(body.clone())
-            .or_else(|first| {
-                crypt
-                    .key(KeySlot::Previous)
-                    .decrypt_media(body)
-                    .map_err(|_| MediaError::Decrypt(first))
-            })
+        crypt.decrypt_media(body).map_err(MediaError::Decrypt)
     }
 }
