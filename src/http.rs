@@ -17,6 +17,38 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .pool_idle_timeout(Duration::from_secs(30))
 }
 
+/// Why a response body was not read whole.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Longer than the limit (by its `Content-Length`, or as it came).
+    TooLarge,
+    /// The transfer broke off.
+    Transfer(reqwest::Error),
+}
+
+/// Reads a response body of at most `limit` bytes, refusing a longer one as soon as it
+/// shows (its `Content-Length`, or the bytes as they come) instead of holding it: every
+/// body wxgate reads comes from a server it does not control.
+pub async fn read_capped(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transfer)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// The roots of Amazon Trust Services, which every AWS endpoint's certificate chains to.
 pub const AMAZON_TRUST_SERVICES_ROOTS: &str = include_str!("amazon-trust-services-roots.pem");
 

@@ -67,6 +67,7 @@ use super::stream::{self, DEFAULT_IDLE_LIMIT, Framing, StreamedText};
 use super::{BotError, Inbound, TextSink};
 use crate::config::reply::forward_url;
 use crate::config::{AppConfig, ConfigError, GatewaySettings};
+use crate::http::BodyError;
 use crate::reply::Reply;
 
 /// The largest answer body read; a larger one is a failure. Replies are a few KB at most.
@@ -279,21 +280,12 @@ async fn exchange(request: reqwest::RequestBuilder) -> Result<Option<Reply>, For
 
 /// Reads a whole answer body, at most [`MAX_ANSWER_BYTES`] of it.
 async fn read_body(response: &mut reqwest::Response, status: u16) -> Result<Vec<u8>, ForwardError> {
-    let too_large = ForwardError::TooLarge { status };
-    if response
-        .content_length()
-        .is_some_and(|len| len > MAX_ANSWER_BYTES as u64)
-    {
-        return Err(too_large);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(too_large);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    crate::http::read_capped(response, MAX_ANSWER_BYTES)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => ForwardError::TooLarge { status },
+            BodyError::Transfer(e) => transport_error(e),
+        })
 }
 
 /// Sends a streamed request and reads its answer, whichever of the three kinds it is

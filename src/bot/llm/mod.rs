@@ -277,7 +277,10 @@ async fn exchange(
     let mut response = request.send().await.map_err(transport_error)?;
     let status = response.status().as_u16();
     if !response.status().is_success() {
-        let body = read_body(&mut response, MAX_ERROR_BODY_BYTES).await;
+        // Only for its error code: a body that breaks off or is too long has none.
+        let body = crate::http::read_capped(&mut response, MAX_ERROR_BODY_BYTES)
+            .await
+            .unwrap_or_default();
         let code = serde_json::from_slice(&body)
             .ok()
             .and_then(|v: serde_json::Value| error_code(&v));
@@ -286,7 +289,14 @@ async fn exchange(
     let answer = |error| LlmError::Answer { status, error };
     let mut text = StreamedText::new(sink);
     if super::forward::media_type(&response) != "text/event-stream" {
-        let body = read_body(&mut response, MAX_TEXT_BYTES + 4096).await;
+        let body = crate::http::read_capped(&mut response, MAX_TEXT_BYTES + 4096)
+            .await
+            .map_err(|e| match e {
+                crate::http::BodyError::TooLarge => answer(StreamError::TextTooLong {
+                    limit: MAX_TEXT_BYTES,
+                }),
+                crate::http::BodyError::Transfer(e) => transport_error(e),
+            })?;
         apply_completion(&body, &mut text).map_err(answer)?;
         return Ok(text.finish());
     }
@@ -301,18 +311,6 @@ async fn exchange(
         return Err(answer(StreamError::Truncated));
     }
     Ok(text.finish())
-}
-
-/// Reads a body up to `limit` bytes; what breaks off or goes over is left out.
-async fn read_body(response: &mut reqwest::Response, limit: usize) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        if body.len() + chunk.len() > limit {
-            break;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    body
 }
 
 fn transport_error(e: reqwest::Error) -> LlmError {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{Bot, Gateway};
 use crate::error::ProtocolError;
+use crate::http::BodyError;
 use crate::platform::Platform;
 
 /// The largest media file fetched: WeCom's own limit for files is 20 MB.
@@ -65,23 +66,14 @@ impl<B: Bot> Gateway<B> {
         if !response.status().is_success() {
             return Err(MediaError::Status(response.status().as_u16()));
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_MEDIA_BYTES as u64)
-        {
-            return Err(MediaError::TooLarge);
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let body = crate::http::read_capped(&mut response, MAX_MEDIA_BYTES)
             .await
-            .map_err(|e| MediaError::Download(crate::http::error_chain(&e.without_url())))?
-        {
-            if body.len() + chunk.len() > MAX_MEDIA_BYTES {
-                return Err(MediaError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .map_err(|e| match e {
+                BodyError::TooLarge => MediaError::TooLarge,
+                BodyError::Transfer(e) => {
+                    MediaError::Download(crate::http::error_chain(&e.without_url()))
+                }
+            })?;
         crypt.decrypt_media(body).map_err(MediaError::Decrypt)
     }
 }

@@ -35,6 +35,8 @@ const AFTER_WINDOW: Duration = Duration::from_secs(4 * 60);
 const _: () = assert!(STREAM_WINDOW.as_secs() == 360);
 /// A `response_url` send's time limit.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of a `response_url` answer read (`{"errcode":0,"errmsg":"ok"}`).
+const RESPONSE_ANSWER_MAX_BYTES: usize = 64 * 1024;
 
 /// Takes the stream job of `key` and runs it: what `serve` does in a task of its own.
 #[allow(clippy::too_many_arguments)]
@@ -271,7 +273,7 @@ async fn send_to_response_url(url: &str, text: &str) -> Result<(), String> {
     let client = crate::http::client_builder()
         .build()
         .map_err(|e| crate::http::error_chain(&e))?;
-    let response = client
+    let mut response = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(markdown_message(text))
@@ -280,7 +282,10 @@ async fn send_to_response_url(url: &str, text: &str) -> Result<(), String> {
         .await
         .map_err(|e| crate::http::error_chain(&e.without_url()))?;
     let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
+    // Read for its errcode only, and capped: the URL came in the message.
+    let body = crate::http::read_capped(&mut response, RESPONSE_ANSWER_MAX_BYTES)
+        .await
+        .unwrap_or_default();
     if !status.is_success() {
         return Err(format!("HTTP {}", status.as_u16()));
     }
