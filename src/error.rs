@@ -45,6 +45,23 @@ impl ErrorCode {
     pub fn as_i32(self) -> i32 {
         self as i32
     }
+
+    /// The code as text (`"-40001"`), static: a metric label.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::ValidateSignature => "-40001",
+            Self::ParseXml => "-40002",
+            Self::ComputeSignature => "-40003",
+            Self::IllegalAesKey => "-40004",
+            Self::ValidateReceiveId => "-40005",
+            Self::EncryptAes => "-40006",
+            Self::DecryptAes => "-40007",
+            Self::IllegalBuffer => "-40008",
+            Self::EncodeBase64 => "-40009",
+            Self::DecodeBase64 => "-40010",
+            Self::GenReturnXml => "-40011",
+        }
+    }
 }
 
 impl fmt::Display for ErrorCode {
@@ -232,5 +249,26 @@ mod tests {
         assert_eq!(ErrorCode::ValidateSignature.as_i32(), -40001);
         assert_eq!(ErrorCode::GenReturnXml.as_i32(), -40011);
         assert_eq!(ProtocolError::CiphertextLength(1).code().as_i32(), -40007);
+    }
+
+    #[test]
+    fn every_label_is_its_code() {
+        use ErrorCode::*;
+        let all = [
+            ValidateSignature,
+            ParseXml,
+            ComputeSignature,
+            IllegalAesKey,
+            ValidateReceiveId,
+            EncryptAes,
+            DecryptAes,
+            IllegalBuffer,
+            EncodeBase64,
+            DecodeBase64,
+            GenReturnXml,
+        ];
+        for code in all {
+            assert_eq!(code.label(), code.as_i32().to_string());
+        }
     }
 }

@@ -102,7 +102,7 @@ impl Rejection {
     /// The `code` label of the refusals metric: the official code, else the reason.
     pub(crate) fn metric_label(&self) -> &'static str {
         match self {
-            Self::Protocol(e) => crate::metrics::code_label(e.code().as_i32()),
+            Self::Protocol(e) => e.code().label(),
             Self::NotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "too_large",

@@ -302,24 +302,6 @@ impl Outcome {
     }
 }
 
-/// The label value of an official error code; anything else is `other`.
-pub const fn code_label(code: i32) -> &'static str {
-    match code {
-        -40001 => "-40001",
-        -40002 => "-40002",
-        -40003 => "-40003",
-        -40004 => "-40004",
-        -40005 => "-40005",
-        -40006 => "-40006",
-        -40007 => "-40007",
-        -40008 => "-40008",
-        -40009 => "-40009",
-        -40010 => "-40010",
-        -40011 => "-40011",
-        _ => "other",
-    }
-}
-
 /// The most distinct app names kept as label values; more count as `other`.
 pub const MAX_APPS: usize = 64;
 /// The app label of a name that matches no configured app.
@@ -735,12 +717,5 @@ mod tests {
         assert_eq!(changes[1].value.millis[0], 1.5);
         assert!(registry.take_changes().is_empty());
         assert_eq!(registry.totals()[0].value, Value::Count(2));
-    }
-
-    #[test]
-    fn official_codes_have_labels_and_others_do_not() {
-        assert_eq!(code_label(-40001), "-40001");
-        assert_eq!(code_label(-40011), "-40011");
-        assert_eq!(code_label(42), "other");
     }
 }
