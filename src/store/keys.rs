@@ -10,13 +10,7 @@ pub fn dedup_key(app: &str, message_key: &str) -> String {
 /// The dedup key of an AI bot message: by its `msgid`, the same on every delivery. An AI
 /// bot stream's snapshot lives on this record, so a stream id names it.
 pub fn aibot_key(app: &str, msgid: &str) -> String {
-    let key = dedup_key(app, &format!("aibot|{msgid}"));
-    if key.len() <= MAX_DEDUP_KEY_LEN {
-        return key;
-    }
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(key.as_bytes());
-    dedup_key(app, &format!("sha256|{}", hex::encode(digest)))
+    bounded(app, dedup_key(app, &format!("aibot|{msgid}")))
 }
 
 /// The longest dedup key written as it is; a longer one (a sender, EventKey or account id
@@ -44,6 +38,11 @@ pub fn callback_key(
     } else {
         dedup_key(app, message_key.as_str())
     };
+    bounded(app, key)
+}
+
+/// `key` as it is up to [`MAX_DEDUP_KEY_LEN`], else `app`'s key of its SHA-256.
+fn bounded(app: &str, key: String) -> String {
     if key.len() <= MAX_DEDUP_KEY_LEN {
         return key;
     }
