@@ -86,8 +86,16 @@ impl<B: Bot> Gateway<B> {
                 )));
             }
         };
-        let body = std::str::from_utf8(body)
-            .map_err(|_| ProtocolError::Xml("the body is not UTF-8".into()))?;
+        // The AI bot speaks JSON only; an MP app as its data_format says.
+        let json = app.platform == Platform::Aibot || app.data_format == DataFormat::Json;
+        let body = std::str::from_utf8(body).map_err(|_| {
+            let reason = "the body is not UTF-8".to_owned();
+            if json {
+                ProtocolError::Json(reason)
+            } else {
+                ProtocolError::Xml(reason)
+            }
+        })?;
         if app.platform == Platform::Mp {
             check_data_format(app.data_format, body)?;
         }
@@ -96,9 +104,10 @@ impl<B: Bot> Gateway<B> {
             let signature = CallbackQuery::require(&query.msg_signature, "msg_signature")?;
             let (timestamp, nonce) = timestamp_and_nonce(query)?;
             // Only the ciphertext is signed; nothing else in either envelope is trusted.
-            let encrypt = match app.data_format {
-                DataFormat::Xml => EncryptedEnvelope::parse(body)?.encrypt,
-                DataFormat::Json => Cow::Owned(JsonEnvelope::parse(body)?.encrypt),
+            let encrypt = if json {
+                Cow::Owned(JsonEnvelope::parse(body)?.encrypt)
+            } else {
+                EncryptedEnvelope::parse(body)?.encrypt
             };
             let verified = crypt.verify(signature, timestamp, nonce, &encrypt)?;
             self.check_replay(timestamp)?;
@@ -160,7 +169,7 @@ impl<B: Bot> Gateway<B> {
     }
 
     /// Refuses a correctly signed request whose timestamp is too far from the clock.
-    pub(super) fn check_replay(&self, timestamp: &str) -> Result<(), Rejection> {
+    fn check_replay(&self, timestamp: &str) -> Result<(), Rejection> {
         let window = self.settings.replay_window_secs;
         if window == 0 {
             return Ok(());
@@ -202,7 +211,7 @@ fn check_data_format(format: DataFormat, body: &str) -> Result<(), Rejection> {
     )))
 }
 
-pub(super) fn encrypted_crypt(app: &App) -> Result<&MsgCrypt, Rejection> {
+fn encrypted_crypt(app: &App) -> Result<&MsgCrypt, Rejection> {
     app.crypt.as_ref().ok_or_else(|| {
         Rejection::bad_request(
             "an encrypted request, but this app has no encoding_aes_key configured",

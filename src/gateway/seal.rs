@@ -7,6 +7,7 @@ use super::open::Plaintext;
 use super::response::{APPLICATION_JSON, CallbackResponse, TEXT_XML};
 use crate::aibot::{ReplyEnvelope, render_reply_envelope};
 use crate::clock::unix_now;
+use crate::crypto::{KeySlot, MsgCrypt};
 use crate::error::ProtocolError;
 use crate::platform::DataFormat;
 
@@ -44,13 +45,21 @@ fn seal_json(opened: &Plaintext<'_>, reply_xml: &str) -> Result<String, Protocol
     let nonce = crate::crypto::fresh_nonce();
     // The nonce alphabet is ASCII.
     let nonce = std::str::from_utf8(&nonce).unwrap_or("0");
+    json_envelope(crypt, opened.key, &json, ReplyEnvelope::MiniProgram, nonce)
+}
+
+/// `json` encrypted with the key in `slot` and signed, in `envelope` with `nonce` and one
+/// timestamp for the signature and the envelope.
+pub(super) fn json_envelope(
+    crypt: &MsgCrypt,
+    slot: KeySlot,
+    json: &str,
+    envelope: ReplyEnvelope,
+    nonce: &str,
+) -> Result<String, ProtocolError> {
     let timestamp = unix_now();
-    let (encrypt, signature) = crypt.encrypt_and_sign(&json, opened.key, timestamp, nonce)?;
+    let (encrypt, signature) = crypt.encrypt_and_sign(json, slot, timestamp, nonce)?;
     Ok(render_reply_envelope(
-        ReplyEnvelope::MiniProgram,
-        &encrypt,
-        &signature,
-        timestamp,
-        nonce,
+        envelope, &encrypt, &signature, timestamp, nonce,
     ))
 }

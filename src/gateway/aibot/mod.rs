@@ -19,17 +19,16 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::open::{encrypted_crypt, timestamp_and_nonce};
+use super::open::{Plaintext, timestamp_and_nonce};
 use super::request::CallbackQuery;
 use super::response::{APPLICATION_JSON, CallbackResponse};
+use super::seal::json_envelope;
 use super::{App, Gateway, Late, Rejection};
 use crate::aibot::{
-    AibotBody, AibotCallback, AibotEvent, JsonEnvelope, ReplyEnvelope, StreamSnapshot,
-    render_reply_envelope, stream_reply, text_reply,
+    AibotBody, AibotCallback, AibotEvent, ReplyEnvelope, StreamSnapshot, stream_reply, text_reply,
 };
 use crate::bot::{Bot, Inbound, Triage};
 use crate::clock::{now_ms, unix_now};
-use crate::error::ProtocolError;
 use crate::metrics::{self, Kind, Outcome};
 use crate::reply::Reply;
 use crate::store::{
@@ -48,15 +47,15 @@ impl<B: Bot> Gateway<B> {
         body: &[u8],
         deadline: Instant,
     ) -> Result<CallbackResponse, Rejection> {
-        let crypt = encrypted_crypt(app)?;
-        let signature = CallbackQuery::require(&query.msg_signature, "msg_signature")?;
-        let (timestamp, nonce) = timestamp_and_nonce(query)?;
-        let body = std::str::from_utf8(body)
-            .map_err(|_| ProtocolError::Json("the body is not UTF-8".into()))?;
-        let envelope = JsonEnvelope::parse(body)?;
-        let verified = crypt.verify(signature, timestamp, nonce, &envelope.encrypt)?;
-        self.check_replay(timestamp)?;
-        let opened = verified.decrypt()?;
+        // The same checks as every callback: signature first, replay window, decryption.
+        let Plaintext::Decrypted { crypt, opened } = self.open(app, query, body, deadline).await?
+        else {
+            // `open` decrypts every AI bot callback: the bot has no plaintext mode.
+            return Err(Rejection::bad_request(
+                "an AI bot callback is always encrypted",
+            ));
+        };
+        let (_, nonce) = timestamp_and_nonce(query)?;
         let json = opened.frame.message_str()?;
         let callback = AibotCallback::parse(json)?;
         let (kind, answer) = self.aibot_answer(app, &callback, json, deadline).await?;
@@ -70,13 +69,8 @@ impl<B: Bot> Gateway<B> {
             return Ok(CallbackResponse::empty());
         };
         // The reply carries the callback's own nonce, as the platform's samples do.
-        // One timestamp for the signature and the envelope.
-        let timestamp = unix_now();
-        match crypt.encrypt_and_sign(&answer, opened.key, timestamp, nonce) {
-            Ok((encrypt, signature)) => Ok(CallbackResponse::ok(
-                APPLICATION_JSON,
-                render_reply_envelope(ReplyEnvelope::Aibot, &encrypt, &signature, timestamp, nonce),
-            )),
+        match json_envelope(crypt, opened.key, &answer, ReplyEnvelope::Aibot, nonce) {
+            Ok(sealed) => Ok(CallbackResponse::ok(APPLICATION_JSON, sealed)),
             Err(e) => {
                 tracing::error!(app = %app.name, code = e.code() as i32, cause = %e, "cannot encrypt the reply; answering empty");
                 Ok(CallbackResponse::empty())
