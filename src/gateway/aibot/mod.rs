@@ -241,36 +241,30 @@ impl<B: Bot> Gateway<B> {
         }
     }
 
-    /// The configured AI bot apps, for a stream's worker to check its job against.
-    pub(super) fn aibot_apps(&self) -> Vec<String> {
+    /// Whether `app` is a configured AI bot app (its jobs are streams).
+    pub(super) fn is_aibot(&self, app: &str) -> bool {
+        self.apps
+            .get(app)
+            .is_some_and(|app| app.platform == crate::platform::Platform::Aibot)
+    }
+
+    /// Whether any configured app is an AI bot.
+    pub(super) fn has_aibot(&self) -> bool {
         self.apps
             .values()
-            .filter(|app| app.platform == crate::platform::Platform::Aibot)
-            .map(|app| app.name.clone())
-            .collect()
+            .any(|app| app.platform == crate::platform::Platform::Aibot)
     }
 
     /// Runs a stream's job in this process.
     fn spawn_stream(&self, key: &str) {
         let bot = Arc::clone(&self.bot);
         let store = Arc::clone(&self.store);
-        let apps = self.aibot_apps();
         let key = key.to_owned();
         let retention_secs = self.retention_secs;
         let window = self.settings.stream_window();
         tokio::spawn(async move {
             let worker = new_owner();
-            run_stream(
-                &*bot,
-                &store,
-                &apps,
-                &key,
-                &worker,
-                retention_secs,
-                window,
-                None,
-            )
-            .await;
+            run_stream(&*bot, &store, &key, &worker, retention_secs, window, None).await;
         });
     }
 }

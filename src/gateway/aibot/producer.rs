@@ -39,11 +39,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 const RESPONSE_ANSWER_MAX_BYTES: usize = 64 * 1024;
 
 /// Takes the stream job of `key` and runs it: what `serve` does in a task of its own.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_stream<B: Bot>(
     bot: &B,
     store: &Backend,
-    apps: &[String],
     key: &str,
     worker: &str,
     retention_secs: u64,
@@ -60,18 +58,7 @@ pub(crate) async fn run_stream<B: Bot>(
             return JobOutcome::StoreUnavailable(e.to_string());
         }
     };
-    stream_job(
-        bot,
-        store,
-        apps,
-        key,
-        worker,
-        &job,
-        retention_secs,
-        window,
-        limit,
-    )
-    .await
+    stream_job(bot, store, key, worker, &job, retention_secs, window, limit).await
 }
 
 /// The time a stream job may take: the window and the time after it, less if the
@@ -85,7 +72,6 @@ pub(crate) fn job_limit(window: Duration, end_by: Option<EpochMillis>) -> Durati
 pub(crate) async fn stream_job<B: Bot>(
     bot: &B,
     store: &Backend,
-    apps: &[String],
     key: &str,
     worker: &str,
     job: &JobRecord,
@@ -105,9 +91,6 @@ pub(crate) async fn stream_job<B: Bot>(
             .await;
         JobOutcome::Failed(reason)
     };
-    if !apps.contains(&job.app) {
-        return failed(format!("`{}` is not a configured AI bot app", job.app)).await;
-    }
     let Some(json) = job.message.as_deref() else {
         return failed("the stream's message is no longer stored".into()).await;
     };

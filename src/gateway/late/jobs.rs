@@ -85,25 +85,19 @@ impl<B: Bot> Gateway<B> {
         // An AI bot's stream may be this job: it runs for the platform's window, so with an
         // AI bot configured every job is taken for that long (only a crashed worker's job
         // waits out its hold); a job that is not a stream still runs under `held`.
-        let aibot_apps = self.aibot_apps();
         let window = self.settings.stream_window();
         let stream_limit = crate::gateway::aibot::job_limit(window, end_by);
-        let hold = if aibot_apps.is_empty() {
-            held
-        } else {
-            stream_limit
-        };
+        let hold = if self.has_aibot() { stream_limit } else { held };
         let held_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
         let job = match self.store.take_job(key, &worker, now_ms(), held_ms).await {
             Ok(Some(job)) => job,
             Ok(None) => return self.not_taken(key).await,
             Err(e) => return unavailable(&e),
         };
-        if aibot_apps.contains(&job.app) {
+        if self.is_aibot(&job.app) {
             return crate::gateway::aibot::stream_job(
                 &*self.bot,
                 &self.store,
-                &aibot_apps,
                 key,
                 &worker,
                 &job,
