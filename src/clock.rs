@@ -4,7 +4,7 @@
 //! tests can pause it.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
 pub type EpochMillis = u64;
@@ -21,7 +21,12 @@ pub fn system() -> Clock {
 pub fn now_ms() -> EpochMillis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, millis)
+}
+
+/// A duration in whole milliseconds, saturating.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Seconds since the Unix epoch: [`now_ms`] truncated to whole seconds.

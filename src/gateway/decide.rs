@@ -324,5 +324,5 @@ fn outcome_of<T>(reply: &Option<T>) -> Outcome {
 /// The epoch milliseconds of an instant (now plus what remains until it).
 fn epoch_ms_at(instant: Instant) -> EpochMillis {
     let remaining = instant.saturating_duration_since(Instant::now());
-    now_ms().saturating_add(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX))
+    now_ms().saturating_add(crate::clock::millis(remaining))
 }

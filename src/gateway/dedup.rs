@@ -89,7 +89,7 @@ pub(crate) struct Dedup {
 
 impl Dedup {
     pub fn new(store: Arc<Backend>, budget: Duration, retention_secs: u64) -> Self {
-        let lease_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX) + 2000;
+        let lease_ms = crate::clock::millis(budget) + 2000;
         Self {
             store,
             lease_ms,
@@ -321,9 +321,5 @@ async fn bounded<T>(
     let started = Instant::now();
     tokio::time::timeout_at(deadline, request)
         .await
-        .unwrap_or_else(|_| {
-            Err(StoreError::Timeout(
-                u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            ))
-        })
+        .unwrap_or_else(|_| Err(StoreError::Timeout(crate::clock::millis(started.elapsed()))))
 }

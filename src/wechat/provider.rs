@@ -599,7 +599,7 @@ impl<S: TokenStore> TokenProvider<S> {
             tracing::warn!(
                 platform = %source.platform(),
                 attempt,
-                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                delay_ms = millis(delay),
                 error = %err,
                 "access token fetch failed; retrying"
             );

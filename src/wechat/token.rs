@@ -63,10 +63,7 @@ impl Default for TokenSettings {
     }
 }
 
-/// A duration in whole milliseconds, saturating.
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
+pub(crate) use crate::clock::millis;
 
 /// When a token expires that the platform issued, valid for `expires_in_secs`, in answer
 /// to a request sent at `requested_at_ms`. Counting from the request rather than the

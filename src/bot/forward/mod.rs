@@ -65,6 +65,7 @@ pub use signature::{
 
 use super::stream::{self, DEFAULT_IDLE_LIMIT, Framing, StreamedText};
 use super::{BotError, Inbound, TextSink};
+use crate::clock::millis;
 use crate::config::reply::forward_url;
 use crate::config::{AppConfig, ConfigError, GatewaySettings};
 use crate::http::BodyError;
@@ -257,10 +258,6 @@ impl Upstream {
             .await
             .unwrap_or_else(|_| Err(ForwardError::Timeout(millis(self.timeout))))
     }
-}
-
-fn millis(limit: Duration) -> u64 {
-    u64::try_from(limit.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Sends the request and reads the answer, at most [`MAX_ANSWER_BYTES`] of it.

@@ -260,11 +260,7 @@ impl Llm {
         let idle = self.idle_limit.min(limit);
         tokio::time::timeout(limit, exchange(request, sink, idle))
             .await
-            .unwrap_or_else(|_| {
-                Err(LlmError::Timeout(
-                    u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
-                ))
-            })
+            .unwrap_or_else(|_| Err(LlmError::Timeout(crate::clock::millis(limit))))
     }
 }
 

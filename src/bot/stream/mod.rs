@@ -186,7 +186,7 @@ pub(crate) async fn read_frames(
     loop {
         let chunk = tokio::time::timeout(idle, response.chunk())
             .await
-            .map_err(|_| StreamError::Idle(u64::try_from(idle.as_millis()).unwrap_or(u64::MAX)))?
+            .map_err(|_| StreamError::Idle(crate::clock::millis(idle)))?
             .map_err(|e| StreamError::Transport(crate::http::error_chain(&e.without_url())))?;
         match &chunk {
             Some(bytes) => decoder.feed(bytes, &mut frames)?,

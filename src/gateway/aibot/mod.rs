@@ -163,7 +163,7 @@ impl<B: Bot> Gateway<B> {
         let owner = new_owner();
         let times = DedupTimes {
             now_ms: now_ms(),
-            lease_ms: u64::try_from(self.settings.budget().as_millis()).unwrap_or(u64::MAX),
+            lease_ms: crate::clock::millis(self.settings.budget()),
             retention_secs: self.retention_secs,
         };
         let job = NewJob {
@@ -272,7 +272,7 @@ impl<B: Bot> Gateway<B> {
 /// What a stored stream shows: finished once the platform's window has passed, since no
 /// refresh comes after it (a worker that died leaves it unfinished).
 fn visible(stored: &StoredStream, window: std::time::Duration) -> StreamSnapshot {
-    let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    let window_ms = crate::clock::millis(window);
     let expired = stored
         .started_ms
         .is_some_and(|started| now_ms() > started.saturating_add(window_ms));

@@ -49,7 +49,7 @@ pub(crate) async fn run_stream<B: Bot>(
     end_by: Option<EpochMillis>,
 ) -> JobOutcome {
     let limit = job_limit(window, end_by);
-    let held_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+    let held_ms = crate::clock::millis(limit);
     let job = match store.take_job(key, worker, now_ms(), held_ms).await {
         Ok(Some(job)) => job,
         Ok(None) => return JobOutcome::Skipped,

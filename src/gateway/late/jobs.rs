@@ -88,7 +88,7 @@ impl<B: Bot> Gateway<B> {
         let window = self.settings.stream_window();
         let stream_limit = crate::gateway::aibot::job_limit(window, end_by);
         let hold = if self.has_aibot() { stream_limit } else { held };
-        let held_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
+        let held_ms = crate::clock::millis(hold);
         let job = match self.store.take_job(key, &worker, now_ms(), held_ms).await {
             Ok(Some(job)) => job,
             Ok(None) => return self.not_taken(key).await,
@@ -180,7 +180,7 @@ impl<B: Bot> Gateway<B> {
             started.elapsed(),
         );
         let reply = asked.map_err(|e| e.to_string())?;
-        let bot_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let bot_ms = crate::clock::millis(started.elapsed());
         let xml = match &reply {
             Some(reply) => Some(
                 reply
@@ -195,7 +195,7 @@ impl<B: Bot> Gateway<B> {
         // once `answer_by` has passed, and this write must not land after.
         let mut times = self.job_times();
         let lead = self.store.longest_request().min(self.settings.budget() / 4);
-        let lead = u64::try_from(lead.as_millis()).unwrap_or(u64::MAX);
+        let lead = crate::clock::millis(lead);
         times.now_ms = times.now_ms.saturating_add(lead);
         match self
             .store
