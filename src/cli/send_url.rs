@@ -20,6 +20,10 @@ pub(super) enum UrlError {
         "--url {0:?} has no scheme: write https://{0} (or http:// for a gateway without TLS)"
     )]
     NoScheme(String),
+    /// A user name or password in the URL: the platform sends none, and the URL is not
+    /// repeated in errors.
+    #[error("--url holds credentials (user:password@): pass the gateway's URL without them")]
+    Credentials,
     /// A query or fragment, which the signed request's own query would collide with.
     #[error(
         "--url {0:?} has a query or fragment: pass the base URL or the callback URL without one (send signs its own query)"
@@ -38,6 +42,20 @@ pub(super) enum UrlError {
 ///   means `http://`, as `wxgate serve` speaks; any other host is an error, since guessing
 ///   between http and https there would send the callback somewhere unintended.
 pub(super) fn request_url(given: &str, path_and_query: &str) -> Result<Url, UrlError> {
+    let mut url = gateway_url(given)?;
+    let (route, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let base = base_path(url.path(), app_route(route)).to_owned();
+    url.set_path(&format!("{base}{route}"));
+    url.set_query((!query.is_empty()).then_some(query));
+    Ok(url)
+}
+
+/// `given` (a `--url` value: the gateway's base URL or a callback URL) checked and parsed:
+/// http or https with a host (a loopback host without a scheme means `http://`), no
+/// credentials, no query or fragment. `wxgate send` and `wxgate doctor` read `--url` so.
+pub(super) fn gateway_url(given: &str) -> Result<Url, UrlError> {
     let given = given.trim();
     let with_scheme = if given.contains("://") {
         given.to_owned()
@@ -48,37 +66,40 @@ pub(super) fn request_url(given: &str, path_and_query: &str) -> Result<Url, UrlE
     } else {
         return Err(UrlError::NoScheme(given.to_owned()));
     };
-    let mut url = Url::parse(&with_scheme).map_err(|_| UrlError::Invalid(given.to_owned()))?;
+    let url = Url::parse(&with_scheme).map_err(|_| UrlError::Invalid(given.to_owned()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(UrlError::Scheme(given.to_owned()));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(UrlError::Invalid(given.to_owned()));
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlError::Credentials);
+    }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(UrlError::Query(given.to_owned()));
     }
-    let (route, query) = path_and_query
-        .split_once('?')
-        .unwrap_or((path_and_query, ""));
-    let base = base_path(url.path(), route);
-    url.set_path(&format!("{base}{route}"));
-    url.set_query((!query.is_empty()).then_some(query));
     Ok(url)
 }
 
-/// The part of `path` before the route: `path` without a trailing `/` and without a
-/// trailing request route or app route.
-fn base_path<'p>(path: &'p str, route: &str) -> &'p str {
+/// The gateway's base part of `path`: without a trailing `/` and without a trailing
+/// `app_route` (`/{platform}/{app}`), or, for an Open Platform app, that route and an
+/// account's AppID after it (`/open/{app}/{appid}`), since a newcomer pastes the callback
+/// URL from a console. Any other path is a base (a stage such as `/Prod`).
+pub(super) fn base_path<'p>(path: &'p str, app_route: &str) -> &'p str {
     let path = path.trim_end_matches('/');
-    let app_route = app_route(route);
-    [route, app_route]
-        .into_iter()
-        .find_map(|suffix| {
-            path.strip_suffix(suffix)
-                .filter(|_| !suffix.is_empty())
-        })
-        .unwrap_or(path)
+    if app_route.is_empty() {
+        return path;
+    }
+    if let Some(base) = path.strip_suffix(app_route) {
+        return base;
+    }
+    match path.rsplit_once('/') {
+        Some((head, appid)) if app_route.starts_with("/open/") && !appid.is_empty() => {
+            head.strip_suffix(app_route).unwrap_or(path)
+        }
+        _ => path,
+    }
 }
 
 /// `/{platform}/{app}`: the first two segments of `route`.
@@ -187,6 +208,14 @@ mod tests {
         ));
         assert!(matches!(
             request_url("http://h/wecom/demo?x=1", SIGNED),
+            Err(UrlError::Query(_))
+        ));
+        assert_eq!(
+            request_url("http://user:pw@h/wecom/demo", SIGNED),
+            Err(UrlError::Credentials)
+        );
+        assert!(matches!(
+            request_url("http://h/wecom/demo#x", SIGNED),
             Err(UrlError::Query(_))
         ));
         let text = request_url("gw.example.com:8080", SIGNED)

@@ -29,29 +29,18 @@ impl Target {
     /// # Errors
     /// Not an http(s) URL with a host; the message is for a usage error.
     pub fn parse(raw: &str, apps: &[AppConfig]) -> Result<Self, String> {
-        let url = reqwest::Url::parse(raw.trim())
-            .map_err(|e| format!("--url is not a URL ({e}); give the gateway's base URL, e.g. https://abc.execute-api.ap-east-1.amazonaws.com"))?;
-        let https = match url.scheme() {
-            "https" => true,
-            "http" => false,
-            other => return Err(format!("--url must be http:// or https://, not {other}://")),
-        };
-        if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
-            return Err("--url takes the gateway's base URL, without a query or credentials".into());
-        }
-        let host = url
-            .host_str()
-            .ok_or("--url has no host")?
-            .to_owned();
+        let mut url = crate::cli::send_url::gateway_url(raw).map_err(|e| e.to_string())?;
+        let https = url.scheme() == "https";
+        let host = url.host_str().unwrap_or_default().to_owned();
         let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
-        let mut base = url.as_str().trim_end_matches('/').to_owned();
-        for app in apps {
-            let route = app.route();
-            if let Some(prefix) = base.strip_suffix(route.as_str()) {
-                base = prefix.to_owned();
-                break;
-            }
-        }
+        let path = url.path().to_owned();
+        let base_path = apps
+            .iter()
+            .map(|app| crate::cli::send_url::base_path(&path, &app.route()))
+            .find(|base| base.len() < path.trim_end_matches('/').len())
+            .unwrap_or_else(|| path.trim_end_matches('/'));
+        url.set_path(base_path);
+        let base = url.as_str().trim_end_matches('/').to_owned();
         Ok(Self {
             base,
             host,
@@ -272,4 +261,45 @@ pub(super) async fn route(client: &reqwest::Client, target: &Target, app: &AppCo
 /// The first line of an answer's body, shortened: enough to recognise who answered.
 pub(super) fn first_line(body: &str) -> String {
     crate::escape::shown(body.lines().next().unwrap_or("").trim(), 120)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const APPS: &str = r#"
+[[apps]]
+name = "demo"
+platform = "wecom"
+corp_id = "wx5823bf96d3bd56c7"
+agent_id = 1
+token = "QDG6eK"
+encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+"#;
+
+    fn base(raw: &str) -> Result<String, String> {
+        let config = Config::parse(APPS).unwrap();
+        Target::parse(raw, &config.apps).map(|t| t.base)
+    }
+
+    /// `--url` is read as `wxgate send` reads it, then cut back to the gateway's base.
+    #[test]
+    fn the_url_is_read_as_send_reads_it_and_cut_to_the_base() {
+        assert_eq!(base("http://127.0.0.1:3000").unwrap(), "http://127.0.0.1:3000");
+        assert_eq!(base("localhost:3000/wecom/demo").unwrap(), "http://localhost:3000");
+        assert_eq!(
+            base("https://h.example.com/Prod/wecom/demo/").unwrap(),
+            "https://h.example.com/Prod"
+        );
+        assert_eq!(
+            base("https://h.example.com/Prod").unwrap(),
+            "https://h.example.com/Prod"
+        );
+        for refused in ["http://h/wecom/demo#x", "http://h/?a=1", "ftp://h", "h.example.com"] {
+            assert!(base(refused).is_err(), "{refused}");
+        }
+        let e = base("https://user:secret-pw@h.example.com").unwrap_err();
+        assert!(!e.contains("secret-pw"), "{e}");
+    }
 }
