@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::reach::{PLATFORM_WAIT, Target, first_line};
 use super::report::Line;
 use crate::clock::unix_now;
+use crate::cli::send_post::nonce;
 use crate::config::AppConfig;
 use crate::crypto::fresh_nonce;
 use crate::platform::Platform;
@@ -23,10 +24,6 @@ const PROBE_AUTHORIZER: &str = "wx0000000000000000";
 
 /// The sender of doctor's message: a bot that forwards it sees who sent it.
 const PROBE_SENDER: &str = "wxgate-doctor";
-
-fn nonce() -> String {
-    String::from_utf8_lossy(&fresh_nonce()[..10]).into_owned()
-}
 
 /// URL verification as the console runs it when the URL is saved; `None` for open apps,
 /// whose URLs the Open Platform does not verify with an echo.
