@@ -395,6 +395,16 @@ fn usage_errors_exit_2() {
     );
     let out = doctor(&good_wecom(&fake.url()), &["--url", "ftp://example.com"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = doctor(
+        &good_wecom(&fake.url()),
+        &["--url", "https://admin:hunter2-secret@wx.example.com"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("credentials") && !out.stderr.contains("hunter2-secret"),
+        "{}",
+        out.stderr
+    );
     let out = doctor(&good_wecom(&fake.url()), &["--to", "zhangsan"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     let out = run(&mut wxgate(&[

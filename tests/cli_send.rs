@@ -91,6 +91,17 @@ fn a_url_that_cannot_be_used_is_a_usage_error_saying_what_to_pass() {
     );
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("query"), "{}", out.stderr);
+
+    // Credentials in the URL: refused, and not repeated.
+    let out = send(
+        &config,
+        "http://admin:hunter2-secret@127.0.0.1:3000",
+        "demo",
+        &["text", "hi"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("credentials"), "{}", out.stderr);
+    assert!(!out.stderr.contains("hunter2-secret"), "{}", out.stderr);
 }
 
 #[test]
