@@ -66,25 +66,10 @@ impl StreamError {
 
     /// A frame's JSON error, without quoting the frame.
     pub(crate) fn not_json(e: &serde_json::Error) -> Self {
-        Self::Frame(format!("not JSON ({})", e.classify_message()))
-    }
-}
-
-/// serde_json's message for a syntax error names a line and column, never a value; a type
-/// error could quote one, so only its category is kept.
-trait Classify {
-    fn classify_message(&self) -> String;
-}
-
-impl Classify for serde_json::Error {
-    fn classify_message(&self) -> String {
-        match self.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                self.to_string()
-            }
-            serde_json::error::Category::Io => "read error".into(),
-            serde_json::error::Category::Data => "unexpected JSON".into(),
-        }
+        Self::Frame(format!(
+            "not JSON ({})",
+            crate::aibot::envelope::json_reason(e)
+        ))
     }
 }
 
