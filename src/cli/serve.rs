@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::{Threads, config_failure, load, runtime};
+use super::{EXIT_CONFIG, Threads, config_failure, load, runtime};
 use crate::gateway::{Gateway, LateReplies};
 use crate::platform::Platform;
 
@@ -24,7 +24,7 @@ pub(super) fn serve(
         Ok(a) => a,
         Err(why) => {
             eout!("wxgate: {why}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     let config = match load(config) {
