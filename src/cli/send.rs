@@ -9,7 +9,6 @@ use super::send_post::{Poster, nonce, report_plain};
 use super::{EXIT_CONFIG, EXIT_REPLY_FAILED, SendArgs, SendWhat, app_named, config_failure, load};
 use crate::clock::unix_now;
 use crate::config::AppConfig;
-use crate::crypto::fresh_nonce;
 use crate::platform::Platform;
 use crate::simulate::{self, Answer, Header, PlatformSim, SignedRequest};
 
@@ -29,7 +28,7 @@ fn build_request(args: &SendArgs, sim: &PlatformSim) -> Result<SignedRequest, St
         create_time: now,
         agent_id: sim.agent_id(),
     };
-    let msg_id = now * 1000 + u64::from(fresh_nonce()[0]);
+    let msg_id = simulate::fresh_msg_id(now);
     let result = match &args.what {
         SendWhat::Verify => {
             let echo = format!("{}{}", now, u32::from_le_bytes(*b"wxgt"));

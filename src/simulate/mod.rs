@@ -531,6 +531,14 @@ impl Header<'_> {
     }
 }
 
+/// A MsgId for a message sent at `now`, as the platform's are: a 64-bit number. Six random
+/// digits under the second keep two messages sent within one second apart (one in a million
+/// per pair); a single random character here once let two `wxgate send` runs in the same
+/// second share an id, and the second was answered as a duplicate of the first.
+pub fn fresh_msg_id(now: u64) -> u64 {
+    now.saturating_mul(1_000_000) + u64::from(rand::random::<u32>() % 1_000_000)
+}
+
 /// A text message.
 pub fn text_xml(header: &Header<'_>, content: &str, msg_id: u64) -> String {
     let mut out = String::new();
@@ -657,5 +665,14 @@ encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
         let envelope = crate::crypto::EncryptedEnvelope::parse(&first.body).unwrap();
         let opened = crypt.decrypt(&envelope.encrypt).unwrap();
         assert_eq!(opened.frame.message(), xml.as_bytes());
+    }
+
+    #[test]
+    fn message_ids_sent_within_one_second_are_apart() {
+        let now = 1_764_633_600;
+        let ids: std::collections::HashSet<u64> = (0..50).map(|_| fresh_msg_id(now)).collect();
+        // One random character per id (the old scheme) gives about 35 distinct ids of 50.
+        assert!(ids.len() >= 48, "{} distinct of 50", ids.len());
+        assert!(ids.iter().all(|id| id / 1_000_000 == now));
     }
 }

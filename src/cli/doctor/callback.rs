@@ -10,7 +10,6 @@ use super::report::Line;
 use crate::clock::unix_now;
 use crate::cli::send_post::nonce;
 use crate::config::AppConfig;
-use crate::crypto::fresh_nonce;
 use crate::platform::Platform;
 use crate::simulate::{self, Answer, AnswerError, Header, PlatformSim, SignedRequest};
 
@@ -70,7 +69,7 @@ pub(super) async fn round_trip(
         create_time: now,
         agent_id: sim.agent_id(),
     };
-    let msg_id = now * 1000 + u64::from(fresh_nonce()[0]);
+    let msg_id = simulate::fresh_msg_id(now);
     let message = if app.platform == Platform::Aibot {
         // The AI bot's messages are JSON, keyed by a msgid of the platform's choosing.
         simulate::aibot_text_json(
