@@ -29,6 +29,10 @@ fn config(fake_url: &str) -> String {
 [api]
 wecom_base_url = "{fake_url}"
 mp_base_url = "{fake_url}"
+# Four busy processes and dynalite share two cores: a store call past the production 250 ms
+# would make a worker fall back to fetching directly, which is not what this file tests.
+[store]
+timeout_ms = 2000
 {}"#,
         shop_app()
     )
