@@ -235,7 +235,7 @@ fn a_late_reply_running_at_shutdown_is_sent_before_the_server_exits() {
     let secret = "serve-shutdown-test-secret-0123456789";
     let upstream = FakeUpstream::start(
         secret,
-        Behavior::text("worth the wait").after(Duration::from_millis(1500)),
+        Behavior::text("worth the wait").after(Duration::from_millis(3000)),
     );
     let config = support::fake_platform::forward_app_config(
         "budget_ms = 500",
@@ -253,7 +253,7 @@ fn a_late_reply_running_at_shutdown_is_sent_before_the_server_exits() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty answer"));
-    assert_eq!(platform.delivered(), 0, "not yet: the upstream takes 1.5 s");
+    assert_eq!(platform.delivered(), 0, "not yet: the upstream takes 3 s");
     let stopped = Command::new("kill")
         .args(["-TERM", &serve.child.id().to_string()])
         .status()

@@ -23,7 +23,9 @@ const SECRET: &str = "stream-test-secret-0123456789";
 const API_KEY: &str = "sk-test-key-4c1d9e0f";
 /// What the users write; it must never reach a log line.
 const PRIVATE: &str = "my private words";
-const PAUSE: Duration = Duration::from_millis(40);
+/// Between the pieces of a streamed answer: long enough that two pieces do not reach the
+/// reader in one read when a loaded machine holds the test's thread back for a moment.
+const PAUSE: Duration = Duration::from_millis(150);
 
 fn config(reply: &str) -> Config {
     Config::parse(&sample_config_text("").replace("echo = true", reply)).unwrap()

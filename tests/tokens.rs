@@ -373,10 +373,13 @@ async fn instances_share_one_fetch_per_lifetime<S: TokenStore + 'static>(store: 
     assert!(log.iter().all(|f| f.issued), "{shown:?}");
     let distinct: HashSet<_> = log.iter().map(|f| f.token.clone()).collect();
     assert_eq!(distinct.len(), log.len(), "{shown:?}");
-    // One fetch per period (lifetime - refresh_ahead): never sooner (ms truncation of the
-    // clocks aside), and no later than the load's pace and a round trip allow.
+    // One fetch per period (lifetime - refresh_ahead): never much sooner, and no later than
+    // the load's pace and a round trip allow. The gaps are taken where the fake platform
+    // sees the fetches, while a token's expiry counts from when its fetch was sent: a slow
+    // first fetch (a new connection, a loaded machine) makes the next gap look shorter by
+    // its delay, hence the early slack.
     let period = LIFETIME - AHEAD;
-    let (early, late) = (Duration::from_millis(20), Duration::from_millis(200));
+    let (early, late) = (Duration::from_millis(100), Duration::from_millis(400));
     for pair in log.windows(2) {
         let gap = pair[1].at.duration_since(pair[0].at);
         assert!(

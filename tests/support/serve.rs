@@ -93,13 +93,17 @@ impl Drop for TempDir {
     }
 }
 
-fn rand_suffix() -> u64 {
+/// Apart between two directories made at once by one process: a counter, and the clock
+/// for directories left behind by earlier runs of the same pid.
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
+    static MADE: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
-        .subsec_nanos()
-        .into()
+        .subsec_nanos();
+    format!("{}-{nanos}", MADE.fetch_add(1, Ordering::Relaxed))
 }
 
 impl Server {
