@@ -15,6 +15,7 @@ use support::fake_llm::{FakeLlm, LlmBehavior};
 use support::fake_platform::{FakePlatform, SendApi};
 use support::sample::{KEY, TOKEN};
 use support::serve::Server;
+use support::wait::eventually;
 use wxgate::clock::unix_now;
 use wxgate::simulate::{
     Answer, PlatformSim, aibot_refresh_json, aibot_text_json, with_response_url,
@@ -181,10 +182,7 @@ async fn an_answer_slower_than_the_window_ends_with_one_response_url_message() {
         "the whole answer fit the window: {seen:?}"
     );
 
-    let until = Instant::now() + Duration::from_secs(10);
-    while platform.sent().is_empty() && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(10), || !platform.sent().is_empty()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sent = platform.sent();
     assert_eq!(sent.len(), 1, "{sent:?}");

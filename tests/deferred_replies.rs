@@ -6,12 +6,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::calls::{reply_of, timed_answer};
 use support::fake_platform::FakePlatform;
 use support::fake_upstream::{Behavior, FakeUpstream};
 use support::sample::{header, sim_of, text_request};
+use support::wait::eventually;
 use wxgate::clock::unix_now;
 use wxgate::config::Config;
 use wxgate::gateway::{Gateway, LateReplies};
@@ -69,18 +70,6 @@ fn delivery(sim: &PlatformSim, attempt: usize) -> SignedRequest {
 async fn deliver(rig: &Rig, request: &SignedRequest) -> (Option<String>, Duration) {
     let (answer, took) = timed_answer(&rig.gateway, &rig.sim, request).await;
     (reply_of(answer), took)
-}
-
-/// Waits until `done` holds, for at most `limit`.
-async fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    done()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,6 +26,7 @@ use support::fake_platform::{APP_ID, APP_SECRET, CORP_ID, CORP_SECRET, FakePlatf
 use support::fault_proxy::{FaultProxy, Mode};
 use support::sample::{AGENT_ID, KEY, TOKEN};
 use support::serve::TempDir;
+use support::wait::eventually;
 use wxgate::config::Config;
 
 use bot::{BOT_SECRET, CountingBot};
@@ -323,10 +324,10 @@ async fn fault_upstream_flapping() {
     settle(&rig, &run, Duration::from_secs(10)).await;
     let (failed, hung) = rig.bot.failures();
     // A hanging bot is waited for in the background until `forward_timeout_ms`.
-    let until = Instant::now() + Duration::from_secs(10);
-    while rig.gateway.count(tally::LATE_BOT_FAILED) < hung as usize && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(10), || {
+        rig.gateway.count(tally::LATE_BOT_FAILED) >= hung as usize
+    })
+    .await;
     let mut t = Tally::of("bot-flapping", &run, &rig.bot, &rig.platform, &rig.gateway);
     t.notes = format!("bot answered 500 {failed}x, hung {hung}x");
     t.print();
@@ -491,10 +492,7 @@ async fn a_message_cut_off_by_a_gateway_kill_gets_its_reply_on_the_platforms_ret
             assert_eq!(sent_late(), 0, "the reply went out twice");
         }
         Some(Outcome::Answered(None)) => {
-            let until = Instant::now() + Duration::from_secs(10);
-            while sent_late() == 0 && Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            eventually(Duration::from_secs(10), || sent_late() > 0).await;
             assert_eq!(
                 sent_late(),
                 1,

@@ -20,3 +20,4 @@ pub mod runtime_api;
 pub mod sample;
 pub mod serve;
 pub mod stream_record;
+pub mod wait;
